@@ -1,0 +1,188 @@
+"""The VAE model: shapes, estimators in expectation, exact log p(x) by quadrature,
+training, saving, and bad input."""
+
+import keras
+import numpy as np
+import pytest
+import scipy.special
+import tensorflow as tf
+
+import vae_zoo
+from vae_zoo import data, training
+
+
+def small_vae(**kwargs):
+    args = dict(input_dim=784, latent_dim=5, hidden_units=64, seed=0)
+    args.update(kwargs)
+    return vae_zoo.VAE(**args)
+
+
+def binary(x, seed=0):
+    return (np.random.default_rng(seed).random(x.shape) < x).astype(np.float32)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_shapes_of_distributions_and_outputs(likelihood, mnist_subset):
+    x = mnist_subset[0][:7]
+    model = small_vae(likelihood=likelihood, hidden_units=[32, 16])
+    q = model.encode(x)
+    assert q.batch_shape == (7,) and q.event_shape == (5,)
+    p = model.decode(tf.zeros((3, 7, 5)))
+    assert p.batch_shape == (3, 7) and p.event_shape == (784,)
+    out = model.predict(x, verbose=0)
+    expected = {"z_mean", "z_log_var", "x_mean"} | ({"x_log_var"} if likelihood == "gaussian" else set())
+    assert set(out) == expected
+    assert out["x_mean"].shape == (7, 784) and out["z_mean"].shape == (7, 5)
+    assert np.all((out["x_mean"] >= 0) & (out["x_mean"] <= 1))
+    assert model.sample(4, seed=1).shape == (4, 784)
+    np.testing.assert_array_equal(model.sample(4, seed=1), model.sample(4, seed=1))
+    assert model.reconstruct(x).shape == (7, 784)
+    for estimator in ("A", "B"):
+        assert model.elbo(x, estimator, num_samples=3).shape == (7,)
+    assert model.log_likelihood(x, num_samples=10).shape == (7,)
+
+
+def test_estimators_agree_in_expectation_on_an_mlp_vae(mnist_subset):
+    x = binary(mnist_subset[0][:20])
+    model = small_vae()
+    a = model.elbo(x, "A", num_samples=4000, seed=1).numpy()
+    b = model.elbo(x, "B", num_samples=4000, seed=2).numpy()
+    # Per-datapoint standard errors from the sample variance of single-sample estimates.
+    sd_a = np.std([model.elbo(x, "A", seed=s).numpy() for s in range(200)], axis=0)
+    sd_b = np.std([model.elbo(x, "B", seed=s).numpy() for s in range(200)], axis=0)
+    se = np.sqrt((sd_a**2 + sd_b**2) / 4000)
+    assert np.all(np.abs(a - b) < 4.5 * se + 1e-3)
+
+
+def test_log_likelihood_matches_quadrature_for_a_2d_latent():
+    """With z in 2-D, log p(x) = log integral p(x|z) p(z) dz is computed on a grid."""
+    keras.utils.set_random_seed(0)
+    model = vae_zoo.VAE(input_dim=12, latent_dim=2, hidden_units=16, seed=0)
+    for w in model.decoder.weights:  # a decoder sharp enough that k matters
+        w.assign(w * 3.0)
+    x = (np.random.default_rng(0).random((5, 12)) < 0.5).astype(np.float32)
+    grid = np.linspace(-7, 7, 401, dtype=np.float32)
+    z1, z2 = np.meshgrid(grid, grid)
+    z = np.stack([z1.ravel(), z2.ravel()], axis=1)
+    log_joint = model.decode(z[:, None, :]).log_prob(x).numpy() + model.prior().log_prob(z[:, None, :]).numpy()
+    exact = scipy.special.logsumexp(log_joint, axis=0) + 2 * np.log(grid[1] - grid[0])
+    gap_1 = exact - model.log_likelihood(x, num_samples=1, seed=0)
+    gap_k = exact - model.log_likelihood(x, num_samples=20_000, seed=0)
+    assert np.all(np.abs(gap_k) < 0.05), gap_k
+    assert np.mean(gap_1) > 10 * np.mean(np.abs(gap_k))
+    # Chunking does not change the estimate's distribution: same seed, other chunk size.
+    small_chunks = model.log_likelihood(x, num_samples=20_000, seed=0, batch_size=1)
+    assert np.all(np.abs(small_chunks - exact) < 0.05)
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        training.RECIPES["adam"].replace(estimator="A", epochs=3),
+        training.RECIPES["adam"].replace(estimator="B", epochs=3),
+        training.RECIPES["paper"].replace(epochs=3, learning_rate=0.05),
+    ],
+    ids=["adam-A", "adam-B", "paper-adagrad-weight-decay"],
+)
+def test_fit_raises_the_elbo(recipe, mnist_subset):
+    x, _, x_test, _ = mnist_subset
+    x_test = binary(x_test)
+    model = training.build_model(dict(input_dim=784, latent_dim=10, hidden_units=200), recipe, len(x))
+    training.compile_model(model, recipe, len(x) // recipe.batch_size)
+    before = model.evaluate(x_test, batch_size=100, verbose=0, return_dict=True)
+    history = model.fit(data.train_dataset(x, recipe.batch_size, seed=0, epochs=recipe.epochs), epochs=recipe.epochs,
+                        steps_per_epoch=len(x) // recipe.batch_size, verbose=0)
+    after = model.evaluate(x_test, batch_size=100, verbose=0, return_dict=True)
+    assert set(history.history) >= {"elbo", "reconstruction", "kl", "loss"}
+    assert after["elbo"] > before["elbo"] + 50
+    assert np.isclose(after["elbo"], after["reconstruction"] - after["kl"], atol=1e-3)
+    if recipe.parameter_prior:
+        assert model.parameter_prior_scale == pytest.approx(1 / len(x))
+        assert history.history["loss"][-1] > -history.history["elbo"][-1]  # the prior's penalty is in the loss
+
+
+def test_paper_recipe_initialises_weights_from_n_0_001():
+    model = training.build_model(dict(input_dim=784, latent_dim=20, hidden_units=500),
+                                 training.RECIPES["paper"], 60_000)
+    kernel = model.encoder.body.layers[0].kernel.numpy()
+    assert abs(kernel.std() - 0.01) < 0.0005
+
+
+def test_keras_round_trip_gives_identical_outputs(tmp_path, mnist_subset):
+    x = mnist_subset[0][:16]
+    model = small_vae(likelihood="gaussian", estimator="A", num_samples=2)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(x, batch_size=8, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded, vae_zoo.VAE)
+    assert loaded.get_config() == model.get_config()
+    for key, value in model.predict(x, verbose=0).items():
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0)[key], value)
+    np.testing.assert_array_equal(loaded.elbo(x, "A", 3, seed=5), model.elbo(x, "A", 3, seed=5))
+    np.testing.assert_array_equal(loaded.sample(3, seed=2), model.sample(3, seed=2))
+
+
+def test_estimator_switch_recompiles(mnist_subset):
+    x = binary(mnist_subset[0][:200])
+    model = small_vae()
+    model.compile("adam")
+    b = model.evaluate(x, verbose=0, return_dict=True)
+    model.estimator = "A"
+    a = model.evaluate(x, verbose=0, return_dict=True)
+    # A's KL is a Monte Carlo estimate, B's the closed form: they differ per run.
+    assert a["kl"] != b["kl"]
+    with pytest.raises(ValueError, match="Unknown estimator 'C'"):
+        model.estimator = "C"
+
+
+BAD_INPUTS = [
+    (np.zeros((4, 783), np.float32), "shape \\(batch, 784\\)"),
+    (np.zeros((4, 28, 28), np.float32), "Flatten the images"),
+    (np.zeros((0, 784), np.float32), "empty batch"),
+    (np.full((2, 784), np.nan, np.float32), "NaN or inf"),
+    (np.full((2, 784), np.inf, np.float32), "NaN or inf"),
+    (np.full((2, 784), 255.0, np.float32), "in \\[0, 1\\]"),
+    (np.full((2, 784), -0.5, np.float32), "in \\[0, 1\\]"),
+]
+
+
+@pytest.mark.parametrize("x, message", BAD_INPUTS)
+def test_bad_input_raises_a_clear_value_error(x, message):
+    model = small_vae()
+    model.compile("adam")
+    for call in (model.encode, model.elbo, model.log_likelihood, model.reconstruct,
+                 lambda v: model.fit(v, verbose=0), lambda v: model.evaluate(v, verbose=0),
+                 lambda v: model.predict(v, verbose=0)):
+        with pytest.raises(ValueError, match=message):
+            call(x)
+
+
+def test_gaussian_model_accepts_values_outside_unit_interval_but_not_nan():
+    model = small_vae(likelihood="gaussian")
+    assert np.all(np.isfinite(model.elbo(np.full((2, 784), 1.5, np.float32))))
+    with pytest.raises(ValueError, match="NaN"):
+        model.elbo(np.full((2, 784), np.nan, np.float32))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(likelihood="poisson"), "Unknown likelihood 'poisson'"),
+        (dict(latent_dim=0), "`latent_dim` must be a positive int"),
+        (dict(hidden_units=[10, -1]), "`hidden_units` must be"),
+        (dict(estimator="C"), "Unknown estimator"),
+        (dict(num_samples=0), "`num_samples` must be a positive int"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small_vae(**kwargs)
+
+
+def test_bad_latent_input_to_decode():
+    model = small_vae()
+    with pytest.raises(ValueError, match=r"\(\.\.\., 5\)"):
+        model.decode(np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        model.decode(np.full((2, 5), np.nan, np.float32))

@@ -1,0 +1,146 @@
+"""The SGVB estimators against closed forms of a linear-Gaussian model.
+
+Model: p(z) = N(0, I), p(x|z) = N(W z + b, s2 I). Then p(x) = N(b, W W^T + s2 I)
+and, when W has orthogonal columns, the exact posterior is a diagonal Gaussian,
+so q(z|x) can equal it.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from vae_zoo import objectives
+from vae_zoo.distributions import diagonal_normal
+
+tfd = tfp.distributions
+D, Z, S2 = 6, 3, 0.5
+
+
+@pytest.fixture
+def linear_gaussian(rng):
+    q_mat, _ = np.linalg.qr(rng.normal(size=(D, Z)))
+    w = q_mat * np.array([2.0, 1.0, 0.5])  # orthogonal columns
+    b = rng.normal(size=D)
+    x = rng.normal(size=(4, D)) * 2
+    return w, b, x
+
+
+def decoder_fn(w, b):
+    w_t = tf.constant(w.T, tf.float64)
+
+    def decode(z):
+        mean = tf.matmul(z, w_t) + b
+        return diagonal_normal(mean, tf.fill(tf.shape(mean), tf.constant(np.log(S2), tf.float64)))
+
+    return decode
+
+
+def exact_log_px(w, b, x):
+    cov = w @ w.T + S2 * np.eye(D)
+    return tfd.MultivariateNormalFullCovariance(b, cov).log_prob(x).numpy()
+
+
+def exact_posterior(w, b, x):
+    var = 1.0 / (1.0 + np.sum(w**2, axis=0) / S2)  # diagonal since W^T W is diagonal
+    mean = (x - b) @ w / S2 * var
+    return mean, np.broadcast_to(var, mean.shape)
+
+
+def analytic_elbo(w, b, x, m, v):
+    """E_q[log p(x|z)] - KL(q || p) for q = N(m, diag(v))."""
+    resid = x - (m @ w.T + b)
+    expected_sq = np.sum(resid**2, axis=1) + np.sum(v @ (w**2).T, axis=1)
+    recon = -0.5 * D * np.log(2 * np.pi * S2) - expected_sq / (2 * S2)
+    kl = 0.5 * np.sum(m**2 + v - 1 - np.log(v), axis=1)
+    return recon - kl
+
+
+def posterior_dist(m, v):
+    return diagonal_normal(tf.constant(m), tf.constant(np.log(v)))
+
+
+def prior():
+    return diagonal_normal(tf.zeros(Z, tf.float64), tf.zeros(Z, tf.float64))
+
+
+def draw_z(q, n, seed=1):
+    eps = tf.random.stateless_normal([n, *q.batch_shape, Z], seed=[seed, 0], dtype=tf.float64)
+    return objectives.reparameterize(q, eps)
+
+
+@pytest.mark.parametrize("estimator", ["A", "B"])
+def test_estimators_match_analytic_elbo(linear_gaussian, estimator):
+    w, b, x = linear_gaussian
+    m, v = exact_posterior(w, b, x)
+    m, v = m + 0.3, v * 1.7  # a q that is not the posterior
+    q = posterior_dist(m, v)
+    n = 20_000
+    z = draw_z(q, n)
+    bound = objectives.ESTIMATORS[estimator](x, q, prior(), decoder_fn(w, b), z)
+    truth = analytic_elbo(w, b, x, m, v)
+    # Standard error from 20 independent batches of samples.
+    batches = [objectives.ESTIMATORS[estimator](x, q, prior(), decoder_fn(w, b), zz).elbo.numpy()
+               for zz in tf.split(z, 20)]
+    se = np.std(batches, axis=0) / np.sqrt(len(batches))
+    assert np.all(np.abs(bound.elbo.numpy() - truth) < 4 * se + 1e-9)
+    assert np.all(bound.elbo.numpy() <= exact_log_px(w, b, x) + 4 * se)
+
+
+def test_estimator_a_is_exact_at_the_true_posterior(linear_gaussian):
+    w, b, x = linear_gaussian
+    q = posterior_dist(*exact_posterior(w, b, x))
+    log_w = objectives.log_weights(x, q, prior(), decoder_fn(w, b), draw_z(q, 50))
+    np.testing.assert_allclose(np.std(log_w.numpy(), axis=0), 0.0, atol=1e-9)
+    bound = objectives.sgvb_a(x, q, prior(), decoder_fn(w, b), draw_z(q, 3))
+    np.testing.assert_allclose(bound.elbo.numpy(), exact_log_px(w, b, x), rtol=1e-10)
+
+
+def test_importance_weighted_bound_tightens_with_k(linear_gaussian):
+    w, b, x = linear_gaussian
+    m, v = exact_posterior(w, b, x)
+    q = posterior_dist(m + 0.5, v * 2.0)
+    truth = exact_log_px(w, b, x)
+    z = draw_z(q, 20_000)
+    log_w = objectives.log_weights(x, q, prior(), decoder_fn(w, b), z)
+    gaps = {}
+    for k in (1, 10, 100, 20_000):
+        # 20,000 / k independent estimates with k samples each: shape (k, 20_000 / k, batch).
+        chunks = tf.transpose(tf.reshape(log_w, [-1, k, len(x)]), [1, 0, 2])
+        estimates = objectives.importance_weighted_bound(chunks).numpy()
+        gaps[k] = np.mean(truth - estimates)
+    assert gaps[1] > gaps[10] > gaps[100] > gaps[20_000] > -0.02
+    assert gaps[20_000] < 0.05 < gaps[1] / 10
+    np.testing.assert_allclose(gaps[1], np.mean(truth - analytic_elbo(w, b, x, m + 0.5, v * 2.0)), rtol=0.05)
+
+
+def test_combine_logmeanexp_equals_one_pass(rng):
+    log_w = tf.constant(rng.normal(size=(30, 5)) * 10)
+    parts = [(objectives.importance_weighted_bound(c), int(c.shape[0])) for c in tf.split(log_w, [7, 20, 3])]
+    np.testing.assert_allclose(objectives.combine_logmeanexp(parts), objectives.importance_weighted_bound(log_w))
+
+
+def test_analytic_kl_matches_tfp_and_monte_carlo(rng):
+    m, v = rng.normal(size=(5, Z)), rng.uniform(0.2, 3.0, size=(5, Z))
+    q = posterior_dist(m, v)
+    kl = objectives.kl_to_standard_normal(q).numpy()
+    np.testing.assert_allclose(kl, tfd.kl_divergence(q, prior()).numpy(), rtol=1e-10)
+    z = draw_z(q, 100_000)
+    mc = q.log_prob(z) - prior().log_prob(z)
+    se = np.std(mc.numpy(), axis=0) / np.sqrt(100_000)
+    assert np.all(np.abs(np.mean(mc.numpy(), axis=0) - kl) < 4 * se)
+
+
+def test_gradients_flow_through_the_reparameterization(linear_gaussian):
+    w, b, x = linear_gaussian
+    m = tf.Variable(np.zeros((len(x), Z)))
+    log_v = tf.Variable(np.zeros((len(x), Z)))
+    for estimator in ("A", "B"):
+        with tf.GradientTape() as tape:
+            q = diagonal_normal(m, log_v)
+            bound = objectives.ESTIMATORS[estimator](x, q, prior(), decoder_fn(w, b), draw_z(q, 10))
+            loss = -tf.reduce_sum(bound.elbo)
+        g_m, g_v = tape.gradient(loss, [m, log_v])
+        assert g_m is not None and g_v is not None
+        assert np.all(np.abs(g_m.numpy()).sum(axis=1) > 0)
+        assert np.all(np.isfinite(g_v.numpy()))

@@ -1,0 +1,51 @@
+"""Recipes, checkpoints and resume."""
+
+import numpy as np
+import pytest
+
+from vae_zoo import training
+
+ARCH = dict(input_dim=784, latent_dim=8, hidden_units=64)
+
+
+def run(x, recipe, directory, resume=False):
+    model = training.build_model(ARCH, recipe, len(x))
+    return training.fit_with_checkpoints(model, x, recipe, directory, binarize=True, x_test=x[:200],
+                                         resume=resume, eval_every=1, verbose=0)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, mnist_subset):
+    x = mnist_subset[0][:1000]
+    recipe = training.RECIPES["adam"].replace(epochs=3, lr_drops=((2, 1e-4),), steps_per_execution=5)
+    full, state = run(x, recipe, tmp_path / "full")
+    run(x, recipe.replace(epochs=1), tmp_path / "split")
+    resumed, state2 = run(x, recipe, tmp_path / "split", resume=True)
+    for a, b in zip(full.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert [r["epoch"] for r in state2["log"]] == [1, 2, 3]
+    assert state2["log"][-1]["samples_seen"] == 3000 and "test_elbo" in state2["log"][-1]
+    assert state["log"] == state2["log"]
+
+
+def test_same_seed_same_weights(tmp_path, mnist_subset):
+    x = mnist_subset[0][:500]
+    recipe = training.RECIPES["paper"].replace(epochs=1)
+    a, _ = run(x, recipe, tmp_path / "a")
+    b, _ = run(x, recipe, tmp_path / "b")
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_existing_checkpoint_is_not_overwritten(tmp_path, mnist_subset):
+    x = mnist_subset[0][:500]
+    recipe = training.RECIPES["adam"].replace(epochs=1)
+    run(x, recipe, tmp_path / "c")
+    with pytest.raises(FileExistsError, match="resume=True"):
+        run(x, recipe, tmp_path / "c")
+
+
+def test_unknown_recipe_and_optimizer():
+    with pytest.raises(ValueError, match="Unknown recipe 'sgd'. Available: paper, adam"):
+        training.get_recipe("sgd")
+    with pytest.raises(ValueError, match="Unknown optimizer 'rmsprop'"):
+        training.make_optimizer(training.Recipe(optimizer="rmsprop"), 10)

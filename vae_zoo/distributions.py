@@ -1,0 +1,152 @@
+"""Keras 3 layers whose `call` returns a `tfp.distributions` object.
+
+TFP's own `tfp.layers` are Keras-2 only, so these are written for Keras 3. Each
+head has two entry points:
+
+- `call(h)` returns the distribution (what the estimators consume);
+- `params(h)` returns the named tensors that define it (what `predict` and the
+  exported graphs return, since neither can carry distribution objects).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+
+class _DenseHead(keras.layers.Layer):
+    """Base of the heads: one dense projection per named parameter.
+
+    Args:
+        units: event size of the distribution (latent or data dimension).
+        kernel_initializer: initializer of the projections' kernels.
+    """
+
+    param_names: tuple[str, ...] = ()
+
+    def __init__(self, units: int, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or units <= 0:
+            raise ValueError(f"`units` must be a positive int. Received: units={units!r}")
+        self.units = units
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        # One kernel for all parameters: a single matmul is faster than several.
+        self.projection = keras.layers.Dense(
+            self.units * len(self.param_names),
+            kernel_initializer=self.kernel_initializer,
+            name="projection",
+        )
+        self.projection.build(input_shape)
+
+    def raw_params(self, h) -> list[tf.Tensor]:
+        return tf.split(self.projection(h), len(self.param_names), axis=-1)
+
+    def params(self, h) -> dict[str, tf.Tensor]:
+        """Returns the distribution's defining tensors, by name."""
+        return dict(zip(self.param_names, self.raw_params(h)))
+
+    def outputs(self, params: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The tensors a user reads (what `predict` and exported graphs return)."""
+        return params
+
+    def call(self, h) -> tfd.Distribution:
+        return self.distribution(**self.params(h))
+
+    def compute_output_spec(self, h):  # distributions have no KerasTensor form
+        raise NotImplementedError("Distribution heads are used in subclassed models only.")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="vae_zoo")
+class GaussianPosterior(_DenseHead):
+    """Diagonal Gaussian q(z|x) = N(z_mean, diag(exp(z_log_var))) (paper App. C.2).
+
+    `params(h)` returns `z_mean` and `z_log_var`, each (batch, units).
+    """
+
+    param_names = ("z_mean", "z_log_var")
+
+    @staticmethod
+    def distribution(z_mean, z_log_var) -> tfd.Distribution:
+        return diagonal_normal(z_mean, z_log_var)
+
+
+@keras.saving.register_keras_serializable(package="vae_zoo")
+class BernoulliLikelihood(_DenseHead):
+    """Bernoulli p(x|z) over binary pixels, parameterised by logits (paper App. C.1).
+
+    `params(h)` returns `logits`, (batch, units); `outputs` gives the pixel
+    means `x_mean = sigmoid(logits)`.
+    """
+
+    param_names = ("logits",)
+
+    def outputs(self, params):
+        return {"x_mean": tf.sigmoid(params["logits"])}
+
+    @staticmethod
+    def distribution(logits) -> tfd.Distribution:
+        return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=logits.dtype), 1)
+
+
+@keras.saving.register_keras_serializable(package="vae_zoo")
+class GaussianLikelihood(_DenseHead):
+    """Gaussian p(x|z) with sigmoid mean and learned log-variance (paper App. C.2).
+
+    Both the mean and the per-pixel log-variance are functions of the hidden
+    layer: mean = sigmoid(W4 h + b4), log sigma^2 = W5 h + b5. `params(h)`
+    returns `x_mean` and `x_log_var`, each (batch, units).
+    """
+
+    param_names = ("x_mean", "x_log_var")
+
+    def params(self, h) -> dict[str, tf.Tensor]:
+        pre_mean, log_var = self.raw_params(h)
+        return {"x_mean": tf.sigmoid(pre_mean), "x_log_var": log_var}
+
+    @staticmethod
+    def distribution(x_mean, x_log_var) -> tfd.Distribution:
+        return diagonal_normal(x_mean, x_log_var)
+
+
+@keras.saving.register_keras_serializable(package="vae_zoo")
+class StandardNormalPrior(keras.layers.Layer):
+    """The prior p(z) = N(0, I) over `latent_dim` dimensions; has no weights.
+
+    `call()` takes no input and returns a distribution with event shape
+    (latent_dim,) and scalar batch shape, which broadcasts against any batch.
+    """
+
+    def __init__(self, latent_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = latent_dim
+
+    def call(self, inputs=None) -> tfd.Distribution:
+        zeros = tf.zeros([self.latent_dim], dtype=self.compute_dtype)
+        return diagonal_normal(zeros, zeros)
+
+    def compute_output_spec(self, inputs=None):
+        raise NotImplementedError("The prior is used in subclassed models only.")
+
+    def get_config(self):
+        return {**super().get_config(), "latent_dim": self.latent_dim}
+
+
+def diagonal_normal(mean: tf.Tensor, log_var: tf.Tensor) -> tfd.Distribution:
+    """N(mean, diag(exp(log_var))) with the last axis as the event axis."""
+    return tfd.Independent(tfd.Normal(loc=mean, scale=tf.exp(0.5 * log_var)), 1)
+
+
+LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood}

@@ -1,0 +1,45 @@
+"""Atomic file writes and checksums: a crash or a full disk never leaves half a file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    """Writes `payload` to `path` via a temp file in the same folder and a rename.
+
+    Raises:
+        OSError: with the path in its message when the folder is not writable
+            or the disk is full; the original file, if any, is untouched.
+    """
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise OSError(err.errno, f"Cannot write {path}: {err.strerror}. Check that the folder exists and is writable.") from err
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise OSError(err.errno, f"Cannot write {path}: {err.strerror} (is the disk full?). Nothing was changed.") from err
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

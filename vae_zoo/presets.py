@@ -1,0 +1,49 @@
+"""The named configurations of the zoo: the paper's experiment grid (section 5, Figure 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vae_zoo.training import RECIPES, Recipe
+
+
+@dataclass(frozen=True)
+class PresetSpec:
+    """What a preset is: its data set, architecture and training recipe."""
+
+    name: str
+    dataset: str
+    latent_dim: int
+    hidden_units: int
+    likelihood: str
+    recipe: Recipe
+    description: str
+
+    @property
+    def architecture(self) -> dict:
+        input_dim = {"mnist": 784, "frey": 560}[self.dataset]
+        return dict(input_dim=input_dim, latent_dim=self.latent_dim, hidden_units=self.hidden_units,
+                    likelihood=self.likelihood)
+
+
+# Frey Face is small (1,765 training images): more epochs, same schedule shape.
+FREY_RECIPE = RECIPES["adam"].replace(epochs=2000, lr_drops=((1200, 3e-4), (1700, 1e-4)), steps_per_execution=17)
+
+
+def _mnist(z: int) -> PresetSpec:
+    return PresetSpec(
+        f"mnist-z{z}", "mnist", z, 500, "bernoulli", RECIPES["adam"],
+        f"MNIST, 784-500-{z} MLP encoder/decoder (tanh), Bernoulli decoder, trained on dynamically binarized digits.",
+    )
+
+
+def _frey(z: int) -> PresetSpec:
+    return PresetSpec(
+        f"frey-z{z}", "frey", z, 200, "gaussian", FREY_RECIPE,
+        f"Frey Face, 560-200-{z} MLP encoder/decoder (tanh), Gaussian decoder with sigmoid mean and learned variance.",
+    )
+
+
+PRESETS: dict[str, PresetSpec] = {
+    spec.name: spec for spec in [*map(_mnist, (2, 3, 5, 10, 20, 200)), *map(_frey, (2, 5, 10, 20))]
+}
