@@ -39,6 +39,25 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    import json
+
+    from vae_zoo import registry
+    from vae_zoo.evaluation import evaluate
+
+    model = registry.load(args.model, compile=False)
+    metrics = evaluate(model, k=args.k, n_test=args.n_test, seed=args.seed, verbose=not args.quiet)
+    print(json.dumps(metrics, indent=1))
+    if args.write_card:
+        if args.n_test is not None or args.k != 5000:
+            raise ValueError("--write-card records the card's protocol only: full test set and k=5000. "
+                             f"Received: --n-test {args.n_test} --k {args.k}")
+        registry.update_card(args.model, metrics=metrics,
+                             metrics_command=f"vae-zoo evaluate {args.model} --seed {args.seed}")
+        print(f"Updated the model card of {args.model}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vae-zoo", description="Pretrained AEVB variational auto-encoders.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("samples.png"))
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="test ELBO (A and B), importance-weighted log-likelihood, train ELBO")
+    p.add_argument("model", help="preset name or preset folder")
+    p.add_argument("--k", type=int, default=5000, help="importance samples per test point (default 5000; 0 skips)")
+    p.add_argument("--n-test", type=int, help="first N test points only (default: the full test set)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo noise")
+    p.add_argument("--write-card", action="store_true", help="record the metrics in the preset's card.json")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_evaluate)
     return parser
 
 

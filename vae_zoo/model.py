@@ -243,7 +243,8 @@ class VAE(keras.Model):
         bound = self._bound(self._check_x(x), estimator, num_samples, seed)
         return bound if return_terms else bound.elbo
 
-    def log_likelihood(self, x, num_samples: int = 5000, seed: int = 0, batch_size: int = 100) -> np.ndarray:
+    def log_likelihood(self, x, num_samples: int = 5000, seed: int = 0, batch_size: int = 100,
+                       verbose: bool = False) -> np.ndarray:
         """Importance-weighted estimate of log p(x) with q(z|x) as proposal, in nats.
 
             log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i|x),   z_i ~ q(z|x)
@@ -255,6 +256,7 @@ class VAE(keras.Model):
             num_samples: k, importance samples per datapoint.
             seed: seed of the samples (same seed, same estimate).
             batch_size: datapoints per step.
+            verbose: show a progress bar.
 
         Returns:
             float32 array of shape (n,).
@@ -262,6 +264,7 @@ class VAE(keras.Model):
         check_num_samples(num_samples, "num_samples")
         x = self._check_x(x)
         out = []
+        progress = keras.utils.Progbar(len(x), unit_name="datapoint") if verbose else None
         for start in range(0, len(x), batch_size):
             xb = tf.constant(x[start:start + batch_size])
             chunk = max(1, min(num_samples, _IW_ROWS_PER_CHUNK // len(xb)))
@@ -271,6 +274,8 @@ class VAE(keras.Model):
                 lme = self._iw_chunk(xb, tf.constant([seed, start, i], tf.int64), k)
                 parts.append((lme, k))
             out.append(objectives.combine_logmeanexp(parts).numpy())
+            if progress is not None:
+                progress.add(len(xb), [("log_likelihood", float(np.mean(out[-1])))])
         return np.concatenate(out)
 
     @tf.function(reduce_retracing=True)
@@ -365,6 +370,13 @@ class VAE(keras.Model):
 
     def _check_array_input(self, x):
         return self._check_x(x) if isinstance(x, (np.ndarray, tf.Tensor, list)) else x
+
+    def save_to_preset(self, path, card: dict | None = None, overwrite: bool = False):
+        """Writes a preset folder (config.json, model.weights.h5, card.json)
+        that `vae_zoo.load(path)` reads back; see `vae_zoo.registry.save_preset`."""
+        from vae_zoo.registry import save_preset
+
+        return save_preset(self, path, card, overwrite)
 
     def get_config(self):
         return {

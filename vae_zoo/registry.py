@@ -50,8 +50,8 @@ def list_models() -> list[str]:
 
 
 def _unknown(name: str) -> KeyError:
-    close = difflib.get_close_matches(name, PRESETS, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    close = difflib.get_close_matches(name, PRESETS, n=2)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return KeyError(
         f"Unknown preset {name!r}. Available: {', '.join(PRESETS)}.{hint} "
         f"(A path to a preset folder also works.) Received: name={name!r}"
@@ -84,8 +84,9 @@ def load(name_or_path: str | os.PathLike, pretrained: bool = True, compile: bool
             `save_preset`.
         pretrained: load the trained weights (verified against their sha256);
             False gives the same architecture freshly initialised.
-        compile: compile with the preset's recipe (optimizer and schedule), so
-            `fit` continues training (fine-tuning) right away.
+        compile: compile with the recipe's optimizer, so `fit` continues
+            training right away: at the schedule's final learning rate for
+            trained weights (fine-tuning), at its initial one for fresh weights.
 
     Returns:
         A `VAE`.
@@ -102,15 +103,21 @@ def load(name_or_path: str | os.PathLike, pretrained: bool = True, compile: bool
         spec = PRESETS[text]
         from vae_zoo.training import build_model
 
-        model = build_model(spec.architecture, spec.recipe, 1)
+        model = build_model(spec.architecture, spec.recipe, _train_size(spec.dataset))
         recipe = spec.recipe
     else:
         model, recipe = _load_folder(folder, pretrained)
     if compile:
-        compile_model(model, recipe or Recipe(), steps_per_epoch=1)
-        if recipe is not None and recipe.lr_drops:  # a finished schedule: continue at its last rate
-            model.optimizer.learning_rate = recipe.lr_drops[-1][1] if pretrained else recipe.learning_rate
+        recipe = recipe or Recipe()
+        rate = recipe.lr_drops[-1][1] if pretrained and recipe.lr_drops else recipe.learning_rate
+        compile_model(model, recipe.replace(learning_rate=rate, lr_drops=()), steps_per_epoch=1)
     return model
+
+
+def _train_size(dataset: str) -> int:
+    from vae_zoo.data import FREY_TEST_SIZE
+
+    return 60_000 if dataset == "mnist" else 1965 - FREY_TEST_SIZE
 
 
 def _load_folder(folder: Path, pretrained: bool) -> tuple[VAE, Recipe | None]:

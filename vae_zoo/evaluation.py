@@ -1,0 +1,69 @@
+"""Measured metrics of a model card: test and train ELBO, importance-weighted log-likelihood."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from vae_zoo import data
+from vae_zoo.model import VAE
+
+# Fixed binarization of the *training* set for the train ELBO of Bernoulli models.
+TRAIN_BINARIZATION_SEED = data.TEST_BINARIZATION_SEED + 1
+
+
+def _mean_and_se(values: np.ndarray) -> dict:
+    return {"mean": round(float(np.mean(values)), 3),
+            "standard_error": round(float(np.std(values) / np.sqrt(len(values))), 3)}
+
+
+def dataset_of(model: VAE) -> str:
+    for name, (dim, _) in data.DATASETS.items():
+        if dim == model.input_dim:
+            return name
+    raise ValueError(f"No data set has input_dim={model.input_dim}. Available: {data.DATASETS}")
+
+
+def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0, verbose: bool = True) -> dict:
+    """Measures a model on its data set's test (and train) split, in nats per datapoint.
+
+    Args:
+        model: a trained VAE of MNIST (784) or Frey Face (560) data.
+        k: importance samples of the log-likelihood estimate (0 to skip it).
+        n_test: use only the first n test points (None: the full test set).
+        seed: seed of all Monte Carlo noise; same seed, same numbers.
+        verbose: print progress.
+
+    Returns:
+        A dict for the card's "metrics": test ELBO with estimators B and A
+        (L = 1, mean and standard error over datapoints), importance-weighted
+        log-likelihood with k samples, train ELBO (B), and the protocol.
+    """
+    name = dataset_of(model)
+    x_test = data.test_set(name, model.is_binary)[:n_test]
+    x_train = data.load(name, "train")
+    if model.is_binary:
+        x_train = data.binarize(x_train, TRAIN_BINARIZATION_SEED)
+    batched = lambda fn, x: np.concatenate([fn(x[i:i + 1000]) for i in range(0, len(x), 1000)])  # noqa: E731
+    metrics = {
+        "dataset": name,
+        "n_test": len(x_test),
+        "seed": seed,
+        "test_elbo_B": _mean_and_se(batched(lambda b: model.elbo(b, "B", 1, seed=seed).numpy(), x_test)),
+        "test_elbo_A": _mean_and_se(batched(lambda b: model.elbo(b, "A", 1, seed=seed).numpy(), x_test)),
+        "train_elbo_B": _mean_and_se(batched(lambda b: model.elbo(b, "B", 1, seed=seed).numpy(), x_train)),
+    }
+    if k:
+        start = time.time()
+        ll = model.log_likelihood(x_test, num_samples=k, seed=seed, verbose=verbose)
+        metrics["test_log_likelihood"] = {**_mean_and_se(ll), "k": k, "seconds": round(time.time() - start, 1)}
+    metrics["units"] = "nats per datapoint (sum over pixels)"
+    metrics["test_set"] = (
+        f"{len(x_test)} {name} test images" + (", fixed binarization (see data)" if model.is_binary else "")
+    )
+    metrics["train_set"] = (
+        f"all {len(x_train)} training images"
+        + (f", binarized with numpy default_rng({TRAIN_BINARIZATION_SEED})" if model.is_binary else "")
+    )
+    return metrics
