@@ -1,0 +1,265 @@
+"""Exporters: encoders and decoders as SavedModel, ONNX and TFLite, parity-checked against Keras.
+
+Graphs (float32, dynamic batch, no random ops inside):
+
+- `encoder`: `x` (None, D) -> `z_mean`, `z_log_var` (None, Z)
+- `decoder`: `z` (None, Z) -> `x_mean` (None, D) [+ `x_log_var` for Gaussian decoders]
+- `sampling_encoder`: `x` (None, D), `eps` (None, Z) -> `z` = z_mean + exp(z_log_var / 2) * eps,
+  plus `z_mean` and `z_log_var`
+
+Every artifact is run in its runtime (TF SavedModel loaded back, onnxruntime,
+the LiteRT interpreter) on a fixed batch and compared with the Keras model;
+the measured max abs differences go in `manifest.json`, and export fails if
+one exceeds `tolerance`. Files are written to a temp folder that is renamed
+into place only when everything passed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from vae_zoo.io import atomic_write_text, file_sha256
+from vae_zoo.model import VAE
+
+FORMATS = ("saved_model", "onnx", "tflite")
+PARTS = ("encoder", "decoder", "sampling_encoder")
+ONNX_OPSET = 17
+TOLERANCE = 1e-5
+MANIFEST = "manifest.json"
+
+
+class ParityError(RuntimeError):
+    """An exported graph disagrees with the Keras model beyond the tolerance."""
+
+
+def _check_choice(kind: str, values, allowed) -> tuple[str, ...]:
+    values = (values,) if isinstance(values, str) else tuple(values)
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise ValueError(f"Unknown {kind} {bad or values!r}. Available: {', '.join(allowed)}. Received: {values!r}")
+    return values
+
+
+def part_function(model: VAE, part: str) -> tf.types.experimental.GenericFunction:
+    """A tf.function with a named input signature computing one part's outputs."""
+    x_spec = tf.TensorSpec([None, model.input_dim], tf.float32, name="x")
+    z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
+    eps_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="eps")
+    if part == "encoder":
+        return tf.function(lambda x: model.encoder.outputs(x), input_signature=[x_spec])
+    if part == "decoder":
+        return tf.function(lambda z: model.decoder.outputs(z), input_signature=[z_spec])
+
+    def sampling_encoder(x, eps):
+        out = model.encoder.outputs(x)
+        return {**out, "z": out["z_mean"] + tf.exp(0.5 * out["z_log_var"]) * eps}
+
+    return tf.function(sampling_encoder, input_signature=[x_spec, eps_spec])
+
+
+def _probe_inputs(model: VAE, part: str, batch: int = 16) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    inputs = {}
+    if part in ("encoder", "sampling_encoder"):
+        inputs["x"] = rng.random((batch, model.input_dim), dtype=np.float32)
+    if part == "decoder":
+        inputs["z"] = rng.standard_normal((batch, model.latent_dim), dtype=np.float32)
+    if part == "sampling_encoder":
+        inputs["eps"] = rng.standard_normal((batch, model.latent_dim), dtype=np.float32)
+    return inputs
+
+
+def _write_saved_model(fn, path: Path, model: VAE) -> None:
+    module = tf.Module()
+    module.weights = [v.value for v in model.weights]  # track what the function captures
+    module.serve = fn
+    tf.saved_model.save(module, str(path), signatures={"serving_default": fn.get_concrete_function()})
+
+
+def _run_saved_model(path: Path, inputs):
+    loaded = tf.saved_model.load(str(path))
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def _write_onnx(fn, path: Path, model: VAE) -> None:
+    import tf2onnx
+
+    tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=ONNX_OPSET, output_path=str(path))
+
+
+def _run_onnx(path: Path, inputs):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, inputs)))
+
+
+def _write_tflite(fn, path: Path, model: VAE) -> None:
+    # Converting from a SavedModel keeps the signature's input and output names.
+    with tempfile.TemporaryDirectory(dir=path.parent) as saved:
+        _write_saved_model(fn, Path(saved) / "m", model)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(saved) / "m"), ["serving_default"])
+        path.write_bytes(_convert_builtin_only(converter))
+
+
+def _convert_builtin_only(converter) -> bytes:
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex (Select TF) ops
+    return converter.convert()
+
+
+def _run_tflite(path: Path, inputs):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    runner = interpreter.get_signature_runner()
+    return {k: np.asarray(v) for k, v in runner(**inputs).items()}
+
+
+WRITERS = {"saved_model": (_write_saved_model, _run_saved_model, ""),
+           "onnx": (_write_onnx, _run_onnx, ".onnx"),
+           "tflite": (_write_tflite, _run_tflite, ".tflite")}
+
+
+def _io_spec(fn) -> tuple[dict, dict]:
+    concrete = fn.get_concrete_function()
+    inputs = {s.name: [None if d is None else int(d) for d in s.shape] for s in fn.input_signature}
+    outputs = {k: [None if d is None else int(d) for d in v.shape] for k, v in concrete.structured_outputs.items()}
+    return inputs, outputs
+
+
+def export(
+    model_or_name: VAE | str,
+    out_dir: str | os.PathLike,
+    formats=FORMATS,
+    parts=("encoder", "decoder"),
+    overwrite: bool = False,
+    tolerance: float = TOLERANCE,
+) -> dict:
+    """Exports a model's encoder and/or decoder and checks each file against Keras.
+
+    Args:
+        model_or_name: a `VAE`, a preset name or a preset folder.
+        out_dir: folder to create (refused if it exists and is not empty,
+            unless `overwrite`).
+        formats: any of "saved_model", "onnx", "tflite".
+        parts: any of "encoder", "decoder", "sampling_encoder".
+        overwrite: replace an existing non-empty `out_dir`.
+        tolerance: the largest max abs difference from Keras accepted.
+
+    Returns:
+        The manifest (also written to `out_dir/manifest.json`).
+
+    Raises:
+        ValueError: unknown format or part.
+        FileExistsError: `out_dir` is not empty and `overwrite` is False.
+        ParityError: an exported graph differs from Keras by more than `tolerance`.
+    """
+    formats = _check_choice("format", formats, FORMATS)
+    parts = _check_choice("part", parts, PARTS)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty. Pass overwrite=True (--overwrite) to replace it.")
+    source = _source(model_or_name)
+    model = source.pop("model")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        artifacts = [_export_one(model, part, fmt, tmp, tolerance) for part in parts for fmt in formats]
+        manifest = {
+            "source": source,
+            "latent_dim": model.latent_dim,
+            "input_dim": model.input_dim,
+            "likelihood": model.likelihood,
+            "tolerance": tolerance,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "artifacts": artifacts,
+        }
+        atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
+        _replace_dir(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return manifest
+
+
+def _source(model_or_name) -> dict:
+    from vae_zoo import __version__, registry
+
+    if isinstance(model_or_name, VAE):
+        return {"model": model_or_name, "preset": None, "weights_sha256": None, "package_version": __version__}
+    model = registry.load(model_or_name, compile=False)
+    card = registry.read_card(model_or_name)
+    return {"model": model, "preset": str(model_or_name), "weights_sha256": card["weights_sha256"],
+            "package_version": __version__}
+
+
+def _export_one(model: VAE, part: str, fmt: str, folder: Path, tolerance: float) -> dict:
+    write, run, suffix = WRITERS[fmt]
+    fn = part_function(model, part)
+    name = f"{part}{suffix}"
+    path = folder / name
+    write(fn, path, model)
+    inputs = _probe_inputs(model, part)
+    expected = {k: v.numpy() for k, v in fn(**inputs).items()}
+    got = run(path, inputs)
+    if set(got) != set(expected):
+        raise ParityError(f"{name}: outputs {sorted(got)} differ from Keras' {sorted(expected)}.")
+    error = max(float(np.max(np.abs(got[k] - expected[k]))) for k in expected)
+    if not error <= tolerance:
+        raise ParityError(
+            f"{name} ({fmt}) differs from the Keras model by {error:.3g} (max abs), above the tolerance "
+            f"{tolerance:g}. Nothing was written."
+        )
+    ins, outs = _io_spec(fn)
+    return {
+        "file": name,
+        "format": fmt,
+        "part": part,
+        "sha256": _tree_sha256(path),
+        "inputs": ins,
+        "outputs": outs,
+        "opset": ONNX_OPSET if fmt == "onnx" else None,
+        "runtime": {"saved_model": f"tensorflow {tf.__version__}", "onnx": _onnxruntime_version(),
+                    "tflite": "ai-edge-litert"}[fmt],
+        "max_abs_error": error,
+        "probe_batch": len(next(iter(inputs.values()))),
+    }
+
+
+def _onnxruntime_version() -> str:
+    import onnxruntime
+
+    return f"onnxruntime {onnxruntime.__version__}"
+
+
+def _tree_sha256(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (relative names and contents, sorted)."""
+    if path.is_file():
+        return file_sha256(path)
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode() + b"\0" + file_sha256(f).encode())
+    return h.hexdigest()
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, target)
