@@ -1,8 +1,13 @@
-"""The `vae-zoo` command line (also `python -m vae_zoo`)."""
+"""The `vae-zoo` command line (also `python -m vae_zoo`).
+
+Every command has `--help`. User mistakes (unknown preset, missing data,
+bad arguments) print one line on stderr and exit with status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -10,95 +15,277 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _load(name_or_path: str):
+    from vae_zoo import registry
+
+    return registry.load(name_or_path, compile=False)
+
+
 def _image_shape(model) -> tuple[int, int]:
+    from vae_zoo.evaluation import dataset_of
     from vae_zoo.data import DATASETS
 
-    for dim, shape in DATASETS.values():
-        if dim == model.input_dim:
-            return shape
-    raise ValueError(f"No image shape known for input_dim={model.input_dim}.")
+    return DATASETS[dataset_of(model)][1]
+
+
+def _metric(card: dict, key: str) -> str:
+    value = card.get("metrics", {}).get(key)
+    return f"{value['mean']:.2f}" if value else "-"
+
+
+def cmd_list(args) -> int:
+    from vae_zoo import registry
+    from vae_zoo.presets import PRESETS
+
+    print(f"{'name':<11} {'data':<6} {'z':>4} {'hidden':>6} {'likelihood':<10} {'test ELBO':>10} {'test log p(x)':>14}")
+    for name, spec in PRESETS.items():
+        try:
+            card = registry.read_card(name)
+        except registry.PresetError:
+            card = {"metrics": {}}
+        ll = _metric(card, "test_log_likelihood")
+        k = card.get("metrics", {}).get("test_log_likelihood", {}).get("k")
+        print(f"{name:<11} {spec.dataset:<6} {spec.latent_dim:>4} {spec.hidden_units:>6} {spec.likelihood:<10} "
+              f"{_metric(card, 'test_elbo_B'):>10} {ll + (f' (k={k})' if k else ''):>14}")
+    print(f"\npresets folder: {registry.presets_dir()}; `vae-zoo info NAME` shows a model card")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from vae_zoo import registry
+
+    card = registry.read_card(args.model)
+    if args.json:
+        print(json.dumps(card, indent=1))
+        return 0
+    training = card.get("training", {})
+    lines = [f"{card.get('name', args.model)}: {card.get('description', '')}", ""]
+    data = card.get("data", {})
+    lines += [f"data        {data.get('dataset')}: train {data.get('train')}; test {data.get('test')}",
+              f"            scaling {data.get('scaling')}; binarization: {data.get('binarization')}"]
+    recipe = card.get("recipe", {})
+    if recipe:
+        drops = ", ".join(f"{lr:g} from epoch {e}" for e, lr in recipe.get("lr_drops", []))
+        lines += [f"recipe      {recipe['optimizer']} lr {recipe['learning_rate']:g}" + (f" ({drops})" if drops else "")
+                  + f", batch {recipe['batch_size']}, estimator {recipe['estimator']}, L={recipe['num_samples']}, "
+                  f"seed {recipe['seed']}" + (", N(0, I) parameter prior" if recipe.get("parameter_prior") else "")]
+    if training:
+        lines += [f"training    {training['epochs']} epochs, {training['samples_seen']:,} samples, "
+                  f"{training['wall_seconds'] / 60:.1f} min on {training['machine']}",
+                  f"            command: {training['command']}"]
+    metrics = card.get("metrics")
+    if metrics:
+        ll = metrics.get("test_log_likelihood")
+        lines += [f"metrics     ({metrics['units']}; {metrics['test_set']})",
+                  f"            test ELBO (B, L=1)  {metrics['test_elbo_B']['mean']:.2f} "
+                  f"+- {metrics['test_elbo_B']['standard_error']:.2f}",
+                  f"            test ELBO (A, L=1)  {metrics['test_elbo_A']['mean']:.2f} "
+                  f"+- {metrics['test_elbo_A']['standard_error']:.2f}"]
+        if ll:
+            lines += [f"            test log p(x)       {ll['mean']:.2f} +- {ll['standard_error']:.2f} "
+                      f"(importance sampling, k={ll['k']})"]
+        lines += [f"            train ELBO (B)      {metrics['train_elbo_B']['mean']:.2f} ({metrics['train_set']})",
+                  f"            reproduce with: {card.get('metrics_command')}"]
+    else:
+        lines += ["metrics     not measured yet: vae-zoo evaluate NAME --write-card"]
+    lines += [f"weights     sha256 {card.get('weights_sha256')}, vae-zoo {card.get('package_version')}"]
+    print("\n".join(lines))
+    return 0
 
 
 def cmd_train(args) -> int:
     from vae_zoo.registry import presets_dir
     from vae_zoo.train import train_preset
 
-    path = train_preset(args.name, args.workdir, args.out or presets_dir(), args.resume, args.epochs,
-                        overwrite=args.overwrite)
+    overrides = dict(epochs=args.epochs, estimator=args.estimator, num_samples=args.samples,
+                     batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed)
+    path = train_preset(args.name, args.workdir, args.out or presets_dir(), args.resume, overrides,
+                        overwrite=args.overwrite, verbose=1 if sys.stdout.isatty() else 2)
     print(f"Saved preset to {path}")
     return 0
 
 
-def cmd_sample(args) -> int:
-    from vae_zoo import registry, viz
-
-    model = registry.load(args.model, compile=False)
-    images = model.sample(args.n, seed=args.seed)
-    viz.save_png(viz.grid(images, _image_shape(model)), args.output)
-    print(f"Wrote {args.n} samples of {args.model} to {args.output}")
-    return 0
-
-
 def cmd_evaluate(args) -> int:
-    import json
-
     from vae_zoo import registry
     from vae_zoo.evaluation import evaluate
 
-    model = registry.load(args.model, compile=False)
-    metrics = evaluate(model, k=args.k, n_test=args.n_test, seed=args.seed, verbose=not args.quiet)
+    if args.write_card and (args.n_test is not None or args.k != 5000):
+        raise ValueError("--write-card records the card's protocol only: the full test set and k=5000. "
+                         f"Received: --n-test {args.n_test} --k {args.k}")
+    metrics = evaluate(_load(args.model), k=args.k, n_test=args.n_test, seed=args.seed, verbose=not args.quiet)
     print(json.dumps(metrics, indent=1))
     if args.write_card:
-        if args.n_test is not None or args.k != 5000:
-            raise ValueError("--write-card records the card's protocol only: full test set and k=5000. "
-                             f"Received: --n-test {args.n_test} --k {args.k}")
         registry.update_card(args.model, metrics=metrics,
                              metrics_command=f"vae-zoo evaluate {args.model} --seed {args.seed}")
         print(f"Updated the model card of {args.model}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vae-zoo", description="Pretrained AEVB variational auto-encoders.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_sample(args) -> int:
+    from vae_zoo import viz
 
-    p = sub.add_parser("train", help="train a preset (checkpoints every epoch; --resume continues)")
+    model = _load(args.model)
+    images = model.sample(args.n, seed=args.seed)
+    viz.save_png(viz.grid(images, _image_shape(model)), args.output)
+    print(f"Wrote {args.n} samples of {args.model} to {args.output}")
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    import numpy as np
+
+    from vae_zoo import data, viz
+    from vae_zoo.evaluation import dataset_of
+
+    model = _load(args.model)
+    x = data.test_set(dataset_of(model), model.is_binary)[: args.n]
+    pairs = np.stack([x, model.reconstruct(x)], axis=1).reshape(-1, model.input_dim)
+    viz.save_png(viz.grid(pairs, _image_shape(model), columns=2 * args.pairs_per_row), args.output)
+    print(f"Wrote {len(x)} test images (left) and their reconstructions (right) to {args.output}")
+    return 0
+
+
+def cmd_manifold(args) -> int:
+    from vae_zoo import viz
+
+    model = _load(args.model)
+    viz.save_png(viz.grid(viz.manifold(model, args.grid), _image_shape(model), columns=args.grid, pad=0), args.output)
+    print(f"Wrote the {args.grid}x{args.grid} latent manifold of {args.model} to {args.output}")
+    return 0
+
+
+def _read_log(source: str) -> tuple[str, list[dict]]:
+    from vae_zoo import registry
+
+    path = Path(source)
+    if path.is_file():
+        content = json.loads(path.read_text())
+        return path.parent.name if path.name == "state.json" else path.stem, content["log"]
+    if (path / "state.json").is_file():
+        return path.name, json.loads((path / "state.json").read_text())["log"]
+    card = registry.read_card(source)
+    if "training" not in card:
+        raise ValueError(f"{source}'s card has no training log.")
+    return card.get("name", source), card["training"]["log"]
+
+
+def cmd_curves(args) -> int:
+    from vae_zoo import viz
+
+    logs = dict(_read_log(s) for s in args.logs)
+    viz.plot_curves(logs, args.output)
+    print(f"Wrote lower-bound curves of {', '.join(logs)} to {args.output}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from vae_zoo.export import export
+
+    manifest = export(args.model, args.output, formats=args.format, parts=args.part, overwrite=args.overwrite)
+    for a in manifest["artifacts"]:
+        print(f"{a['file']:<28} {a['format']:<12} max abs error vs Keras {a['max_abs_error']:.2e}")
+    print(f"Wrote {len(manifest['artifacts'])} artifacts and manifest.json to {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vae_zoo.export import FORMATS, PARTS
+
+    parser = argparse.ArgumentParser(prog="vae-zoo", description="Pretrained AEVB variational auto-encoders "
+                                     "(Kingma & Welling, arXiv 1312.6114).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, fn, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(run=fn)
+        return p
+
+    add("list", cmd_list, "list the presets with their headline test numbers")
+
+    p = add("info", cmd_info, "show a preset's model card")
+    p.add_argument("model", help="preset name or preset folder")
+    p.add_argument("--json", action="store_true", help="print the raw card.json")
+
+    p = add("train", cmd_train, "train a preset (checkpoint every epoch; --resume continues)")
     p.add_argument("name", help="preset name, e.g. mnist-z20")
-    p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    p.add_argument("--epochs", type=int, help="total epochs (default: the preset's recipe)")
+    p.add_argument("--estimator", choices=["A", "B"], help="SGVB estimator (eq. 6 or eq. 7)")
+    p.add_argument("--samples", type=int, help="L, samples of z per datapoint")
+    p.add_argument("--batch-size", type=int, help="minibatch size M")
+    p.add_argument("--optimizer", choices=["adam", "adagrad"])
+    p.add_argument("--lr", type=float, help="initial learning rate")
+    p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in WORKDIR/NAME")
     p.add_argument("--workdir", type=Path, default=Path("runs"), help="checkpoint folder (default: runs)")
     p.add_argument("--out", type=Path, help="folder for the finished preset (default: the zoo's saved_models)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing preset folder")
-    p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("sample", help="write a PNG grid of samples from the prior")
-    p.add_argument("model", help="preset name or preset folder")
-    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("-o", "--output", type=Path, default=Path("samples.png"))
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=cmd_sample)
-
-    p = sub.add_parser("evaluate", help="test ELBO (A and B), importance-weighted log-likelihood, train ELBO")
+    p = add("evaluate", cmd_evaluate, "test ELBO (A and B), importance-weighted log-likelihood, train ELBO")
     p.add_argument("model", help="preset name or preset folder")
     p.add_argument("--k", type=int, default=5000, help="importance samples per test point (default 5000; 0 skips)")
     p.add_argument("--n-test", type=int, help="first N test points only (default: the full test set)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo noise")
     p.add_argument("--write-card", action="store_true", help="record the metrics in the preset's card.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=cmd_evaluate)
+
+    p = add("sample", cmd_sample, "write a PNG grid of decoder means at z ~ N(0, I)")
+    p.add_argument("model", help="preset name or preset folder")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("-o", "--output", type=Path, default=Path("samples.png"))
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("reconstruct", cmd_reconstruct, "write test images beside their reconstructions as a PNG")
+    p.add_argument("model", help="preset name or preset folder")
+    p.add_argument("-n", type=int, default=32, help="number of test images (default 32)")
+    p.add_argument("--pairs-per-row", type=int, default=8)
+    p.add_argument("-o", "--output", type=Path, default=Path("reconstructions.png"))
+
+    p = add("manifold", cmd_manifold, "write the learned 2-D manifold as a PNG (paper Figure 4)")
+    p.add_argument("model", help="a preset with a 2-D latent space, e.g. mnist-z2")
+    p.add_argument("--grid", type=int, default=20, help="images per side (default 20)")
+    p.add_argument("-o", "--output", type=Path, default=Path("manifold.png"))
+
+    p = add("curves", cmd_curves, "plot lower bound against training samples (paper Figure 2)")
+    p.add_argument("logs", nargs="+", help="preset names/folders, checkpoint folders or state.json files")
+    p.add_argument("-o", "--output", type=Path, default=Path("curves.png"))
+
+    p = add("export", cmd_export, "export encoder/decoder graphs, parity-checked against Keras")
+    p.add_argument("model", help="preset name or preset folder")
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder to create")
+    p.add_argument("--format", nargs="+", default=list(FORMATS), help=f"any of {', '.join(FORMATS)}")
+    p.add_argument("--part", nargs="+", default=["encoder", "decoder"], help=f"any of {', '.join(PARTS)}")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     return parser
 
 
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with file descriptor 2 muted: its C++ start-up logs
+    (CUDA probing, CPU features) bypass TF_CPP_MIN_LOG_LEVEL and would bury
+    the command's own messages."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+        import tensorflow_probability  # noqa: F401
+
+        tf.constant(0.0) + 1.0  # initialises the devices, which logs too
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
 def main(argv=None) -> int:
+    _import_tensorflow_quietly()
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (KeyError, ValueError, FileNotFoundError, FileExistsError, OSError) as err:
+    except (KeyError, ValueError, OSError) as err:  # user mistakes: one line, no traceback
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"vae-zoo {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"vae-zoo {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"vae-zoo {args.command}: {err or 'interrupted'}", file=sys.stderr)
         return 130
 
 

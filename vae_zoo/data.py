@@ -2,7 +2,8 @@
 
 Files are looked up in `$VAE_ZOO_DATA`, then in the user cache
 (`$XDG_CACHE_HOME/vae_zoo`, default `~/.cache/vae_zoo`), and otherwise
-downloaded from their canonical URLs into the cache. Every array is checked
+downloaded from their canonical URLs into the cache (unless `$VAE_ZOO_OFFLINE`
+is set). Every array is checked
 against the sha256 of its C-order bytes before use, so a corrupt or different
 file is never trained on.
 
@@ -33,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 DATA_ENV = "VAE_ZOO_DATA"
+OFFLINE_ENV = "VAE_ZOO_OFFLINE"  # set to forbid downloads
 TEST_BINARIZATION_SEED = 20131220  # arXiv 1312.6114 was submitted on 2013-12-20
 FREY_SPLIT_SEED = 0
 FREY_TEST_SIZE = 200
@@ -92,7 +94,9 @@ def locate(source: _Source, download: bool = True) -> Path:
             return path
     target = places[-1]
     reason = "downloads are disabled"
-    if download:
+    if os.environ.get(OFFLINE_ENV):
+        reason = f"downloads are disabled by ${OFFLINE_ENV}"
+    elif download:
         try:
             _download(source.url, target)
             return target

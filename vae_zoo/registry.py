@@ -72,7 +72,7 @@ def preset_path(name_or_path: str | os.PathLike) -> Path:
 def read_card(name_or_path: str | os.PathLike) -> dict:
     path = preset_path(name_or_path) / CARD
     if not path.is_file():
-        raise PresetError(f"No model card {path}. Train the preset first (python -m vae_zoo.train NAME).")
+        raise PresetError(f"No model card {path}. Train it first: vae-zoo train NAME.")
     return json.loads(path.read_text())
 
 
@@ -124,7 +124,7 @@ def _load_folder(folder: Path, pretrained: bool) -> tuple[VAE, Recipe | None]:
     config_path, weights_path = folder / CONFIG, folder / WEIGHTS
     if not config_path.is_file():
         raise PresetError(
-            f"Preset folder {folder} has no {CONFIG}. Train it (python -m vae_zoo.train NAME) "
+            f"Preset folder {folder} has no {CONFIG}. Train it (vae-zoo train NAME) "
             "or pass a folder written by save_preset()."
         )
     model = keras.saving.deserialize_keras_object(json.loads(config_path.read_text()))

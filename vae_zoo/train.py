@@ -16,15 +16,20 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def train_preset(name: str, workdir: Path, out: Path, resume: bool, epochs: int | None = None,
+_FLAGS = {"num_samples": "samples", "learning_rate": "lr", "batch_size": "batch-size"}
+
+
+def train_preset(name: str, workdir: Path, out: Path, resume: bool, overrides: dict | None = None,
                  verbose: int | str = 2, overwrite: bool = False) -> Path:
+    """Trains preset `name` (its recipe, with `overrides` such as epochs or lr) and saves it to out/name."""
     from vae_zoo import data, registry, training
     from vae_zoo.presets import PRESETS
 
     if name not in PRESETS:
         raise registry._unknown(name)
     spec = PRESETS[name]
-    recipe = spec.recipe.replace(epochs=epochs)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    recipe = spec.recipe.replace(**overrides)
     binary = spec.likelihood == "bernoulli"
     x_train = data.load(spec.dataset, "train")
     x_test = data.test_set(spec.dataset, binary)
@@ -43,7 +48,7 @@ def train_preset(name: str, workdir: Path, out: Path, resume: bool, epochs: int 
             "wall_seconds": round(state["wall_seconds"], 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
                        f"{platform.python_version()}",
-            "command": f"python -m vae_zoo.train {name}" + (f" --epochs {epochs}" if epochs else ""),
+            "command": f"vae-zoo train {name}" + "".join(f" --{_FLAGS.get(k, k)} {v}" for k, v in overrides.items()),
             "log": state["log"],
         },
     }

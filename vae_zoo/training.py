@@ -227,8 +227,16 @@ def fit_with_checkpoints(
     eval_fn = None
     if x_test is not None:
         eval_fn = lambda m: float(np.mean(m.elbo(x_test, "B", 1, seed=recipe.seed)))  # noqa: E731
-    model.fit(
-        ds, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, verbose=verbose,
-        callbacks=[EpochCheckpoint(directory, state, eval_fn, eval_every)],
-    )
+    try:
+        model.fit(
+            ds, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, verbose=verbose,
+            callbacks=[EpochCheckpoint(directory, state, eval_fn, eval_every)],
+        )
+    except KeyboardInterrupt:
+        # The checkpoint of the last completed epoch is on disk; resuming from
+        # it replays the interrupted epoch's batches exactly.
+        raise KeyboardInterrupt(
+            f"interrupted during epoch {state['epoch'] + 1}; the checkpoint of epoch {state['epoch']} is in "
+            f"{directory}: rerun with --resume (resume=True) to continue"
+        ) from None
     return model, state

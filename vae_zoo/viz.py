@@ -34,3 +34,59 @@ def save_png(pixels: np.ndarray, path: str | os.PathLike, scale: int = 3, overwr
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def manifold(model, n: int = 20) -> np.ndarray:
+    """Decoder means over a regular grid of a 2-D latent space (paper Figure 4).
+
+    z = Phi^-1(u) for u on an n x n grid inside (0, 1)^2, so the grid covers the
+    prior's probability mass evenly.
+
+    Returns:
+        float32 array (n * n, input_dim), row-major from top-left.
+    """
+    from scipy.stats import norm
+
+    if model.latent_dim != 2:
+        raise ValueError(f"A manifold needs a 2-D latent space. Received: latent_dim={model.latent_dim}")
+    u = (np.arange(n) + 0.5) / n
+    z1, z2 = np.meshgrid(norm.ppf(u), norm.ppf(u)[::-1])
+    z = np.stack([z1.ravel(), z2.ravel()], axis=1).astype(np.float32)
+    return np.asarray(model.decode(z).mean(), np.float32)
+
+
+def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike) -> None:
+    """Lower bound against training samples seen, train and test (paper Figure 2).
+
+    Args:
+        logs: label -> training log rows (with `samples_seen`, `train_elbo` and,
+            on some rows, `test_elbo`).
+        path: PNG file to write.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for i, (label, rows) in enumerate(logs.items()):
+        color = f"C{i % 10}"
+        ax.plot([r["samples_seen"] for r in rows], [r["train_elbo"] for r in rows], color=color, lw=1,
+                label=f"{label} train")
+        test = [r for r in rows if "test_elbo" in r]
+        ax.plot([r["samples_seen"] for r in test], [r["test_elbo"] for r in test], color=color, lw=1, ls="--",
+                label=f"{label} test")
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples evaluated")
+    ax.set_ylabel("lower bound (nats per datapoint)")
+    values = [r["train_elbo"] for rows in logs.values() for r in rows]
+    if values:
+        top = max(values)
+        ax.set_ylim(top - 0.35 * abs(top) - 20, top + 0.02 * abs(top) + 2)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -1,0 +1,127 @@
+"""The `vae-zoo` console script, run as a user would (subprocesses), on a freshly trained model."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+SCRIPT = shutil.which("vae-zoo", path=str(Path(sys.executable).parent)) or "vae-zoo"
+
+
+def vae_zoo(*args, cwd=None, check=True):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"vae-zoo {' '.join(map(str, args))} failed:\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """mnist-z2 trained for 2 epochs through the command line."""
+    root = tmp_path_factory.mktemp("cli")
+    result = vae_zoo("train", "mnist-z2", "--epochs", "2", "--lr", "0.002", "--workdir", root / "runs",
+                     "--out", root / "presets")
+    preset = root / "presets" / "mnist-z2"
+    assert f"Saved preset to {preset}" in result.stdout
+    return root, preset
+
+
+def test_train_writes_a_preset_with_its_log(trained):
+    root, preset = trained
+    card = json.loads((preset / "card.json").read_text())
+    assert card["training"]["epochs"] == 2 and card["recipe"]["learning_rate"] == 0.002
+    assert card["training"]["command"] == "vae-zoo train mnist-z2 --epochs 2 --lr 0.002"
+    assert [r["epoch"] for r in card["training"]["log"]] == [1, 2]
+    assert "test_elbo" in card["training"]["log"][-1]
+    state = json.loads((root / "runs" / "mnist-z2" / "state.json").read_text())
+    assert state["epoch"] == 2
+
+
+def test_train_resume_continues_and_an_existing_run_is_not_clobbered(trained, tmp_path):
+    root, _ = trained
+    result = vae_zoo("train", "mnist-z2", "--epochs", "2", "--workdir", root / "runs", "--out", tmp_path, check=False)
+    assert result.returncode == 2 and "--resume" in result.stderr and "Traceback" not in result.stderr
+    result = vae_zoo("train", "mnist-z2", "--epochs", "3", "--lr", "0.002", "--resume", "--workdir", root / "runs",
+                     "--out", tmp_path)
+    card = json.loads((tmp_path / "mnist-z2" / "card.json").read_text())
+    assert [r["epoch"] for r in card["training"]["log"]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("command, size", [
+    (["sample", "-n", "16"], (4 * 29 + 1, 4 * 29 + 1)),
+    (["reconstruct", "-n", "8", "--pairs-per-row", "4"], (8 * 29 + 1, 2 * 29 + 1)),
+    (["manifold", "--grid", "10"], (280, 280)),
+])
+def test_picture_commands_write_pngs(trained, tmp_path, command, size):
+    _, preset = trained
+    out = tmp_path / "out.png"
+    vae_zoo(command[0], preset, *command[1:], "-o", out)
+    image = Image.open(out)
+    assert image.size == (size[0] * 3, size[1] * 3) and image.mode == "L"
+
+
+def test_curves_plots_the_training_log(trained, tmp_path):
+    root, preset = trained
+    out = tmp_path / "curves.png"
+    result = vae_zoo("curves", preset, root / "runs" / "mnist-z2" / "state.json", "-o", out)
+    assert "mnist-z2" in result.stdout and Image.open(out).size[0] > 500
+
+
+def test_evaluate_reports_both_estimators_and_log_likelihood(trained):
+    _, preset = trained
+    result = vae_zoo("evaluate", preset, "--k", "20", "--n-test", "100", "--quiet")
+    metrics = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
+    assert metrics["n_test"] == 100 and metrics["test_log_likelihood"]["k"] == 20
+    assert metrics["test_log_likelihood"]["mean"] > metrics["test_elbo_B"]["mean"] - 1.0
+    result = vae_zoo("evaluate", preset, "--k", "20", "--write-card", check=False)
+    assert result.returncode == 2 and "k=5000" in result.stderr
+
+
+def test_export_command_and_info(trained, tmp_path):
+    _, preset = trained
+    result = vae_zoo("export", preset, "-o", tmp_path / "edge", "--format", "onnx", "--part", "decoder")
+    assert "decoder.onnx" in result.stdout
+    manifest = json.loads((tmp_path / "edge" / "manifest.json").read_text())
+    assert [a["file"] for a in manifest["artifacts"]] == ["decoder.onnx"]
+    result = vae_zoo("export", preset, "-o", tmp_path / "edge", check=False)
+    assert result.returncode == 2 and "overwrite" in result.stderr
+    result = vae_zoo("info", preset)
+    assert "mnist-z2" in result.stdout and "weights     sha256" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sample", "mnist-z21"], "Unknown preset 'mnist-z21'"),
+    (["manifold", "frey-z5x"], "Unknown preset"),
+    (["export", "mnist-z2", "-o", "x", "--format", "coreml"], "Unknown format"),
+])
+def test_user_mistakes_give_one_line_and_status_2(args, message, tmp_path):
+    result = vae_zoo(*args, cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_arguments_and_help():
+    assert vae_zoo("train", "--epochs", "x", check=False).returncode == 2
+    for command in ("list", "info", "train", "evaluate", "sample", "reconstruct", "manifold", "curves", "export"):
+        assert "usage: vae-zoo " + command in vae_zoo(command, "--help").stdout
+
+
+def test_missing_data_offline_is_one_line(trained, tmp_path):
+    _, preset = trained
+    env = {"VAE_ZOO_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    result = subprocess.run([SCRIPT, "reconstruct", str(preset), "-o", str(tmp_path / "r.png")],
+                            capture_output=True, text=True, env={**os.environ, **env, "VAE_ZOO_OFFLINE": "1"})
+    assert result.returncode == 2
+    assert "mnist.npz" in result.stderr and "VAE_ZOO_DATA" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_python_dash_m_works():
+    result = subprocess.run([sys.executable, "-m", "vae_zoo", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "usage: vae-zoo" in result.stdout

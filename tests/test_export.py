@@ -1,0 +1,110 @@
+"""Exported encoders and decoders: names, shapes, parity in every runtime, refusals."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import vae_zoo
+from vae_zoo import export as export_lib
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = vae_zoo.VAE(input_dim=560, latent_dim=5, hidden_units=32, likelihood="gaussian", seed=0)
+    out = tmp_path_factory.mktemp("export") / "frey-small"
+    manifest = export_lib.export(model, out, parts=("encoder", "decoder", "sampling_encoder"))
+    return model, out, manifest
+
+
+def test_manifest_lists_every_artifact_with_measured_parity(exported):
+    model, out, manifest = exported
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert {(a["part"], a["format"]) for a in manifest["artifacts"]} == {
+        (p, f) for p in ("encoder", "decoder", "sampling_encoder") for f in ("saved_model", "onnx", "tflite")
+    }
+    for artifact in manifest["artifacts"]:
+        assert (out / artifact["file"]).exists()
+        assert artifact["max_abs_error"] <= 1e-5
+        assert artifact["sha256"] == export_lib._tree_sha256(out / artifact["file"])
+        assert (artifact["opset"] is not None) == (artifact["format"] == "onnx")
+    decoder = next(a for a in manifest["artifacts"] if a["file"] == "decoder.onnx")
+    assert decoder["inputs"] == {"z": [None, 5]}
+    assert decoder["outputs"] == {"x_mean": [None, 560], "x_log_var": [None, 560]}
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_onnx_graphs_match_keras_at_any_batch_size(exported):
+    model, out, _ = exported
+    x = np.random.default_rng(1).random((37, 560), dtype=np.float32)
+    enc = ort.InferenceSession(str(out / "encoder.onnx"))
+    z_mean, z_log_var = enc.run(["z_mean", "z_log_var"], {"x": x})
+    q = model.encode(x)
+    np.testing.assert_allclose(z_mean, q.mean(), atol=1e-5)
+    np.testing.assert_allclose(np.exp(z_log_var), q.variance(), rtol=1e-4)
+    dec = ort.InferenceSession(str(out / "decoder.onnx"))
+    (x_mean,) = dec.run(["x_mean"], {"z": z_mean})
+    np.testing.assert_allclose(x_mean, model.reconstruct(x), atol=1e-5)
+    sampler = ort.InferenceSession(str(out / "sampling_encoder.onnx"))
+    eps = np.ones((37, 5), np.float32)
+    (z,) = sampler.run(["z"], {"x": x, "eps": eps})
+    np.testing.assert_allclose(z, z_mean + np.exp(0.5 * z_log_var), atol=1e-5)
+
+
+def test_bernoulli_decoder_outputs_probabilities(tmp_path):
+    model = vae_zoo.VAE(input_dim=784, latent_dim=3, hidden_units=16, seed=0)
+    export_lib.export(model, tmp_path / "m", formats="onnx", parts="decoder")
+    session = ort.InferenceSession(str(tmp_path / "m" / "decoder.onnx"))
+    assert [o.name for o in session.get_outputs()] == ["x_mean"]
+    (p,) = session.run(None, {"z": np.zeros((2, 3), np.float32)})
+    assert p.shape == (2, 784) and np.all((p > 0) & (p < 1))
+
+
+def test_tflite_has_builtin_ops_only_and_runs_in_litert(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, out, _ = exported
+    interpreter = Interpreter(model_path=str(out / "decoder.tflite"))
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert ops and not any(op.startswith("Flex") for op in ops)
+    result = interpreter.get_signature_runner()(z=np.zeros((3, 5), np.float32))
+    assert result["x_mean"].shape == (3, 560)
+
+
+def test_wrong_input_shape_fails_in_the_runtime_with_a_message(exported):
+    _, out, _ = exported
+    session = ort.InferenceSession(str(out / "decoder.onnx"))
+    with pytest.raises(Exception, match=r"(?i)dimension|shape"):
+        session.run(None, {"z": np.zeros((2, 4), np.float32)})
+
+
+def test_refuses_to_overwrite_a_non_empty_folder(exported, tmp_path):
+    model, out, manifest = exported
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_lib.export(model, out, formats="onnx", parts="decoder")
+    assert json.loads((out / "manifest.json").read_text()) == manifest  # untouched
+    target = tmp_path / "again"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        export_lib.export(model, target, formats="onnx")
+    assert (target / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(formats=("onnx", "coreml")), "Unknown format.*coreml.*Available: saved_model, onnx, tflite"),
+    (dict(parts="head"), "Unknown part.*head.*Available: encoder, decoder, sampling_encoder"),
+])
+def test_bad_format_or_part_names(tmp_path, kwargs, message):
+    model = vae_zoo.VAE(input_dim=784, latent_dim=3, hidden_units=16)
+    with pytest.raises(ValueError, match=message):
+        export_lib.export(model, tmp_path / "x", **kwargs)
+    assert not (tmp_path / "x").exists()
+
+
+def test_parity_failure_leaves_nothing_behind(tmp_path):
+    model = vae_zoo.VAE(input_dim=784, latent_dim=3, hidden_units=16)
+    with pytest.raises(export_lib.ParityError, match="above the tolerance"):
+        export_lib.export(model, tmp_path / "x", formats="tflite", parts="encoder", tolerance=-1.0)
+    assert list(tmp_path.iterdir()) == []
