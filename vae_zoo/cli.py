@@ -179,8 +179,17 @@ def cmd_curves(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from vae_zoo.export import export
+    from vae_zoo.export import build_bundle, export
 
+    if args.all_presets:
+        bundle = build_bundle(args.output)
+        for name, manifest in bundle["presets"].items():
+            errors = ", ".join(f"{a['part']} {a['max_abs_error']:.1e}" for a in manifest["artifacts"])
+            print(f"{name:<11} ONNX max abs error vs Keras: {errors}")
+        print(f"Wrote the ONNX bundle of {len(bundle['presets'])} presets and manifest.json to {args.output}")
+        return 0
+    if not args.model:
+        raise ValueError("Name a preset or folder to export, or pass --all-presets.")
     manifest = export(args.model, args.output, formats=args.format, parts=args.part, overwrite=args.overwrite)
     for a in manifest["artifacts"]:
         print(f"{a['file']:<28} {a['format']:<12} max abs error vs Keras {a['max_abs_error']:.2e}")
@@ -250,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("curves.png"))
 
     p = add("export", cmd_export, "export encoder/decoder graphs, parity-checked against Keras")
-    p.add_argument("model", help="preset name or preset folder")
+    p.add_argument("model", nargs="?", help="preset name or preset folder")
+    p.add_argument("--all-presets", action="store_true",
+                   help="write the ONNX encoder and decoder of every shipped preset (the edge bundle) to OUTPUT")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder to create")
     p.add_argument("--format", nargs="+", default=list(FORMATS), help=f"any of {', '.join(FORMATS)}")
     p.add_argument("--part", nargs="+", default=["encoder", "decoder"], help=f"any of {', '.join(PARTS)}")

@@ -263,3 +263,32 @@ def _replace_dir(tmp: Path, target: Path) -> None:
         shutil.rmtree(old)
     else:
         os.replace(tmp, target)
+
+
+def build_bundle(out_dir: str | os.PathLike = "export", names=None) -> dict:
+    """Writes the ONNX encoder and decoder of every shipped preset, and one manifest.
+
+    Each preset goes to `out_dir/NAME/` (replaced if present, other files in
+    `out_dir` are kept) and `out_dir/manifest.json` lists every artifact with
+    its path relative to `out_dir`.
+
+    Args:
+        out_dir: the bundle folder (the repository's `export/`).
+        names: presets to include (default: every preset with a model card).
+
+    Returns:
+        The bundle manifest.
+    """
+    from vae_zoo import registry
+
+    out_dir = Path(out_dir)
+    names = names or [n for n in registry.list_models() if (registry.preset_path(n) / "card.json").is_file()]
+    presets = {}
+    for name in names:
+        manifest = export(name, out_dir / name, formats=("onnx",), parts=("encoder", "decoder"), overwrite=True)
+        for artifact in manifest["artifacts"]:
+            artifact["file"] = f"{name}/{artifact['file']}"
+        presets[name] = manifest
+    bundle = {"command": f"vae-zoo export --all-presets -o {out_dir}", "onnx_opset": ONNX_OPSET, "presets": presets}
+    atomic_write_text(out_dir / MANIFEST, json.dumps(bundle, indent=1))
+    return bundle

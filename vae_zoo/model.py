@@ -46,6 +46,8 @@ class ConditionalDistribution(keras.layers.Layer):
 
     def params(self, inputs) -> dict[str, tf.Tensor]:
         """The head's parameter tensors for `inputs` of shape (..., d_in)."""
+        if inputs.shape.rank == 2:
+            return self.head.params(self.body(inputs))
         lead = tf.shape(inputs)[:-1]
         flat = tf.reshape(inputs, [-1, inputs.shape[-1]])
         params = self.head.params(self.body(flat))

@@ -172,8 +172,13 @@ def save_preset(model: VAE, path: str | os.PathLike, card: dict | None = None, o
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
         config = keras.saving.serialize_keras_object(model)
+        config.pop("compile_config", None)  # the card's recipe says how to compile
         atomic_write_text(tmp / CONFIG, json.dumps(config, indent=1))
-        model.save_weights(tmp / WEIGHTS)
+        # Weights only: a compiled model's save_weights also stores the
+        # optimizer's state, which would triple the file.
+        bare = keras.saving.deserialize_keras_object(config)
+        bare.set_weights(model.get_weights())
+        bare.save_weights(tmp / WEIGHTS)
         card = {
             **(card or {}),
             "weights_sha256": file_sha256(tmp / WEIGHTS),

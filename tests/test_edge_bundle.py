@@ -1,0 +1,54 @@
+"""The committed edge bundle in export/: checksums, freshness, and the TensorFlow-free demo."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vae_zoo import export as export_lib
+from vae_zoo import registry
+
+BUNDLE = Path(__file__).resolve().parents[1] / "export"
+SHIPPED = [n for n in registry.list_models() if (registry.preset_path(n) / "card.json").is_file()]
+
+
+def manifest():
+    return json.loads((BUNDLE / "manifest.json").read_text())
+
+
+def test_bundle_covers_every_shipped_preset_with_current_weights():
+    presets = manifest()["presets"]
+    assert sorted(presets) == sorted(SHIPPED), "regenerate: vae-zoo export --all-presets -o export"
+    for name, entry in presets.items():
+        assert entry["source"]["weights_sha256"] == registry.read_card(name)["weights_sha256"], (
+            f"export/{name} was made from other weights; regenerate: vae-zoo export --all-presets -o export")
+
+
+def test_every_file_matches_its_sha256_and_parity():
+    for entry in manifest()["presets"].values():
+        assert {(a["part"], a["format"]) for a in entry["artifacts"]} == {("encoder", "onnx"), ("decoder", "onnx")}
+        for artifact in entry["artifacts"]:
+            assert export_lib._tree_sha256(BUNDLE / artifact["file"]) == artifact["sha256"], artifact["file"]
+            assert artifact["max_abs_error"] <= 1e-5 and artifact["opset"] <= 18
+
+
+def test_edge_demo_runs_without_tensorflow(tmp_path):
+    blocker = tmp_path / "blocker" / "tensorflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('TensorFlow must not be needed by the edge demo')\n")
+    images = np.random.default_rng(0).random((5, 784), dtype=np.float32)
+    np.save(tmp_path / "images.npy", images)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "blocker")}
+    out = tmp_path / "demo.png"
+    result = subprocess.run([sys.executable, str(BUNDLE / "edge_demo.py"), "--model", "mnist-z20", "-o", str(out),
+                             "--images", str(tmp_path / "images.npy"), "-n", "32"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["samples"] == 32 and report["reconstructions"] == 5
+    image = Image.open(out)
+    assert image.mode == "L" and image.size == ((16 * 29 + 1) * 3, (3 * 29 + 1) * 3)
