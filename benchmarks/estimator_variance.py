@@ -19,6 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+tf.get_logger().setLevel("ERROR")  # pfor's retracing notes
+
 from vae_zoo import data, objectives, training  # noqa: E402
 
 
@@ -65,12 +67,12 @@ def main():
         training.compile_model(trained, recipe, len(x_train) // recipe.batch_size)
         trained.fit(data.train_dataset(x_train, recipe.batch_size, seed=0, epochs=args.epochs),
                     epochs=args.epochs, steps_per_epoch=len(x_train) // recipe.batch_size, verbose=0)
-        how = f"{args.preset} architecture trained here for {args.epochs} epochs"
+        how = f"trained here, {args.epochs} epochs"
     print(f"{args.points} test points x {args.draws} draws, L = 1; gradients w.r.t. encoder parameters")
-    print(f"{'model':<44} {'est':>3} {'Var[bound]':>12} {'mean Var[grad]':>15}")
+    print(f"{'model':<30} {'est':>3} {'Var[bound]':>12} {'mean Var[grad]':>15}")
     for label, model in (("untrained", untrained), (how, trained)):
         for estimator, (v, g) in variances(model, x, args.draws).items():
-            print(f"{label:<44} {estimator:>3} {v:>12.3f} {g:>15.3e}", flush=True)
+            print(f"{label:<30} {estimator:>3} {v:>12.3f} {g:>15.3e}", flush=True)
 
 
 if __name__ == "__main__":

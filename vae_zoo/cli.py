@@ -198,8 +198,7 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vae_zoo.export import FORMATS, PARTS
-
+    """The argument parser; building it imports nothing heavy, so --help is instant."""
     parser = argparse.ArgumentParser(prog="vae-zoo", description="Pretrained AEVB variational auto-encoders "
                                      "(Kingma & Welling, arXiv 1312.6114).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -263,8 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-presets", action="store_true",
                    help="write the ONNX encoder and decoder of every shipped preset (the edge bundle) to OUTPUT")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder to create")
-    p.add_argument("--format", nargs="+", default=list(FORMATS), help=f"any of {', '.join(FORMATS)}")
-    p.add_argument("--part", nargs="+", default=["encoder", "decoder"], help=f"any of {', '.join(PARTS)}")
+    p.add_argument("--format", nargs="+", default=["saved_model", "onnx", "tflite"],
+                   help="any of saved_model, onnx, tflite (default: all)")
+    p.add_argument("--part", nargs="+", default=["encoder", "decoder"],
+                   help="any of encoder, decoder, sampling_encoder (default: encoder decoder)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     return parser
 
@@ -287,8 +288,8 @@ def _import_tensorflow_quietly() -> None:
 
 
 def main(argv=None) -> int:
-    _import_tensorflow_quietly()
     args = build_parser().parse_args(argv)
+    _import_tensorflow_quietly()
     try:
         return args.run(args)
     except (KeyError, ValueError, OSError) as err:  # user mistakes: one line, no traceback
