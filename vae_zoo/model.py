@@ -266,7 +266,7 @@ class VAE(keras.Model):
         check_num_samples(num_samples, "num_samples")
         x = self._check_x(x)
         out = []
-        progress = keras.utils.Progbar(len(x), unit_name="datapoint") if verbose else None
+        progress = keras.utils.Progbar(len(x), unit_name="datapoint", stateful_metrics=["mean"]) if verbose else None
         for start in range(0, len(x), batch_size):
             xb = tf.constant(x[start:start + batch_size])
             chunk = max(1, min(num_samples, _IW_ROWS_PER_CHUNK // len(xb)))
@@ -277,7 +277,7 @@ class VAE(keras.Model):
                 parts.append((lme, k))
             out.append(objectives.combine_logmeanexp(parts).numpy())
             if progress is not None:
-                progress.add(len(xb), [("log_likelihood", float(np.mean(out[-1])))])
+                progress.add(len(xb), [("mean", float(np.mean(np.concatenate(out))))])
         return np.concatenate(out)
 
     @tf.function(reduce_retracing=True)
