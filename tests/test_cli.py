@@ -125,3 +125,19 @@ def test_missing_data_offline_is_one_line(trained, tmp_path):
 def test_python_dash_m_works():
     result = subprocess.run([sys.executable, "-m", "vae_zoo", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage: vae-zoo" in result.stdout
+
+
+def test_commands_on_a_shipped_preset(tmp_path):
+    listing = vae_zoo("list").stdout
+    row = next(line for line in listing.splitlines() if line.startswith("mnist-z20 "))
+    from vae_zoo import registry
+
+    card = registry.read_card("mnist-z20")
+    assert f"{card['metrics']['test_elbo_B']['mean']:.2f}" in row and "k=5000" in row
+    info = vae_zoo("info", "mnist-z20").stdout
+    assert "test log p(x)" in info and card["weights_sha256"] in info
+    vae_zoo("sample", "mnist-z20", "-n", "8", "-o", tmp_path / "s.png")
+    vae_zoo("reconstruct", "mnist-z20", "-n", "4", "-o", tmp_path / "r.png")
+    assert Image.open(tmp_path / "s.png").size[0] > 100 and Image.open(tmp_path / "r.png").size[0] > 100
+    result = vae_zoo("manifold", "mnist-z20", "-o", tmp_path / "m.png", check=False)
+    assert result.returncode == 2 and "2-D latent space" in result.stderr

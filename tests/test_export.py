@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 
 import vae_zoo
+import vae_zoo.registry
 from vae_zoo import export as export_lib
 
 
@@ -108,3 +109,13 @@ def test_parity_failure_leaves_nothing_behind(tmp_path):
     with pytest.raises(export_lib.ParityError, match="above the tolerance"):
         export_lib.export(model, tmp_path / "x", formats="tflite", parts="encoder", tolerance=-1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", [n for n in vae_zoo.list_models()
+                                  if (vae_zoo.registry.preset_path(n) / "card.json").is_file()])
+def test_every_shipped_preset_exports_to_all_formats_within_tolerance(name, tmp_path):
+    manifest = export_lib.export(name, tmp_path / name)
+    assert manifest["source"]["preset"] == name
+    assert manifest["source"]["weights_sha256"] == vae_zoo.registry.read_card(name)["weights_sha256"]
+    assert len(manifest["artifacts"]) == 6
+    assert all(a["max_abs_error"] <= 1e-5 for a in manifest["artifacts"])

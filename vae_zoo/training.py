@@ -132,31 +132,42 @@ STATE = "state.json"
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the model (with optimizer state) and the training log after every epoch.
+    """After every epoch: logs the bounds, saves the model (with optimizer state)
+    and the log atomically, and prints the overall progress and ETA.
 
-    Both files are written atomically, so an interruption at any moment leaves
-    the previous complete checkpoint in place.
+    An interruption at any moment leaves the previous complete checkpoint.
     """
 
-    def __init__(self, directory: Path, state: dict, eval_fn=None, eval_every: int = 10):
+    def __init__(self, directory: Path, state: dict, eval_fn=None, eval_every: int = 10, report: bool = True):
         super().__init__()
         self.directory = Path(directory)
         self.state = state
         self.eval_fn = eval_fn
         self.eval_every = eval_every
+        self.report = report
         self._t0 = time.time()
+        self._first_epoch = state["epoch"]
+        self._session_seconds = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
+        logs = logs or {}
         row = {"epoch": done, "samples_seen": done * self.state["samples_per_epoch"]}
-        row.update({f"train_{k}": float(v) for k, v in (logs or {}).items()})
+        row.update({f"train_{k}": round(float(logs[k]), 4) for k in ("elbo", "kl") if k in logs})
         if self.eval_fn is not None and (done % self.eval_every == 0 or done == self.state["epochs"]):
-            row["test_elbo"] = float(self.eval_fn(self.model))
-        self.state["wall_seconds"] += time.time() - self._t0
+            row["test_elbo"] = round(float(self.eval_fn(self.model)), 4)
+        seconds = time.time() - self._t0
         self._t0 = time.time()
+        self._session_seconds += seconds
+        self.state["wall_seconds"] += seconds
         self.state["epoch"] = done
         self.state["log"].append(row)
         save_checkpoint(self.model, self.directory, self.state)
+        if self.report:
+            eta = self._session_seconds / (done - self._first_epoch) * (self.state["epochs"] - done)
+            test = f", test ELBO {row['test_elbo']:.2f}" if "test_elbo" in row else ""
+            print(f"epoch {done}/{self.state['epochs']}: train ELBO {row.get('train_elbo', float('nan')):.2f}{test}; "
+                  f"checkpoint saved; ETA {eta / 60:.1f} min", flush=True)
 
 
 def save_checkpoint(model: VAE, directory: Path, state: dict) -> None:
@@ -230,7 +241,7 @@ def fit_with_checkpoints(
     try:
         model.fit(
             ds, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, verbose=verbose,
-            callbacks=[EpochCheckpoint(directory, state, eval_fn, eval_every)],
+            callbacks=[EpochCheckpoint(directory, state, eval_fn, eval_every, report=verbose != 0)],
         )
     except KeyboardInterrupt:
         # The checkpoint of the last completed epoch is on disk; resuming from
