@@ -29,6 +29,9 @@ def test_frey_split_is_fixed_and_disjoint():
     order = np.random.default_rng(data.FREY_SPLIT_SEED).permutation(1965)
     np.testing.assert_array_equal(test, raw[order[-200:]] / 256.0)
     np.testing.assert_array_equal(data.load("frey", "test"), test)
+    fit, valid = data.load("frey", "train", validation=True), data.load("frey", "valid", validation=True)
+    assert fit.shape == (1565, 560) and valid.shape == (200, 560)
+    np.testing.assert_array_equal(np.concatenate([fit, valid]), train)
 
 
 def test_array_checksums_are_verified(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ Protocols (stated in every model card):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -40,7 +41,7 @@ FREY_SPLIT_SEED = 0
 FREY_TEST_SIZE = 200
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity, for the read cache
 class _Source:
     filename: str
     url: str
@@ -135,26 +136,41 @@ def _verified(name: str, array: np.ndarray, source: _Source, path: Path) -> np.n
 
 
 def load_mnist_arrays(download: bool = True) -> dict[str, np.ndarray]:
-    """The verified raw MNIST arrays (uint8): x_train, y_train, x_test, y_test."""
-    path = locate(MNIST, download)
-    try:
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in MNIST.sha256}
-    except Exception as err:  # zipfile, pickle and KeyError all signal a bad file
-        raise DataIntegrityError(f"Cannot read {path} as MNIST ({err}). Delete it and download {MNIST.url} again.") from err
-    return {k: _verified(k, v, MNIST, path) for k, v in arrays.items()}
+    """The verified raw MNIST arrays (uint8, read-only): x_train, y_train, x_test, y_test."""
+    return _read_verified(MNIST, locate(MNIST, download))
 
 
 def load_frey_array(download: bool = True) -> np.ndarray:
-    """The verified Frey Face images as uint8, shape (1965, 560), row-major 28 x 20."""
-    from scipy.io import loadmat
+    """The verified Frey Face images (uint8, read-only), shape (1965, 560), row-major 28 x 20."""
+    return _read_verified(FREY, locate(FREY, download))["ff.T"]
 
-    path = locate(FREY, download)
+
+def _read_verified(source: _Source, path: Path) -> dict[str, np.ndarray]:
+    stat = path.stat()
+    return _read_verified_cached(source, str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_verified_cached(source: _Source, path: str, size: int, mtime_ns: int) -> dict[str, np.ndarray]:
+    """Reads and verifies a file once per (path, size, mtime) in a process."""
+    path = Path(path)
     try:
-        ff = loadmat(path)["ff"]
-    except Exception as err:  # scipy raises several types (MatReadError, IndexError, ...) on bad files
-        raise DataIntegrityError(f"Cannot read {path} as Frey Face ({err}). Delete it and download {FREY.url} again.") from err
-    return _verified("ff.T", np.ascontiguousarray(ff.T), FREY, path)
+        if source.filename.endswith(".mat"):
+            from scipy.io import loadmat
+
+            arrays = {"ff.T": np.ascontiguousarray(loadmat(path)["ff"].T)}
+        else:
+            with np.load(path) as f:
+                arrays = {k: f[k] for k in source.sha256}
+    except Exception as err:  # zipfile, pickle, MatReadError, IndexError, KeyError: all mean a bad file
+        raise DataIntegrityError(
+            f"Cannot read {path} as {source.filename} ({type(err).__name__}: {err}). "
+            f"Delete it and download {source.url} again."
+        ) from err
+    for name, array in arrays.items():
+        _verified(name, array, source, path)
+        array.flags.writeable = False
+    return arrays
 
 
 SPLITS = ("train", "valid", "test")
@@ -166,8 +182,8 @@ def load(name: str, split: str = "train", validation: bool = False, labels: bool
     Args:
         name: "mnist" or "frey".
         split: "train", "test", or (with `validation=True`) "valid".
-        validation: hold out the last 10,000 MNIST training images as "valid"
-            (Frey Face has no validation split).
+        validation: hold out a "valid" split from the training images: the
+            last 10,000 of MNIST, the last 200 of Frey Face's training split.
         labels: also return the digit labels (MNIST only).
         download: download missing files.
 
@@ -176,13 +192,16 @@ def load(name: str, split: str = "train", validation: bool = False, labels: bool
     """
     if name not in DATASETS:
         raise ValueError(f"Unknown data set {name!r}. Available: {', '.join(DATASETS)}. Received: name={name!r}")
-    allowed = SPLITS if validation and name == "mnist" else ("train", "test")
+    allowed = SPLITS if validation else ("train", "test")
     if split not in allowed:
         raise ValueError(f"Unknown split {split!r} for {name!r}. Available: {', '.join(allowed)}. Received: split={split!r}")
     if name == "frey":
         if labels:
             raise ValueError("Frey Face has no labels. Received: labels=True")
-        return frey_split(load_frey_array(download))[split].astype(np.float32) / 256.0
+        parts = frey_split(load_frey_array(download))
+        if validation and split != "test":  # the last FREY_TEST_SIZE training images
+            parts = {"train": parts["train"][:-FREY_TEST_SIZE], "valid": parts["train"][-FREY_TEST_SIZE:]}
+        return parts[split].astype(np.float32) / 256.0
     arrays = load_mnist_arrays(download)
     part = "test" if split == "test" else "train"
     x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
