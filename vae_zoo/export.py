@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from vae_zoo.io import atomic_write_text, file_sha256
+from vae_zoo.io import atomic_write_text, file_sha256, temp_dir_beside
 from vae_zoo.model import VAE
 
 FORMATS = ("saved_model", "onnx", "tflite")
@@ -172,7 +172,7 @@ def export(
     source = _source(model_or_name)
     model = source.pop("model")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    tmp = temp_dir_beside(out_dir)
     try:
         artifacts = [_export_one(model, part, fmt, tmp, tolerance) for part in parts for fmt in formats]
         manifest = {

@@ -8,6 +8,20 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def temp_dir_beside(path: Path) -> Path:
+    """A new empty folder next to `path` (same file system, so it can be renamed
+    onto `path`), with the permissions a plain mkdir would give."""
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
+
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Writes `payload` to `path` via a temp file in the same folder and a rename.
 
@@ -21,6 +35,7 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     except OSError as err:
         raise OSError(err.errno, f"Cannot write {path}: {err.strerror}. Check that the folder exists and is writable.") from err
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

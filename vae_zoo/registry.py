@@ -14,12 +14,11 @@ import difflib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 
-from vae_zoo.io import atomic_write_text, file_sha256
+from vae_zoo.io import atomic_write_text, file_sha256, temp_dir_beside
 from vae_zoo.model import VAE
 from vae_zoo.presets import PRESETS
 from vae_zoo.training import compile_model, get_recipe, Recipe
@@ -169,7 +168,7 @@ def save_preset(model: VAE, path: str | os.PathLike, card: dict | None = None, o
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise FileExistsError(f"{path} exists and is not empty. Pass overwrite=True to replace it.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    tmp = temp_dir_beside(path)
     try:
         config = keras.saving.serialize_keras_object(model)
         config.pop("compile_config", None)  # the card's recipe says how to compile
