@@ -26,8 +26,12 @@ class PresetSpec:
                     likelihood=self.likelihood)
 
 
-# Frey Face is small (1,765 training images): more epochs, same schedule shape.
-FREY_RECIPE = RECIPES["adam"].replace(epochs=2000, lr_drops=((1200, 3e-4), (1700, 1e-4)), steps_per_execution=17)
+# Frey Face is small (1,765 training images): more epochs, same schedule shape. Chosen on
+# a validation split (the last 200 training images; the test split was not looked at):
+# frey-z20's validation bound plateaued at about 1,380 nats soon after the first
+# learning-rate drop and stayed there to epoch 2,000 while the train bound kept rising,
+# so the schedule stops at 1,400 epochs; a N(0, I) parameter prior made no difference.
+FREY_RECIPE = RECIPES["adam"].replace(epochs=1400, lr_drops=((1000, 3e-4), (1250, 1e-4)), steps_per_execution=17)
 
 
 def _mnist(z: int) -> PresetSpec:
