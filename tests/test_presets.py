@@ -1,6 +1,5 @@
 """The shipped presets: cards, checksums, reproduced metrics, fine-tuning, and a non-editable install."""
 
-import json
 import os
 import subprocess
 import sys

@@ -22,8 +22,8 @@ def _load(name_or_path: str):
 
 
 def _image_shape(model) -> tuple[int, int]:
-    from vae_zoo.evaluation import dataset_of
     from vae_zoo.data import DATASETS
+    from vae_zoo.evaluation import dataset_of
 
     return DATASETS[dataset_of(model)][1]
 

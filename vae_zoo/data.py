@@ -194,7 +194,9 @@ def load(name: str, split: str = "train", validation: bool = False, labels: bool
         raise ValueError(f"Unknown data set {name!r}. Available: {', '.join(DATASETS)}. Received: name={name!r}")
     allowed = SPLITS if validation else ("train", "test")
     if split not in allowed:
-        raise ValueError(f"Unknown split {split!r} for {name!r}. Available: {', '.join(allowed)}. Received: split={split!r}")
+        raise ValueError(
+            f"Unknown split {split!r} for {name!r}. Available: {', '.join(allowed)}. Received: split={split!r}"
+        )
     if name == "frey":
         if labels:
             raise ValueError("Frey Face has no labels. Received: labels=True")
@@ -277,7 +279,7 @@ def train_dataset(
             xb = tf.cast(noise < xb, tf.float32)
         return xb
 
-    epochs_ds = tf.data.Dataset.range(first_epoch, stop) if stop is not None else tf.data.Dataset.range(first_epoch, 2**62)
+    epochs_ds = tf.data.Dataset.range(first_epoch, 2**62 if stop is None else stop)
     return epochs_ds.flat_map(epoch_batches).prefetch(tf.data.AUTOTUNE)
 
 
@@ -301,7 +303,8 @@ def protocol(name: str, binary: bool) -> dict:
         "source": FREY.url,
         "array_sha256": FREY.sha256,
         "train": f"{1965 - FREY_TEST_SIZE} images",
-        "test": f"{FREY_TEST_SIZE} images: the last {FREY_TEST_SIZE} of numpy default_rng({FREY_SPLIT_SEED}).permutation(1965)",
+        "test": (f"{FREY_TEST_SIZE} images: the last {FREY_TEST_SIZE} of "
+                 f"numpy default_rng({FREY_SPLIT_SEED}).permutation(1965)"),
         "scaling": "pixels / 256",
         "binarization": "none",
     }

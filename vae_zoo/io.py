@@ -33,7 +33,9 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
-        raise OSError(err.errno, f"Cannot write {path}: {err.strerror}. Check that the folder exists and is writable.") from err
+        raise OSError(
+            err.errno, f"Cannot write {path}: {err.strerror}. Check that the folder exists and is writable."
+        ) from err
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         with os.fdopen(fd, "wb") as f:
@@ -42,7 +44,9 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as err:
-        raise OSError(err.errno, f"Cannot write {path}: {err.strerror} (is the disk full?). Nothing was changed.") from err
+        raise OSError(
+            err.errno, f"Cannot write {path}: {err.strerror} (is the disk full?). Nothing was changed."
+        ) from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

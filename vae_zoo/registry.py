@@ -21,7 +21,7 @@ import keras
 from vae_zoo.io import atomic_write_text, file_sha256, temp_dir_beside
 from vae_zoo.model import VAE
 from vae_zoo.presets import PRESETS
-from vae_zoo.training import compile_model, get_recipe, Recipe
+from vae_zoo.training import Recipe, build_model, compile_model
 
 CONFIG, WEIGHTS, CARD = "config.json", "model.weights.h5", "card.json"
 PRESETS_ENV = "VAE_ZOO_PRESETS"
@@ -100,8 +100,6 @@ def load(name_or_path: str | os.PathLike, pretrained: bool = True, compile: bool
     recipe = None
     if text in PRESETS and not pretrained:
         spec = PRESETS[text]
-        from vae_zoo.training import build_model
-
         model = build_model(spec.architecture, spec.recipe, _train_size(spec.dataset))
         recipe = spec.recipe
     else:

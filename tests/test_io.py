@@ -1,0 +1,42 @@
+"""Atomic writes: a full or read-only disk gives a clear error and leaves nothing half-written."""
+
+import errno
+import os
+
+import pytest
+
+from vae_zoo import io
+
+
+def test_atomic_write_replaces_whole_files(tmp_path):
+    target = tmp_path / "f.json"
+    io.atomic_write_text(target, "old")
+    io.atomic_write_text(target, "new")
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["f.json"]
+
+
+def test_full_disk_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "card.json"
+    target.write_text("precious")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "fsync", no_space)
+    with pytest.raises(OSError, match=r"Cannot write .*card.json: No space left on device \(is the disk full\?\)"):
+        io.atomic_write_text(target, "half")
+    assert target.read_text() == "precious" and os.listdir(tmp_path) == ["card.json"]
+
+
+def test_read_only_folder_names_the_path(tmp_path, monkeypatch):
+    def read_only(**kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError, match=r"Cannot write .*out.png: Read-only file system. Check that the folder"):
+        io.atomic_write_bytes(tmp_path / "out.png", b"x")
+
+
+def test_missing_folder_is_an_error_not_a_crash(tmp_path):
+    with pytest.raises(OSError, match="Check that the folder exists"):
+        io.atomic_write_text(tmp_path / "nope" / "f.txt", "x")
