@@ -49,3 +49,25 @@ def test_unknown_recipe_and_optimizer():
         training.get_recipe("sgd")
     with pytest.raises(ValueError, match="Unknown optimizer 'rmsprop'"):
         training.make_optimizer(training.Recipe(optimizer="rmsprop"), 10)
+
+
+def test_ctrl_c_leaves_a_checkpoint_to_resume_from(tmp_path, mnist_subset, monkeypatch):
+    x = mnist_subset[0][:1000]
+    recipe = training.RECIPES["adam"].replace(epochs=3, steps_per_execution=5)
+    original = training.EpochCheckpoint.on_epoch_end
+
+    def interrupt_after_epoch_2(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "CHECKPOINT_STEPS", 1)  # save every epoch
+    monkeypatch.setattr(training.EpochCheckpoint, "on_epoch_end", interrupt_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt, match="checkpoint of epoch 2 is in .*--resume"):
+        run(x, recipe, tmp_path / "run")
+    monkeypatch.setattr(training.EpochCheckpoint, "on_epoch_end", original)
+    resumed, state = run(x, recipe, tmp_path / "run", resume=True)
+    full, _ = run(x, recipe, tmp_path / "full")
+    assert state["epoch"] == 3
+    for a, b in zip(full.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -128,18 +128,24 @@ def compile_model(model: VAE, recipe: Recipe, steps_per_epoch: int, jit_compile:
 
 
 CHECKPOINT = "checkpoint.keras"
+# Checkpoint every epoch, or every few epochs when epochs are shorter than this
+# many steps (Frey Face: 17 steps), so saving does not dominate training.
+CHECKPOINT_STEPS = 500
 STATE = "state.json"
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: logs the bounds, saves the model (with optimizer state)
-    and the log atomically, and prints the overall progress and ETA.
+    """After every epoch: logs the bounds; every `save_every` epochs (and at the
+    end) saves the model (with optimizer state) and the log atomically; prints
+    the overall progress and ETA whenever the test bound is measured.
 
     An interruption at any moment leaves the previous complete checkpoint.
     """
 
-    def __init__(self, directory: Path, state: dict, eval_fn=None, eval_every: int = 10, report: bool = True):
+    def __init__(self, directory: Path, state: dict, eval_fn=None, eval_every: int = 10, report: bool = True,
+                 save_every: int = 1):
         super().__init__()
+        self.save_every = save_every
         self.directory = Path(directory)
         self.state = state
         self.eval_fn = eval_fn
@@ -162,12 +168,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.state["wall_seconds"] += seconds
         self.state["epoch"] = done
         self.state["log"].append(row)
-        save_checkpoint(self.model, self.directory, self.state)
-        if self.report:
+        if done % self.save_every == 0 or done == self.state["epochs"]:
+            save_checkpoint(self.model, self.directory, self.state)
+        if self.report and "test_elbo" in row:
             eta = self._session_seconds / (done - self._first_epoch) * (self.state["epochs"] - done)
             test = f", test ELBO {row['test_elbo']:.2f}" if "test_elbo" in row else ""
             print(f"epoch {done}/{self.state['epochs']}: train ELBO {row.get('train_elbo', float('nan')):.2f}{test}; "
-                  f"checkpoint saved; ETA {eta / 60:.1f} min", flush=True)
+                  f"ETA {eta / 60:.1f} min", flush=True)
 
 
 def save_checkpoint(model: VAE, directory: Path, state: dict) -> None:
@@ -241,13 +248,15 @@ def fit_with_checkpoints(
     try:
         model.fit(
             ds, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, verbose=verbose,
-            callbacks=[EpochCheckpoint(directory, state, eval_fn, eval_every, report=verbose != 0)],
+            callbacks=[EpochCheckpoint(directory, state, eval_fn, eval_every, report=verbose != 0,
+                                       save_every=max(1, CHECKPOINT_STEPS // steps))],
         )
     except KeyboardInterrupt:
-        # The checkpoint of the last completed epoch is on disk; resuming from
-        # it replays the interrupted epoch's batches exactly.
+        # The last checkpoint is complete on disk; resuming from it replays the
+        # batches since then exactly.
+        saved = json.loads((directory / STATE).read_text())["epoch"] if (directory / STATE).is_file() else 0
         raise KeyboardInterrupt(
-            f"interrupted during epoch {state['epoch'] + 1}; the checkpoint of epoch {state['epoch']} is in "
+            f"interrupted during epoch {state['epoch'] + 1}; the checkpoint of epoch {saved} is in "
             f"{directory}: rerun with --resume (resume=True) to continue"
         ) from None
     return model, state
