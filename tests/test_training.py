@@ -71,3 +71,11 @@ def test_ctrl_c_leaves_a_checkpoint_to_resume_from(tmp_path, mnist_subset, monke
     assert state["epoch"] == 3
     for a, b in zip(full.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_a_different_recipe(tmp_path, mnist_subset):
+    x = mnist_subset[0][:500]
+    recipe = training.RECIPES["adam"].replace(epochs=1)
+    run(x, recipe, tmp_path / "r")
+    with pytest.raises(ValueError, match=r"another recipe.*'learning_rate': \(0.001, 0.01\)"):
+        run(x, recipe.replace(epochs=2, learning_rate=0.01), tmp_path / "r", resume=True)

@@ -226,6 +226,13 @@ def fit_with_checkpoints(
     steps = len(x_train) // recipe.batch_size
     if resume and (directory / STATE).is_file():
         model, state = load_checkpoint(directory)
+        changed = {k: (v, recipe.to_dict()[k]) for k, v in state["recipe"].items()
+                   if k != "epochs" and recipe.to_dict().get(k) != v}
+        if changed:
+            raise ValueError(
+                f"The checkpoint in {directory} was trained with another recipe; only `epochs` may change "
+                f"when resuming. Differences (checkpoint, requested): {changed}"
+            )
     else:
         if (directory / STATE).exists():
             raise FileExistsError(
