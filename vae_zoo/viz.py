@@ -79,10 +79,10 @@ def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("training samples evaluated")
     ax.set_ylabel("lower bound (nats per datapoint)")
-    values = [r["train_elbo"] for rows in logs.values() for r in rows]
-    if values:
-        top = max(values)
-        ax.set_ylim(top - 0.35 * abs(top) - 20, top + 0.02 * abs(top) + 2)
+    finals = [rows[-1]["train_elbo"] for rows in logs.values() if rows]
+    if finals:  # frame the converged part of every curve; the first epochs fall below
+        top, bottom = max(finals), min(finals)
+        ax.set_ylim(bottom - 0.1 * abs(top) - 10, top + 0.02 * abs(top) + 2)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
