@@ -119,3 +119,12 @@ def test_every_shipped_preset_exports_to_all_formats_within_tolerance(name, tmp_
     assert manifest["source"]["weights_sha256"] == vae_zoo.registry.read_card(name)["weights_sha256"]
     assert len(manifest["artifacts"]) == 6
     assert all(a["max_abs_error"] <= 1e-5 for a in manifest["artifacts"])
+
+
+def test_onnx_export_is_byte_for_byte_reproducible(tmp_path):
+    model = vae_zoo.VAE(input_dim=784, latent_dim=3, hidden_units=16, seed=0)
+    export_lib.export(model, tmp_path / "a", formats="onnx")
+    vae_zoo.VAE(input_dim=784, latent_dim=3, hidden_units=16)  # traces more functions in between
+    export_lib.export(model, tmp_path / "b", formats="onnx")
+    for part in ("encoder", "decoder"):
+        assert (tmp_path / "a" / f"{part}.onnx").read_bytes() == (tmp_path / "b" / f"{part}.onnx").read_bytes()

@@ -93,7 +93,16 @@ def _run_saved_model(path: Path, inputs):
 def _write_onnx(fn, path: Path, model: VAE) -> None:
     import tf2onnx
 
-    tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=ONNX_OPSET, output_path=str(path))
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=ONNX_OPSET)
+    # tf2onnx numbers the traced function and the unknown dimensions with
+    # process-wide counters; fixed names make the same weights give the same
+    # bytes, and tell runtimes that inputs and outputs share one batch size.
+    proto.graph.doc_string = f"vae-zoo {path.stem}"
+    for value in [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param:
+                dim.dim_param = "batch"
+    path.write_bytes(proto.SerializeToString())
 
 
 def _run_onnx(path: Path, inputs):
