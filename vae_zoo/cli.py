@@ -37,7 +37,8 @@ def cmd_list(args) -> int:
     from vae_zoo import registry
     from vae_zoo.presets import PRESETS
 
-    print(f"{'name':<11} {'data':<6} {'z':>4} {'hidden':>6} {'likelihood':<10} {'test ELBO':>10} {'test log p(x)':>14}")
+    print(f"{'name':<11} {'data':<6} {'z':>4} {'hidden':>6} {'likelihood':<10} {'test ELBO':>10} {'test log p(x)':>17} "
+          f"{'train ELBO':>10}")
     for name, spec in PRESETS.items():
         try:
             card = registry.read_card(name)
@@ -46,7 +47,8 @@ def cmd_list(args) -> int:
         ll = _metric(card, "test_log_likelihood")
         k = card.get("metrics", {}).get("test_log_likelihood", {}).get("k")
         print(f"{name:<11} {spec.dataset:<6} {spec.latent_dim:>4} {spec.hidden_units:>6} {spec.likelihood:<10} "
-              f"{_metric(card, 'test_elbo_B'):>10} {ll + (f' (k={k})' if k else ''):>14}")
+              f"{_metric(card, 'test_elbo_B'):>10} {ll + (f' (k={k})' if k else ''):>17} "
+              f"{_metric(card, 'train_elbo_B'):>10}")
     print(f"\npresets folder: {registry.presets_dir()}; `vae-zoo info NAME` shows a model card")
     return 0
 
@@ -292,6 +294,9 @@ def main(argv=None) -> int:
     _import_tensorflow_quietly()
     try:
         return args.run(args)
+    except BrokenPipeError:  # e.g. `vae-zoo list | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (KeyError, ValueError, OSError) as err:  # user mistakes: one line, no traceback
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"vae-zoo {args.command}: error: {message}", file=sys.stderr)
