@@ -1,11 +1,13 @@
 """Keras 3 layers whose `call` returns a `tfp.distributions` object.
 
 TFP's own `tfp.layers` are Keras-2 only, so these are written for Keras 3. Each
-head has two entry points:
+head has three entry points:
 
 - `call(h)` returns the distribution (what the estimators consume);
-- `params(h)` returns the named tensors that define it (what `predict` and the
-  exported graphs return, since neither can carry distribution objects).
+- `params(h)` returns the named tensors that define it (e.g. Bernoulli logits);
+- `outputs(params)` returns the tensors a user reads (e.g. pixel means), which
+  `predict` and the exported graphs return, since neither can carry
+  distribution objects.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class _DenseHead(keras.layers.Layer):
         self.projection.build(input_shape)
 
     def raw_params(self, h) -> list[tf.Tensor]:
+        if not self.built:  # `params` may be the first call, bypassing __call__
+            self.build(h.shape)
         return tf.split(self.projection(h), len(self.param_names), axis=-1)
 
     def params(self, h) -> dict[str, tf.Tensor]:
