@@ -16,7 +16,6 @@ into place only when everything passed.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import shutil
@@ -190,7 +189,6 @@ def export(
             "input_dim": model.input_dim,
             "likelihood": model.likelihood,
             "tolerance": tolerance,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "artifacts": artifacts,
         }
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
