@@ -48,7 +48,8 @@ def list_models() -> list[str]:
     return list(PRESETS)
 
 
-def _unknown(name: str) -> KeyError:
+def unknown_preset(name: str) -> KeyError:
+    """The KeyError for an unknown preset name: lists the presets and the closest ones."""
     close = difflib.get_close_matches(name, PRESETS, n=2)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return KeyError(
@@ -65,7 +66,7 @@ def preset_path(name_or_path: str | os.PathLike) -> Path:
     path = Path(text)
     if path.is_dir() or os.sep in text or text.startswith("."):
         return path
-    raise _unknown(text)
+    raise unknown_preset(text)
 
 
 def read_card(name_or_path: str | os.PathLike) -> dict:

@@ -1,9 +1,8 @@
-"""Train a preset: `python -m vae_zoo.train NAME [--resume]`.
+"""Train a preset: `vae-zoo train NAME [--resume]` (or `python -m vae_zoo.train NAME`).
 
-Checkpoints every epoch into `runs/NAME/` (resume with --resume); when done,
-writes the preset folder `saved_models/NAME/` with a card holding the recipe,
-the training log and the wall time. Metrics are added by
-`python -m vae_zoo.evaluate NAME --write-card`.
+Checkpoints into `runs/NAME/` (resume with --resume); when done, writes the
+preset folder `saved_models/NAME/` with a card holding the recipe, the training
+log and the wall time. Metrics are added by `vae-zoo evaluate NAME --write-card`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ def train_preset(name: str, workdir: Path, out: Path, resume: bool, overrides: d
     from vae_zoo.presets import PRESETS
 
     if name not in PRESETS:
-        raise registry._unknown(name)
+        raise registry.unknown_preset(name)
     spec = PRESETS[name]
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     recipe = spec.recipe.replace(**overrides)
