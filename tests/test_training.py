@@ -8,6 +8,11 @@ from vae_zoo import training
 ARCH = dict(input_dim=784, latent_dim=8, hidden_units=64)
 
 
+def assert_same_weights(a, b):
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
 def run(x, recipe, directory, resume=False):
     model = training.build_model(ARCH, recipe, len(x))
     return training.fit_with_checkpoints(model, x, recipe, directory, binarize=True, x_test=x[:200],
@@ -20,8 +25,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, mnist_subset):
     full, state = run(x, recipe, tmp_path / "full")
     run(x, recipe.replace(epochs=1), tmp_path / "split")
     resumed, state2 = run(x, recipe, tmp_path / "split", resume=True)
-    for a, b in zip(full.get_weights(), resumed.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(full, resumed)
     assert [r["epoch"] for r in state2["log"]] == [1, 2, 3]
     assert state2["log"][-1]["samples_seen"] == 3000 and "test_elbo" in state2["log"][-1]
     assert state["log"] == state2["log"]
@@ -32,8 +36,7 @@ def test_same_seed_same_weights(tmp_path, mnist_subset):
     recipe = training.RECIPES["paper"].replace(epochs=1)
     a, _ = run(x, recipe, tmp_path / "a")
     b, _ = run(x, recipe, tmp_path / "b")
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_array_equal(wa, wb)
+    assert_same_weights(a, b)
 
 
 def test_existing_checkpoint_is_not_overwritten(tmp_path, mnist_subset):
@@ -69,8 +72,7 @@ def test_ctrl_c_leaves_a_checkpoint_to_resume_from(tmp_path, mnist_subset, monke
     resumed, state = run(x, recipe, tmp_path / "run", resume=True)
     full, _ = run(x, recipe, tmp_path / "full")
     assert state["epoch"] == 3
-    for a, b in zip(full.get_weights(), resumed.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(full, resumed)
 
 
 def test_resume_refuses_a_different_recipe(tmp_path, mnist_subset):
