@@ -34,9 +34,17 @@ class PresetSpec:
 FREY_RECIPE = RECIPES["adam"].replace(epochs=1400, lr_drops=((1000, 3e-4), (1250, 1e-4)), steps_per_execution=17)
 
 
+# mnist-z10: with the 260-epoch schedule its test bound stopped rising at 1e-3 by epoch
+# 100 and all later gains came from the learning-rate drops (`vae-zoo evaluate`: test ELBO
+# -99.23, log p(x) -95.21, train ELBO -97.69). So it gets twice the epochs, spent at the
+# lower rates, and one more drop: -98.74, -94.77, -97.04. (The two runs are identical up to
+# epoch 150.) Its bar of -96 is out of reach of this recipe even on the training set.
+MNIST_RECIPES = {10: RECIPES["adam"].replace(epochs=520, lr_drops=((150, 3e-4), (300, 1e-4), (450, 3e-5)))}
+
+
 def _mnist(z: int) -> PresetSpec:
     return PresetSpec(
-        f"mnist-z{z}", "mnist", z, 500, "bernoulli", RECIPES["adam"],
+        f"mnist-z{z}", "mnist", z, 500, "bernoulli", MNIST_RECIPES.get(z, RECIPES["adam"]),
         f"MNIST, 784-500-{z} MLP encoder/decoder (tanh), Bernoulli decoder, trained on dynamically binarized digits.",
     )
 
