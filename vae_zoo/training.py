@@ -172,9 +172,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
             save_checkpoint(self.model, self.directory, self.state)
         if self.report and "test_elbo" in row:
             eta = self._session_seconds / (done - self._first_epoch) * (self.state["epochs"] - done)
-            test = f", test ELBO {row['test_elbo']:.2f}" if "test_elbo" in row else ""
-            print(f"epoch {done}/{self.state['epochs']}: train ELBO {row.get('train_elbo', float('nan')):.2f}{test}; "
-                  f"ETA {eta / 60:.1f} min", flush=True)
+            print(f"epoch {done}/{self.state['epochs']}: train ELBO {row.get('train_elbo', float('nan')):.2f}, "
+                  f"test ELBO {row['test_elbo']:.2f}; ETA {eta / 60:.1f} min", flush=True)
 
 
 def save_checkpoint(model: VAE, directory: Path, state: dict) -> None:
@@ -226,8 +225,9 @@ def fit_with_checkpoints(
     steps = len(x_train) // recipe.batch_size
     if resume and (directory / STATE).is_file():
         model, state = load_checkpoint(directory)
-        changed = {k: (v, recipe.to_dict()[k]) for k, v in state["recipe"].items()
-                   if k != "epochs" and recipe.to_dict().get(k) != v}
+        requested = recipe.to_dict()
+        changed = {k: (v, requested.get(k)) for k, v in state["recipe"].items()
+                   if k != "epochs" and requested.get(k) != v}
         if changed:
             raise ValueError(
                 f"The checkpoint in {directory} was trained with another recipe; only `epochs` may change "
