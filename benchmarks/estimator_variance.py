@@ -52,7 +52,8 @@ def main():
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=20, help="training epochs if the preset is not available")
     args = parser.parse_args()
-    from vae_zoo import registry
+    from vae_zoo import recipes, registry
+    from vae_zoo.errors import VaeZooError
     from vae_zoo.presets import PRESETS
 
     spec = PRESETS[args.preset]
@@ -60,11 +61,11 @@ def main():
     untrained = training.build_model(spec.architecture, spec.recipe, 60_000)
     try:
         trained, how = registry.load(args.preset), f"preset {args.preset}"
-    except (registry.PresetError, OSError):
+    except VaeZooError:
         x_train = data.load(spec.dataset, "train")
         recipe = spec.recipe.replace(epochs=args.epochs)
         trained = training.build_model(spec.architecture, recipe, len(x_train))
-        training.compile_model(trained, recipe, len(x_train) // recipe.batch_size)
+        recipes.compile_model(trained, recipe, len(x_train) // recipe.batch_size)
         trained.fit(data.train_dataset(x_train, recipe.batch_size, seed=0, epochs=args.epochs),
                     epochs=args.epochs, steps_per_epoch=len(x_train) // recipe.batch_size, verbose=0)
         how = f"trained here, {args.epochs} epochs"

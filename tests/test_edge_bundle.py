@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vae_zoo import export as export_lib
 from vae_zoo import registry
+from vae_zoo.io import tree_sha256
 
 BUNDLE = Path(__file__).resolve().parents[1] / "export"
-SHIPPED = [n for n in registry.list_models() if (registry.preset_path(n) / "card.json").is_file()]
+SHIPPED = registry.shipped_presets()
 
 
 def manifest():
@@ -32,7 +32,7 @@ def test_every_file_matches_its_sha256_and_parity():
     for entry in manifest()["presets"].values():
         assert {(a["part"], a["format"]) for a in entry["artifacts"]} == {("encoder", "onnx"), ("decoder", "onnx")}
         for artifact in entry["artifacts"]:
-            assert export_lib._tree_sha256(BUNDLE / artifact["file"]) == artifact["sha256"], artifact["file"]
+            assert tree_sha256(BUNDLE / artifact["file"]) == artifact["sha256"], artifact["file"]
             assert artifact["max_abs_error"] <= 1e-5 and artifact["opset"] <= 18
 
 

@@ -8,7 +8,7 @@ import scipy.special
 import tensorflow as tf
 
 import vae_zoo
-from vae_zoo import data, training
+from vae_zoo import data, recipes, training
 
 
 def small_vae(**kwargs):
@@ -78,9 +78,9 @@ def test_log_likelihood_matches_quadrature_for_a_2d_latent():
 @pytest.mark.parametrize(
     "recipe",
     [
-        training.RECIPES["adam"].replace(estimator="A", epochs=3),
-        training.RECIPES["adam"].replace(estimator="B", epochs=3),
-        training.RECIPES["paper"].replace(epochs=3, learning_rate=0.05),
+        recipes.RECIPES["adam"].replace(estimator="A", epochs=3),
+        recipes.RECIPES["adam"].replace(estimator="B", epochs=3),
+        recipes.RECIPES["paper"].replace(epochs=3, learning_rate=0.05),
     ],
     ids=["adam-A", "adam-B", "paper-adagrad-weight-decay"],
 )
@@ -88,7 +88,7 @@ def test_fit_raises_the_elbo(recipe, mnist_subset):
     x, _, x_test, _ = mnist_subset
     x_test = binary(x_test)
     model = training.build_model(dict(input_dim=784, latent_dim=10, hidden_units=200), recipe, len(x))
-    training.compile_model(model, recipe, len(x) // recipe.batch_size)
+    recipes.compile_model(model, recipe, len(x) // recipe.batch_size)
     before = model.evaluate(x_test, batch_size=100, verbose=0, return_dict=True)
     history = model.fit(data.train_dataset(x, recipe.batch_size, seed=0, epochs=recipe.epochs), epochs=recipe.epochs,
                         steps_per_epoch=len(x) // recipe.batch_size, verbose=0)
@@ -103,7 +103,7 @@ def test_fit_raises_the_elbo(recipe, mnist_subset):
 
 def test_paper_recipe_initialises_weights_from_n_0_001():
     model = training.build_model(dict(input_dim=784, latent_dim=20, hidden_units=500),
-                                 training.RECIPES["paper"], 60_000)
+                                 recipes.RECIPES["paper"], 60_000)
     kernel = model.encoder.body.layers[0].kernel.numpy()
     assert abs(kernel.std() - 0.01) < 0.0005
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import vae_zoo
-from vae_zoo import data, registry
+from vae_zoo import data, preset_format, registry
 from vae_zoo.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = [name for name in PRESETS if (registry.presets_dir() / name / "card.json").is_file()]
+SHIPPED = registry.shipped_presets()
 
 
 def test_mnist_z20_is_shipped():
@@ -93,7 +93,7 @@ def test_non_editable_install_ships_the_presets(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
                     str(wheel)], check=True, capture_output=True)
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "VAE_ZOO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop(registry.PRESETS_ENV, None)
+    env.pop(preset_format.PRESETS_ENV, None)
     code = ("import vae_zoo; m = vae_zoo.load('mnist-z20'); print(vae_zoo.__file__); "
             "print(m.sample(2, seed=0).shape)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)

@@ -1,7 +1,8 @@
 """vae-zoo: the Variational Auto-Encoder of Kingma & Welling (arXiv 1312.6114) for Keras 3.
 
 The public names are imported lazily, so `import vae_zoo.cli` stays light
-until a command needs TensorFlow.
+until a command needs TensorFlow. No submodule bears a public name, so
+importing one never shadows a function of the package.
 """
 
 __version__ = "0.1.0"
@@ -11,7 +12,10 @@ _LAZY = {
     "list_models": "vae_zoo.registry",
     "load": "vae_zoo.registry",
     "save_preset": "vae_zoo.registry",
-    "export": "vae_zoo.export",
+    "export": "vae_zoo.exporters",
+    "VaeZooError": "vae_zoo.errors",
+    "UnknownPresetError": "vae_zoo.errors",
+    "PresetError": "vae_zoo.errors",
 }
 __all__ = [*_LAZY, "__version__"]
 

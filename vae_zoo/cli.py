@@ -1,7 +1,9 @@
 """The `vae-zoo` command line (also `python -m vae_zoo`).
 
-Every command has `--help`. User mistakes (unknown preset, missing data,
-bad arguments) print one line on stderr and exit with status 2.
+Every command has `--help`. The package's own errors (`VaeZooError`: unknown
+preset, missing data, bad arguments, a file that would be overwritten) print one
+line on stderr and exit with status 2; any other exception is a bug and keeps
+its traceback (status 1).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def _image_shape(model) -> tuple[int, int]:
     from vae_zoo.data import DATASETS
     from vae_zoo.evaluation import dataset_of
 
-    return DATASETS[dataset_of(model)][1]
+    return DATASETS[dataset_of(model)].image_shape
 
 
 def _metric(card: dict, key: str) -> str:
@@ -39,11 +41,9 @@ def cmd_list(args) -> int:
 
     print(f"{'name':<11} {'data':<6} {'z':>4} {'hidden':>6} {'likelihood':<10} {'test ELBO':>10} {'test log p(x)':>17} "
           f"{'train ELBO':>10}")
+    shipped = registry.shipped_presets()
     for name, spec in PRESETS.items():
-        try:
-            card = registry.read_card(name)
-        except registry.PresetError:
-            card = {"metrics": {}}
+        card = registry.read_card(name) if name in shipped else {"metrics": {}}
         ll = _metric(card, "test_log_likelihood")
         k = card.get("metrics", {}).get("test_log_likelihood", {}).get("k")
         print(f"{name:<11} {spec.dataset:<6} {spec.latent_dim:>4} {spec.hidden_units:>6} {spec.likelihood:<10} "
@@ -97,7 +97,7 @@ def cmd_info(args) -> int:
 
 def cmd_train(args) -> int:
     from vae_zoo.registry import presets_dir
-    from vae_zoo.train import train_preset
+    from vae_zoo.training import train_preset
 
     overrides = dict(epochs=args.epochs, estimator=args.estimator, num_samples=args.samples,
                      batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed)
@@ -109,10 +109,11 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from vae_zoo import registry
+    from vae_zoo.errors import InvalidArgumentError
     from vae_zoo.evaluation import evaluate
 
     if args.write_card and (args.n_test is not None or args.k != 5000):
-        raise ValueError("--write-card records the card's protocol only: the full test set and k=5000. "
+        raise InvalidArgumentError("--write-card records the card's protocol only: the full test set and k=5000. "
                          f"Received: --n-test {args.n_test} --k {args.k}")
     metrics = evaluate(_load(args.model), k=args.k, n_test=args.n_test, seed=args.seed, verbose=not args.quiet)
     print(json.dumps(metrics, indent=1))
@@ -158,6 +159,7 @@ def cmd_manifold(args) -> int:
 
 def _read_log(source: str) -> tuple[str, list[dict]]:
     from vae_zoo import registry
+    from vae_zoo.errors import InvalidArgumentError
 
     path = Path(source)
     if path.is_file():
@@ -167,7 +169,7 @@ def _read_log(source: str) -> tuple[str, list[dict]]:
         return path.name, json.loads((path / "state.json").read_text())["log"]
     card = registry.read_card(source)
     if "training" not in card:
-        raise ValueError(f"{source}'s card has no training log.")
+        raise InvalidArgumentError(f"{source}'s card has no training log.")
     return card.get("name", source), card["training"]["log"]
 
 
@@ -181,7 +183,8 @@ def cmd_curves(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from vae_zoo.export import build_bundle, export
+    from vae_zoo.errors import InvalidArgumentError
+    from vae_zoo.exporters import build_bundle, export
 
     if args.all_presets:
         bundle = build_bundle(args.output)
@@ -191,7 +194,7 @@ def cmd_export(args) -> int:
         print(f"Wrote the ONNX bundle of {len(bundle['presets'])} presets and manifest.json to {args.output}")
         return 0
     if not args.model:
-        raise ValueError("Name a preset or folder to export, or pass --all-presets.")
+        raise InvalidArgumentError("Name a preset or folder to export, or pass --all-presets.")
     manifest = export(args.model, args.output, formats=args.format, parts=args.part, overwrite=args.overwrite)
     for a in manifest["artifacts"]:
         print(f"{a['file']:<28} {a['format']:<12} max abs error vs Keras {a['max_abs_error']:.2e}")
@@ -290,6 +293,8 @@ def _import_tensorflow_quietly() -> None:
 
 
 def main(argv=None) -> int:
+    from vae_zoo.errors import VaeZooError
+
     args = build_parser().parse_args(argv)
     _import_tensorflow_quietly()
     try:
@@ -297,9 +302,8 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # e.g. `vae-zoo list | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (KeyError, ValueError, OSError) as err:  # user mistakes: one line, no traceback
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"vae-zoo {args.command}: error: {message}", file=sys.stderr)
+    except VaeZooError as err:  # the package's own errors: one line, no traceback
+        print(f"vae-zoo {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(f"vae-zoo {args.command}: {err or 'interrupted'}", file=sys.stderr)

@@ -34,6 +34,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from vae_zoo.errors import DataIntegrityError, DataNotFoundError, InvalidArgumentError
+from vae_zoo.validation import check_choice
+
 DATA_ENV = "VAE_ZOO_DATA"
 OFFLINE_ENV = "VAE_ZOO_OFFLINE"  # set to forbid downloads
 TEST_BINARIZATION_SEED = 20131220  # arXiv 1312.6114 was submitted on 2013-12-20
@@ -63,11 +66,31 @@ FREY = _Source(
     "https://cs.nyu.edu/~roweis/data/frey_rawface.mat",
     {"ff.T": "2438ba4f0d2a6bd8bac43de756141eaa33c8d248dd613d464bdb1210d9b7af78"},
 )
-DATASETS = {"mnist": (784, (28, 28)), "frey": (560, (28, 20))}  # name -> (D, image shape)
 
 
-class DataIntegrityError(ValueError):
-    """A data file exists but its contents do not match the published sha256."""
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The facts of a data set that models and cards depend on.
+
+    Attributes:
+        name: "mnist" or "frey".
+        input_dim: D, pixels of a flattened image.
+        image_shape: (height, width) of an image (row-major).
+        train_size: images in the training split (without `validation=True`).
+        test_size: images in the test split.
+    """
+
+    name: str
+    input_dim: int
+    image_shape: tuple[int, int]
+    train_size: int
+    test_size: int
+
+
+DATASETS = {
+    "mnist": DatasetInfo("mnist", 784, (28, 28), 60_000, 10_000),
+    "frey": DatasetInfo("frey", 560, (28, 20), 1965 - FREY_TEST_SIZE, FREY_TEST_SIZE),
+}
 
 
 def cache_dir() -> Path:
@@ -103,7 +126,7 @@ def locate(source: _Source, download: bool = True) -> Path:
             return target
         except (urllib.error.URLError, OSError) as err:
             reason = f"the download failed ({err})"
-    raise FileNotFoundError(
+    raise DataNotFoundError(
         f"Data file {source.filename!r} not found in {' or '.join(str(p) for p in places)}, "
         f"and {reason}. Download {source.url} into one of these folders, or set "
         f"${DATA_ENV} to the folder that holds it."
@@ -190,16 +213,11 @@ def load(name: str, split: str = "train", validation: bool = False, labels: bool
     Returns:
         x, or (x, y) when `labels`.
     """
-    if name not in DATASETS:
-        raise ValueError(f"Unknown data set {name!r}. Available: {', '.join(DATASETS)}. Received: name={name!r}")
-    allowed = SPLITS if validation else ("train", "test")
-    if split not in allowed:
-        raise ValueError(
-            f"Unknown split {split!r} for {name!r}. Available: {', '.join(allowed)}. Received: split={split!r}"
-        )
+    check_choice("name", name, DATASETS, "data set")
+    check_choice("split", split, SPLITS if validation else ("train", "test"))
     if name == "frey":
         if labels:
-            raise ValueError("Frey Face has no labels. Received: labels=True")
+            raise InvalidArgumentError("Frey Face has no labels. Received: labels=True")
         parts = frey_split(load_frey_array(download))
         if validation and split != "test":  # the last FREY_TEST_SIZE training images
             parts = {"train": parts["train"][:-FREY_TEST_SIZE], "valid": parts["train"][-FREY_TEST_SIZE:]}
@@ -261,7 +279,9 @@ def train_dataset(
     """
     n = len(x)
     if n < batch_size:
-        raise ValueError(f"Need at least batch_size={batch_size} examples to train. Received: {n} examples")
+        raise InvalidArgumentError(
+            f"Need at least batch_size={batch_size} examples to train. Received: {n} examples"
+        )
     steps = n // batch_size
     pixels = tf.constant(x, dtype=tf.float32)
     stop = None if epochs is None else first_epoch + epochs
@@ -302,7 +322,7 @@ def protocol(name: str, binary: bool) -> dict:
         "dataset": "frey",
         "source": FREY.url,
         "array_sha256": FREY.sha256,
-        "train": f"{1965 - FREY_TEST_SIZE} images",
+        "train": f"{DATASETS['frey'].train_size} images",
         "test": (f"{FREY_TEST_SIZE} images: the last {FREY_TEST_SIZE} of "
                  f"numpy default_rng({FREY_SPLIT_SEED}).permutation(1965)"),
         "scaling": "pixels / 256",

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from vae_zoo import data
+from vae_zoo.errors import InvalidArgumentError
 from vae_zoo.model import VAE
 
 # Fixed binarization of the *training* set for the train ELBO of Bernoulli models.
@@ -25,10 +26,15 @@ def _elbo(model: VAE, x: np.ndarray, estimator: str, seed: int) -> dict:
 
 
 def dataset_of(model: VAE) -> str:
-    for name, (dim, _) in data.DATASETS.items():
-        if dim == model.input_dim:
+    """The name of the data set whose images have the model's input size."""
+    for name, info in data.DATASETS.items():
+        if info.input_dim == model.input_dim:
             return name
-    raise ValueError(f"No data set has input_dim={model.input_dim}. Available: {data.DATASETS}")
+    sizes = ", ".join(f"{name}: {info.input_dim}" for name, info in data.DATASETS.items())
+    raise InvalidArgumentError(
+        f"No data set of the zoo has input_dim={model.input_dim}; a model of your own data has no test set "
+        f"here. Available: {sizes}. Received: input_dim={model.input_dim}"
+    )
 
 
 def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0, verbose: bool = True) -> dict:

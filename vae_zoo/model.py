@@ -2,66 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from vae_zoo import objectives
-from vae_zoo.distributions import LIKELIHOODS, GaussianPosterior, StandardNormalPrior
-from vae_zoo.networks import hidden_sizes, mlp
-from vae_zoo.validation import check_data
+from vae_zoo import objectives, preset_format
+from vae_zoo.distributions import LIKELIHOODS, ConditionalDistribution, GaussianPosterior, StandardNormalPrior
+from vae_zoo.errors import InvalidArgumentError
+from vae_zoo.networks import hidden_sizes
+from vae_zoo.recipes import Recipe, make_optimizer, steps_per_execution
+from vae_zoo.validation import check_choice, check_data, check_positive_int
 
 tfd = tfp.distributions
 
 # Rows (samples x datapoints) pushed through the decoder at once by the
 # importance-weighted estimate; bounds its memory to a few hundred MB.
 _IW_ROWS_PER_CHUNK = 50_000
-
-
-@keras.saving.register_keras_serializable(package="vae_zoo")
-class ConditionalDistribution(keras.layers.Layer):
-    """An MLP body followed by a distribution head: inputs -> p(. | inputs).
-
-    `call` returns the distribution, `params` its named tensors. Flattens any
-    leading axes, so z of shape (L, batch, latent) gives batch shape (L, batch).
-
-    Args:
-        hidden_units: widths of the body's hidden layers.
-        head: a head layer from `vae_zoo.distributions`.
-        activation: hidden activation.
-        kernel_initializer: initializer of all kernels.
-    """
-
-    def __init__(self, hidden_units, head, activation="tanh", kernel_initializer="glorot_uniform", **kwargs):
-        super().__init__(**kwargs)
-        self.body = mlp(hidden_units, activation, kernel_initializer, name="body")
-        self.head = head
-
-    def build(self, input_shape):
-        self.body.build(input_shape)
-        self.head.build(self.body.compute_output_shape(input_shape))
-
-    def params(self, inputs) -> dict[str, tf.Tensor]:
-        """The head's parameter tensors for `inputs` of shape (..., d_in)."""
-        if inputs.shape.rank == 2:
-            return self.head.params(self.body(inputs))
-        lead = tf.shape(inputs)[:-1]
-        flat = tf.reshape(inputs, [-1, inputs.shape[-1]])
-        params = self.head.params(self.body(flat))
-        return {k: tf.reshape(v, tf.concat([lead, [v.shape[-1]]], 0)) for k, v in params.items()}
-
-    def outputs(self, inputs) -> dict[str, tf.Tensor]:
-        """The head's user-facing tensors (e.g. `x_mean`) for `inputs`."""
-        return self.head.outputs(self.params(inputs))
-
-    def call(self, inputs) -> tfd.Distribution:
-        return self.head.distribution(**self.params(inputs))
-
-    def compute_output_spec(self, inputs):
-        raise NotImplementedError("Distribution layers are used in subclassed models only.")
+# The fast path of `compile`: XLA, and up to this many steps per compiled call.
+STEPS_PER_EXECUTION = 50
 
 
 @keras.saving.register_keras_serializable(package="vae_zoo")
@@ -108,31 +71,23 @@ class VAE(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for arg, value in (("input_dim", input_dim), ("latent_dim", latent_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(
-                f"Unknown likelihood {likelihood!r}. Available: {', '.join(LIKELIHOODS)}. "
-                f"Received: likelihood={likelihood!r}"
-            )
-        if parameter_prior_scale < 0:
-            raise ValueError(
+        self.input_dim = check_positive_int("input_dim", input_dim)
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
+        self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
+        if not parameter_prior_scale >= 0:
+            raise InvalidArgumentError(
                 "`parameter_prior_scale` must be >= 0. "
                 f"Received: parameter_prior_scale={parameter_prior_scale!r}"
             )
-        self.input_dim = input_dim
-        self.latent_dim = latent_dim
         self.hidden_units = list(hidden_sizes(hidden_units))
-        self.likelihood = likelihood
         self.activation = activation
         self.parameter_prior_scale = float(parameter_prior_scale)
-        self.kernel_initializer = keras.initializers.serialize(keras.initializers.get(kernel_initializer))
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.seed = seed
         self.estimator = estimator
         self.num_samples = num_samples
 
-        init = self.kernel_initializer
+        init = keras.initializers.serialize(self.kernel_initializer)  # a fresh initializer per layer
         self.encoder = ConditionalDistribution(
             self.hidden_units, GaussianPosterior(latent_dim, init, name="posterior"),
             activation, init, name="encoder",
@@ -143,6 +98,7 @@ class VAE(keras.Model):
         )
         self.prior = StandardNormalPrior(latent_dim, name="prior")
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
+        self._auto_steps_per_execution = False
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss", "elbo", "reconstruction", "kl")
         }
@@ -159,8 +115,7 @@ class VAE(keras.Model):
 
     @estimator.setter
     def estimator(self, value: str):
-        check_estimator(value)
-        self._estimator = value
+        self._estimator = check_estimator(value)
         self._reset_compiled_functions()
 
     @property
@@ -170,8 +125,7 @@ class VAE(keras.Model):
 
     @num_samples.setter
     def num_samples(self, value: int):
-        check_num_samples(value)
-        self._num_samples = value
+        self._num_samples = check_positive_int("num_samples", value)
         self._reset_compiled_functions()
 
     def _reset_compiled_functions(self):
@@ -225,14 +179,14 @@ class VAE(keras.Model):
         z = objectives.reparameterize(posterior, eps)
         return objectives.ESTIMATORS[estimator](x, posterior, self.prior(), self.decoder, z)
 
-    def elbo(self, x, estimator: str = "B", num_samples: int = 1, seed: int | None = None,
+    def elbo(self, x, estimator: str | None = None, num_samples: int | None = None, seed: int | None = None,
              return_terms: bool = False):
         """Per-datapoint lower bound, in nats.
 
         Args:
             x: data, shape (batch, input_dim).
-            estimator: "A" (eq. 6) or "B" (eq. 7).
-            num_samples: L, samples of z per datapoint.
+            estimator: "A" (eq. 6) or "B" (eq. 7); default: the model's `estimator`.
+            num_samples: L, samples of z per datapoint; default: the model's `num_samples`.
             seed: seed of the noise; None draws from the model's generator.
             return_terms: also return the reconstruction and KL terms.
 
@@ -240,8 +194,8 @@ class VAE(keras.Model):
             Tensor of shape (batch,), or an `objectives.Bound` if
             `return_terms`.
         """
-        check_estimator(estimator)
-        check_num_samples(num_samples)
+        estimator = self.estimator if estimator is None else check_estimator(estimator)
+        num_samples = self.num_samples if num_samples is None else check_positive_int("num_samples", num_samples)
         bound = self._bound(self._check_x(x), estimator, num_samples, seed)
         return bound if return_terms else bound.elbo
 
@@ -263,7 +217,8 @@ class VAE(keras.Model):
         Returns:
             float32 array of shape (n,).
         """
-        check_num_samples(num_samples, "num_samples")
+        check_positive_int("num_samples", num_samples)
+        check_positive_int("batch_size", batch_size)
         x = self._check_x(x)
         out = []
         progress = keras.utils.Progbar(len(x), unit_name="datapoint", stateful_metrics=["mean"]) if verbose else None
@@ -305,8 +260,7 @@ class VAE(keras.Model):
         Returns:
             float32 array of shape (n, input_dim).
         """
-        if not isinstance(n, int) or n <= 0:
-            raise ValueError(f"`n` must be a positive int. Received: n={n!r}")
+        n = check_positive_int("n", n)
         z = self._noise((n, self.latent_dim), seed)
         p_x = self.decoder(z)
         x = p_x.mean() if mean else p_x.sample(seed=_tfp_seed(seed))
@@ -361,7 +315,48 @@ class VAE(keras.Model):
     def _check_x(self, x) -> np.ndarray:
         return check_data(x, self.input_dim, self.is_binary)
 
+    def compile(self, optimizer="adam", *, steps_per_execution: int | None = None, jit_compile=True,
+                run_eagerly: bool = False, **kwargs):
+        """Configures training, fast by default (Keras leaves XLA off on CPUs).
+
+        Args:
+            optimizer: a Keras optimizer or its name.
+            steps_per_execution: minibatch steps per compiled call; None: up to
+                50, fitted to `steps_per_epoch` when `fit` is given one, so a
+                call never runs past the end of an epoch.
+            jit_compile: compile the steps with XLA (the loss has no loss
+                argument: the model's own bound is the loss). False or
+                `run_eagerly=True` give Keras' slower, debuggable paths.
+            run_eagerly: run the steps eagerly (for debugging).
+            **kwargs: passed to `keras.Model.compile`.
+        """
+        self._auto_steps_per_execution = steps_per_execution is None
+        super().compile(
+            optimizer=optimizer,
+            steps_per_execution=STEPS_PER_EXECUTION if steps_per_execution is None else steps_per_execution,
+            jit_compile=bool(jit_compile) and not run_eagerly,
+            run_eagerly=run_eagerly,
+            **kwargs,
+        )
+
+    def get_compile_config(self) -> dict:
+        config = super().get_compile_config()
+        if config and self._auto_steps_per_execution:
+            config["steps_per_execution"] = None
+        return config
+
+    def compile_from_config(self, config: dict) -> None:
+        """Compiles a loaded model as it was saved (optimizer state is restored after)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        self.optimizer.build(self.trainable_variables)
+
     def fit(self, x=None, y=None, **kwargs):
+        steps = kwargs.get("steps_per_epoch")
+        if steps and self._auto_steps_per_execution:
+            per_call = steps_per_execution(steps, STEPS_PER_EXECUTION)
+            if per_call != self.steps_per_execution:
+                self.steps_per_execution = per_call
+                self._reset_compiled_functions()
         return super().fit(self._check_array_input(x), y, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
@@ -373,12 +368,74 @@ class VAE(keras.Model):
     def _check_array_input(self, x):
         return self._check_x(x) if isinstance(x, (np.ndarray, tf.Tensor, list)) else x
 
-    def save_to_preset(self, path, card: dict | None = None, overwrite: bool = False):
-        """Writes a preset folder (config.json, model.weights.h5, card.json)
-        that `vae_zoo.load(path)` reads back; see `vae_zoo.registry.save_preset`."""
-        from vae_zoo.registry import save_preset
+    # -- presets ---------------------------------------------------------------------
 
-        return save_preset(self, path, card, overwrite)
+    @classmethod
+    def from_preset(cls, name_or_path: str | os.PathLike, pretrained: bool = True, compile: bool = True) -> VAE:
+        """Loads a preset by name (`vae_zoo.list_models()`) or from a preset folder.
+
+        Args:
+            name_or_path: a preset name such as "mnist-z20", or a folder written
+                by `save_to_preset` (a name wins over a folder of the same name:
+                write `./mnist-z20` for the folder).
+            pretrained: load the trained weights, verified against their sha256
+                first; False gives the same architecture freshly initialised.
+            compile: compile (fast path, see `compile`) with the recipe's
+                optimizer, so `fit` continues right away: at the schedule's final
+                learning rate for trained weights (fine-tuning), at its initial
+                one for fresh weights.
+
+        Returns:
+            A `VAE`.
+
+        Raises:
+            UnknownPresetError: an unknown name (lists the available ones).
+            PresetError: a missing config or weights file, or weights whose
+                sha256 differs from the card's (truncated or changed file).
+        """
+        folder = preset_format.preset_path(name_or_path)
+        config = preset_format.read_config(folder)
+        card = preset_format.read_card(folder) if (folder / preset_format.CARD).is_file() else {}
+        weights = preset_format.verified_weights(folder, card) if pretrained else None
+        model = keras.saving.deserialize_keras_object(config)
+        if not isinstance(model, cls):
+            raise preset_format.PresetError(f"{folder / preset_format.CONFIG} describes a "
+                                            f"{type(model).__name__}, not a {cls.__name__}.")
+        if weights is not None:
+            model.load_weights(weights)
+        if compile:
+            recipe = Recipe.from_dict(card["recipe"]) if "recipe" in card else Recipe()
+            rate = recipe.final_learning_rate if pretrained else recipe.learning_rate
+            model.compile(make_optimizer(Recipe(optimizer=recipe.optimizer, learning_rate=rate), 1))
+        return model
+
+    def save_to_preset(self, path: str | os.PathLike, card: dict | None = None, overwrite: bool = False) -> Path:
+        """Writes a preset folder (config.json, model.weights.h5, card.json) that
+        `VAE.from_preset(path)` and `vae_zoo.load(path)` read back.
+
+        The folder is assembled beside `path` and renamed into place, so it is
+        complete or absent. Only the weights are saved, not the optimizer state.
+
+        Args:
+            path: the folder to create.
+            card: model-card fields to record (recipe, metrics, ...); the
+                weights' sha256, the package version and the date are added.
+            overwrite: replace an existing folder.
+
+        Returns:
+            The folder's path.
+        """
+        config = keras.saving.serialize_keras_object(self)
+        config.pop("compile_config", None)  # the card's recipe says how to compile
+
+        def write_weights(file: Path) -> None:
+            # A compiled model's save_weights also stores the optimizer's state,
+            # which would triple the file: save from an uncompiled twin.
+            bare = keras.saving.deserialize_keras_object(config)
+            bare.set_weights(self.get_weights())
+            bare.save_weights(file)
+
+        return preset_format.write_preset(path, config, write_weights, card, overwrite)
 
     def get_config(self):
         return {
@@ -391,23 +448,14 @@ class VAE(keras.Model):
             "estimator": self.estimator,
             "num_samples": self.num_samples,
             "parameter_prior_scale": self.parameter_prior_scale,
-            "kernel_initializer": self.kernel_initializer,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "seed": self.seed,
         }
 
 
-def check_estimator(estimator: str) -> None:
-    if estimator not in objectives.ESTIMATORS:
-        raise ValueError(
-            f"Unknown estimator {estimator!r}. Available: "
-            f"{', '.join(repr(k) for k in objectives.ESTIMATORS)} (eq. 6 and eq. 7 of the paper). "
-            f"Received: estimator={estimator!r}"
-        )
-
-
-def check_num_samples(num_samples: int, name: str = "num_samples") -> None:
-    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples <= 0:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={num_samples!r}")
+def check_estimator(estimator: str) -> str:
+    """Returns `estimator` if it names an SGVB estimator: "A" (eq. 6) or "B" (eq. 7)."""
+    return check_choice("estimator", estimator, objectives.ESTIMATORS)
 
 
 def _features(data):

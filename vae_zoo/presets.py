@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vae_zoo.training import RECIPES, Recipe
+from vae_zoo.data import DATASETS
+from vae_zoo.recipes import RECIPES, Recipe
 
 
 @dataclass(frozen=True)
@@ -21,9 +22,8 @@ class PresetSpec:
 
     @property
     def architecture(self) -> dict:
-        input_dim = {"mnist": 784, "frey": 560}[self.dataset]
-        return dict(input_dim=input_dim, latent_dim=self.latent_dim, hidden_units=self.hidden_units,
-                    likelihood=self.likelihood)
+        return dict(input_dim=DATASETS[self.dataset].input_dim, latent_dim=self.latent_dim,
+                    hidden_units=self.hidden_units, likelihood=self.likelihood)
 
 
 # Frey Face is small (1,765 training images): more epochs, same schedule shape. Chosen on

@@ -1,114 +1,34 @@
-"""Training recipes (the paper's Adagrad + weight decay, Adam), checkpoints and resume."""
+"""Training: a fresh model from a recipe, `fit` with checkpoints and exact resume, and
+training a preset of the zoo into a preset folder (what `vae-zoo train NAME` runs)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
+import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from vae_zoo import data as data_lib
+from vae_zoo.errors import InvalidArgumentError, OutputExistsError
 from vae_zoo.io import atomic_write_text
 from vae_zoo.model import VAE
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How a model is trained; everything needed to rerun it.
-
-    Attributes:
-        optimizer: "adagrad" or "adam".
-        learning_rate: initial step size.
-        lr_drops: ((epoch, learning_rate), ...): piecewise-constant schedule.
-        batch_size: minibatch size M.
-        estimator: "A" (eq. 6) or "B" (eq. 7).
-        num_samples: L, samples of z per datapoint.
-        parameter_prior: put a N(0, I) prior on the parameters (the paper's
-            weight decay); the model's `parameter_prior_scale` becomes 1 / N.
-        init_stddev: kernels ~ N(0, init_stddev^2); None for Glorot uniform.
-        epochs: epochs to train.
-        steps_per_execution: minibatch steps run per compiled call.
-        seed: seed of initial weights, noise, shuffles and binarizations.
-    """
-
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    lr_drops: tuple[tuple[int, float], ...] = ()
-    batch_size: int = 100
-    estimator: str = "B"
-    num_samples: int = 1
-    parameter_prior: bool = False
-    init_stddev: float | None = None
-    epochs: int = 100
-    steps_per_execution: int = 50
-    seed: int = 0
-
-    def replace(self, **changes) -> Recipe:
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["lr_drops"] = [list(p) for p in self.lr_drops]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Recipe:
-        d = dict(d)
-        d["lr_drops"] = tuple(tuple(p) for p in d.get("lr_drops", ()))
-        return cls(**d)
-
-
-RECIPES = {
-    # Section 5: Adagrad, M = 100, L = 1, weight decay = N(0, I) prior on the
-    # parameters, initial weights ~ N(0, 0.01). Step size 0.02 from the paper's
-    # grid {0.01, 0.02, 0.1}.
-    "paper": Recipe(optimizer="adagrad", learning_rate=0.02, parameter_prior=True, init_stddev=0.01),
-    # Adam with two learning-rate drops: better bounds per CPU-hour.
-    "adam": Recipe(optimizer="adam", learning_rate=1e-3, lr_drops=((150, 3e-4), (220, 1e-4)), epochs=260),
-}
-
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad}
-
-
-def get_recipe(name_or_recipe: str | Recipe) -> Recipe:
-    if isinstance(name_or_recipe, Recipe):
-        return name_or_recipe
-    if name_or_recipe not in RECIPES:
-        raise ValueError(
-            f"Unknown recipe {name_or_recipe!r}. Available: {', '.join(RECIPES)}. Received: {name_or_recipe!r}"
-        )
-    return RECIPES[name_or_recipe]
-
-
-def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The recipe's optimizer, with its schedule counted in steps."""
-    if recipe.optimizer not in OPTIMIZERS:
-        raise ValueError(
-            f"Unknown optimizer {recipe.optimizer!r}. Available: {', '.join(OPTIMIZERS)}. "
-            f"Received: optimizer={recipe.optimizer!r}"
-        )
-    lr = recipe.learning_rate
-    if recipe.lr_drops:
-        lr = keras.optimizers.schedules.PiecewiseConstantDecay(
-            [int(epoch * steps_per_epoch) for epoch, _ in recipe.lr_drops],
-            [recipe.learning_rate] + [float(v) for _, v in recipe.lr_drops],
-        )
-    return OPTIMIZERS[recipe.optimizer](learning_rate=lr)
+from vae_zoo.preset_format import unknown_preset
+from vae_zoo.presets import PRESETS
+from vae_zoo.recipes import Recipe, compile_model
 
 
 def build_model(architecture: dict, recipe: Recipe, n_train: int) -> VAE:
-    """A fresh VAE for `architecture` (VAE keyword arguments) set up by `recipe`."""
+    """A fresh VAE for `architecture` (VAE keyword arguments) set up by `recipe`:
+    its estimator, L, parameter prior (scale 1 / n_train) and seeded initial weights."""
     init = (
         keras.initializers.RandomNormal(stddev=recipe.init_stddev, seed=recipe.seed)
         if recipe.init_stddev is not None
         else keras.initializers.GlorotUniform(seed=recipe.seed)
     )
-    keras.utils.set_random_seed(recipe.seed)
     return VAE(
         **architecture,
         estimator=recipe.estimator,
@@ -117,14 +37,6 @@ def build_model(architecture: dict, recipe: Recipe, n_train: int) -> VAE:
         kernel_initializer=init,
         seed=recipe.seed,
     )
-
-
-def compile_model(model: VAE, recipe: Recipe, steps_per_epoch: int, jit_compile: bool | str = "auto") -> VAE:
-    """Compiles with the recipe's optimizer; steps per execution divide the epoch."""
-    per_call = max(d for d in range(1, min(recipe.steps_per_execution, steps_per_epoch) + 1)
-                   if steps_per_epoch % d == 0)
-    model.compile(make_optimizer(recipe, steps_per_epoch), steps_per_execution=per_call, jit_compile=jit_compile)
-    return model
 
 
 CHECKPOINT = "checkpoint.keras"
@@ -229,13 +141,13 @@ def fit_with_checkpoints(
         changed = {k: (v, requested.get(k)) for k, v in state["recipe"].items()
                    if k != "epochs" and requested.get(k) != v}
         if changed:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"The checkpoint in {directory} was trained with another recipe; only `epochs` may change "
                 f"when resuming. Differences (checkpoint, requested): {changed}"
             )
     else:
         if (directory / STATE).exists():
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{directory} already holds a checkpoint. Pass resume=True (--resume) to continue it, "
                 "or choose another directory."
             )
@@ -267,3 +179,43 @@ def fit_with_checkpoints(
             f"{directory}: rerun with --resume (resume=True) to continue"
         ) from None
     return model, state
+
+
+_FLAGS = {"num_samples": "samples", "learning_rate": "lr", "batch_size": "batch-size"}
+
+
+def train_preset(name: str, workdir: Path, out: Path, resume: bool, overrides: dict | None = None,
+                 verbose: int | str = 2, overwrite: bool = False) -> Path:
+    """Trains preset `name` with its recipe (and `overrides` such as epochs or lr) and saves it to out/name.
+
+    Checkpoints go to workdir/name (see `fit_with_checkpoints`); the card holds the
+    data protocol, the recipe, the training log, the wall time and the command.
+    """
+    if name not in PRESETS:
+        raise unknown_preset(name, list(PRESETS))
+    spec = PRESETS[name]
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    recipe = spec.recipe.replace(**overrides)
+    binary = spec.likelihood == "bernoulli"
+    x_train = data_lib.load(spec.dataset, "train")
+    x_test = data_lib.test_set(spec.dataset, binary)
+    model = build_model(spec.architecture, recipe, len(x_train))
+    model, state = fit_with_checkpoints(
+        model, x_train, recipe, Path(workdir) / name, binary, x_test, resume=resume, verbose=verbose,
+    )
+    card = {
+        "name": name,
+        "description": spec.description,
+        "data": data_lib.protocol(spec.dataset, binary),
+        "recipe": recipe.to_dict(),
+        "training": {
+            "epochs": state["epoch"],
+            "samples_seen": state["epoch"] * state["samples_per_epoch"],
+            "wall_seconds": round(state["wall_seconds"], 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+                       f"{platform.python_version()}",
+            "command": f"vae-zoo train {name}" + "".join(f" --{_FLAGS.get(k, k)} {v}" for k, v in overrides.items()),
+            "log": state["log"],
+        },
+    }
+    return model.save_to_preset(Path(out) / name, card, overwrite=overwrite)

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from vae_zoo.errors import InvalidArgumentError, OutputExistsError
 from vae_zoo.io import atomic_write_bytes
 
 
@@ -28,7 +29,7 @@ def save_png(pixels: np.ndarray, path: str | os.PathLike, scale: int = 3, overwr
     from PIL import Image
 
     if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path} exists. Choose another name or allow overwriting.")
+        raise OutputExistsError(f"{path} exists. Choose another name or allow overwriting.")
     image = Image.fromarray(pixels, mode="L")
     image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
@@ -48,7 +49,7 @@ def manifold(model, n: int = 20) -> np.ndarray:
     from scipy.stats import norm
 
     if model.latent_dim != 2:
-        raise ValueError(f"A manifold needs a 2-D latent space. Received: latent_dim={model.latent_dim}")
+        raise InvalidArgumentError(f"A manifold needs a 2-D latent space. Received: latent_dim={model.latent_dim}")
     u = (np.arange(n) + 0.5) / n
     z1, z2 = np.meshgrid(norm.ppf(u), norm.ppf(u)[::-1])
     z = np.stack([z1.ravel(), z2.ravel()], axis=1).astype(np.float32)

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from vae_zoo.io import atomic_write_text, file_sha256, temp_dir_beside
+from vae_zoo import registry
+from vae_zoo.errors import ParityError
+from vae_zoo.io import atomic_write_text, staged_dir, tree_sha256
 from vae_zoo.model import VAE
+from vae_zoo.validation import check_choices
 
 FORMATS = ("saved_model", "onnx", "tflite")
 PARTS = ("encoder", "decoder", "sampling_encoder")
@@ -34,17 +36,6 @@ ONNX_OPSET = 17
 TOLERANCE = 1e-5
 MANIFEST = "manifest.json"
 
-
-class ParityError(RuntimeError):
-    """An exported graph disagrees with the Keras model beyond the tolerance."""
-
-
-def _check_choice(kind: str, values, allowed) -> tuple[str, ...]:
-    values = (values,) if isinstance(values, str) else tuple(values)
-    bad = [v for v in values if v not in allowed]
-    if bad or not values:
-        raise ValueError(f"Unknown {kind} {bad or values!r}. Available: {', '.join(allowed)}. Received: {values!r}")
-    return values
 
 
 def part_function(model: VAE, part: str) -> tf.types.experimental.GenericFunction:
@@ -168,20 +159,16 @@ def export(
         The manifest (also written to `out_dir/manifest.json`).
 
     Raises:
-        ValueError: unknown format or part.
-        FileExistsError: `out_dir` is not empty and `overwrite` is False.
+        InvalidArgumentError: unknown format or part.
+        OutputExistsError: `out_dir` is not empty and `overwrite` is False.
         ParityError: an exported graph differs from Keras by more than `tolerance`.
     """
-    formats = _check_choice("format", formats, FORMATS)
-    parts = _check_choice("part", parts, PARTS)
+    formats = check_choices("formats", formats, FORMATS, "format")
+    parts = check_choices("parts", parts, PARTS, "part")
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty. Pass overwrite=True (--overwrite) to replace it.")
-    source = _source(model_or_name)
-    model = source.pop("model")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_dir_beside(out_dir)
-    try:
+    with staged_dir(out_dir, overwrite) as tmp:  # refuses a non-empty out_dir before the model loads
+        source = _source(model_or_name)
+        model = source.pop("model")
         artifacts = [_export_one(model, part, fmt, tmp, tolerance) for part in parts for fmt in formats]
         manifest = {
             "source": source,
@@ -192,15 +179,11 @@ def export(
             "artifacts": artifacts,
         }
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
-        _replace_dir(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return manifest
 
 
 def _source(model_or_name) -> dict:
-    from vae_zoo import __version__, registry
+    from vae_zoo import __version__
 
     if isinstance(model_or_name, VAE):
         return {"model": model_or_name, "preset": None, "weights_sha256": None, "package_version": __version__}
@@ -232,7 +215,7 @@ def _export_one(model: VAE, part: str, fmt: str, folder: Path, tolerance: float)
         "file": name,
         "format": fmt,
         "part": part,
-        "sha256": _tree_sha256(path),
+        "sha256": tree_sha256(path),
         "inputs": ins,
         "outputs": outs,
         "opset": ONNX_OPSET if fmt == "onnx" else None,
@@ -249,29 +232,6 @@ def _onnxruntime_version() -> str:
     return f"onnxruntime {onnxruntime.__version__}"
 
 
-def _tree_sha256(path: Path) -> str:
-    """sha256 of a file, or of a folder's files (relative names and contents, sorted)."""
-    if path.is_file():
-        return file_sha256(path)
-    import hashlib
-
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(path)).encode() + b"\0" + file_sha256(f).encode())
-    return h.hexdigest()
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, target)
-
-
 def build_bundle(out_dir: str | os.PathLike = "export", names=None) -> dict:
     """Writes the ONNX encoder and decoder of every shipped preset, and one manifest.
 
@@ -286,10 +246,8 @@ def build_bundle(out_dir: str | os.PathLike = "export", names=None) -> dict:
     Returns:
         The bundle manifest.
     """
-    from vae_zoo import registry
-
     out_dir = Path(out_dir)
-    names = names or [n for n in registry.list_models() if (registry.preset_path(n) / "card.json").is_file()]
+    names = names or registry.shipped_presets()
     presets = {}
     for name in names:
         manifest = export(name, out_dir / name, formats=("onnx",), parts=("encoder", "decoder"), overwrite=True)

@@ -1,0 +1,45 @@
+"""The package's own errors: one family under `VaeZooError`.
+
+Each is raised for a user mistake or a problem of the environment that its
+message explains (what is wrong, what is accepted, what was received, and the
+fix), so the command line prints it as one line and exits with status 2. Each
+also derives from the built-in exception of its kind, so `except ValueError`
+(or `FileNotFoundError`, `OSError`, ...) keeps working. Anything else a call
+raises is a bug and keeps its traceback.
+"""
+
+
+class VaeZooError(Exception):
+    """Base of every error the package raises on purpose."""
+
+
+class InvalidArgumentError(VaeZooError, ValueError):
+    """An argument (or data passed as one) has a wrong type, shape or value."""
+
+
+class UnknownPresetError(VaeZooError, ValueError):
+    """A preset name that is neither in the zoo nor a preset folder (a ValueError, as in keras-hub)."""
+
+
+class PresetError(VaeZooError, ValueError):
+    """A preset folder is missing a file, or a file fails its checksum."""
+
+
+class DataIntegrityError(VaeZooError, ValueError):
+    """A data file exists but its contents do not match the published sha256."""
+
+
+class DataNotFoundError(VaeZooError, FileNotFoundError):
+    """A data file is not on disk and cannot be downloaded."""
+
+
+class OutputExistsError(VaeZooError, FileExistsError):
+    """A file or folder would be overwritten without permission."""
+
+
+class WriteError(VaeZooError, OSError):
+    """A file could not be written (read-only folder, full disk); nothing was changed."""
+
+
+class ParityError(VaeZooError, RuntimeError):
+    """An exported graph disagrees with the Keras model beyond the tolerance."""
