@@ -73,6 +73,33 @@ def preset_path(x: np.ndarray, batch_size: int, epochs: int) -> float:
                                                               verbose=0, callbacks=[t]))
 
 
+def gemm_ceiling(batch_size: int, steps: int = 600) -> float:
+    """Samples/s if a step were only its matrix products (forward, weight and input
+    gradients of the four layers, at these shapes): the ceiling of any implementation."""
+    import tensorflow as tf
+
+    rng = tf.random.Generator.from_seed(0)
+    layers = [(D, H), (H, 2 * Z), (Z, H), (H, D)]
+    weights = [rng.normal(shape) for shape in layers]
+    inputs = [rng.normal((batch_size, d_in)) for d_in, _ in layers]
+    grads = [rng.normal((batch_size, d_out)) for _, d_out in layers]
+
+    @tf.function(jit_compile=True)
+    def products():
+        total = 0.0
+        for i, (w, a, g) in enumerate(zip(weights, inputs, grads)):
+            total += tf.reduce_sum(a @ w) + tf.reduce_sum(tf.transpose(a) @ g)  # forward, weight gradient
+            if i:
+                total += tf.reduce_sum(g @ tf.transpose(w))  # input gradient (not of the data)
+        return total
+
+    products()
+    start = time.perf_counter()
+    for _ in range(steps):
+        products()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
 def pytorch_eager(x_binary: np.ndarray, batch_size: int, epochs: int) -> float | None:
     """The same model in a plain eager PyTorch loop; None when torch is not installed."""
     try:
@@ -121,6 +148,7 @@ def main():
             "fine-tuning: load('mnist-z20') + fit(numpy)": fine_tune_preset(x_binary, batch_size, args.epochs),
             "preset path: vae-zoo train (tf.data, recipe)": preset_path(x, batch_size, args.epochs),
             "PyTorch 2.13 eager loop, same model (reference)": pytorch_eager(x_binary, batch_size, args.epochs),
+            "matrix products of a step alone (ceiling)": gemm_ceiling(batch_size),
         }
         for name, rate in rows.items():
             shown = f"{rate:>10.0f} {rate * FLOP_PER_SAMPLE / 1e9:>8.1f}" if rate else f"{'skipped':>10} (no torch)"

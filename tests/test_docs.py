@@ -50,7 +50,7 @@ def env() -> dict:
 def test_example_runs_as_written(language, code, tmp_path, repo_copy):
     if is_test_command(code):
         ci = (REPO / ".ci" / "run").read_text()
-        assert TEST_COMMAND in ci and ".venv/bin/pytest -q" in ci  # .ci/run runs this very command
+        assert '".[test]"' in ci and ".venv/bin/pytest -q" in ci  # .ci/run runs this very command
         return
     if language == "python":
         # Blocks that read the bundle by its repository path run from the repository.

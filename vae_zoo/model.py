@@ -357,6 +357,8 @@ class VAE(keras.Model):
             if per_call != self.steps_per_execution:
                 self.steps_per_execution = per_call
                 self._reset_compiled_functions()
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras would warn
         return super().fit(self._check_array_input(x), y, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
