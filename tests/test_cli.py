@@ -141,3 +141,21 @@ def test_commands_on_a_shipped_preset(tmp_path):
     assert Image.open(tmp_path / "s.png").size[0] > 100 and Image.open(tmp_path / "r.png").size[0] > 100
     result = vae_zoo("manifold", "mnist-z20", "-o", tmp_path / "m.png", check=False)
     assert result.returncode == 2 and "2-D latent space" in result.stderr
+
+
+def test_own_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    from vae_zoo import cli
+    from vae_zoo.errors import InvalidArgumentError
+
+    def user_mistake(args):
+        raise InvalidArgumentError("`n` must be a positive int. Received: n=-5")
+
+    def bug(args):
+        raise KeyError("a bug, not a user mistake")
+
+    monkeypatch.setattr(cli, "cmd_list", user_mistake)
+    assert cli.main(["list"]) == 2
+    assert capsys.readouterr().err.strip() == "vae-zoo list: error: `n` must be a positive int. Received: n=-5"
+    monkeypatch.setattr(cli, "cmd_list", bug)
+    with pytest.raises(KeyError, match="a bug"):  # the console script prints its traceback, status 1
+        cli.main(["list"])

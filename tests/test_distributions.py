@@ -45,3 +45,21 @@ def test_prior_is_standard_normal_and_broadcasts():
 def test_bad_units():
     with pytest.raises(ValueError, match="`units` must be a positive int"):
         dl.BernoulliLikelihood(0)
+
+
+def test_fused_bernoulli_log_prob_equals_tfp():
+    logits = tf.random.normal([3, 4, 50], stddev=5.0, seed=2)
+    for x in (tf.cast(tf.random.uniform([4, 50], seed=3) < 0.5, tf.float32), tf.random.uniform([4, 50], seed=4)):
+        np.testing.assert_allclose(dl.Bernoulli(logits=logits, dtype=tf.float32).log_prob(x),
+                                   dl.tfd.Bernoulli(logits=logits, dtype=tf.float32).log_prob(x), rtol=1e-5, atol=1e-5)
+
+
+def test_conditional_distribution_round_trips_its_config():
+    layer = dl.ConditionalDistribution([8, 6], dl.GaussianPosterior(3, name="posterior"), activation="relu",
+                                       kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=1))
+    assert isinstance(layer.kernel_initializer, keras.initializers.Initializer)
+    clone = dl.ConditionalDistribution.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    clone.build((None, 5))
+    q = clone(tf.zeros([2, 7, 5]))
+    assert q.batch_shape == (2, 7) and q.event_shape == (3,)

@@ -186,3 +186,46 @@ def test_bad_latent_input_to_decode():
         model.decode(np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match="NaN"):
         model.decode(np.full((2, 5), np.nan, np.float32))
+
+
+def test_compile_defaults_to_the_fast_path_and_fits_steps_per_execution_to_the_epoch(mnist_subset):
+    x = binary(mnist_subset[0][:620])
+    model = small_vae()
+    model.compile("adam")
+    assert model.jit_compile is True and model.steps_per_execution == 50
+    model.fit(x, batch_size=100, epochs=1, verbose=0)  # 7 steps, the last one short
+    assert int(model.optimizer.iterations) == 7
+    # A repeating dataset with 6 steps per epoch: calls of 50 steps would run past each epoch.
+    ds = data.train_dataset(x, 100, seed=0, epochs=2)
+    history = model.fit(ds, epochs=2, steps_per_epoch=6, verbose=0)
+    assert model.steps_per_execution == 6 and int(model.optimizer.iterations) == 7 + 12
+    assert len(history.history["elbo"]) == 2
+    model.compile("adam", steps_per_execution=4)  # a user's choice is kept
+    model.fit(ds.take(8), epochs=1, steps_per_epoch=8, verbose=0)
+    assert model.steps_per_execution == 4
+
+
+@pytest.mark.parametrize("kwargs", [dict(run_eagerly=True), dict(jit_compile=False)])
+def test_slow_paths_still_work(kwargs, mnist_subset):
+    x = binary(mnist_subset[0][:200])
+    model = small_vae()
+    model.compile(keras.optimizers.Adam(1e-3), **kwargs)
+    assert model.jit_compile is False
+    before = model.evaluate(x, verbose=0, return_dict=True)["elbo"]
+    model.fit(x, batch_size=50, epochs=3, verbose=0)
+    assert model.evaluate(x, verbose=0, return_dict=True)["elbo"] > before
+
+
+def test_elbo_defaults_to_the_models_estimator_and_samples(mnist_subset):
+    x = binary(mnist_subset[0][:10])
+    model = small_vae(estimator="A", num_samples=3)
+    np.testing.assert_array_equal(model.elbo(x, seed=4), model.elbo(x, "A", 3, seed=4))
+    model.estimator = "B"
+    np.testing.assert_array_equal(model.elbo(x, seed=4), model.elbo(x, "B", 3, seed=4))
+
+
+def test_from_preset_is_load(mnist_subset):
+    x = binary(mnist_subset[2][:20])
+    a, b = vae_zoo.VAE.from_preset("mnist-z2"), vae_zoo.load("mnist-z2")
+    assert a.get_config() == b.get_config() and a.jit_compile and a.optimizer.__class__ is b.optimizer.__class__
+    np.testing.assert_array_equal(a.elbo(x, seed=0), b.elbo(x, seed=0))

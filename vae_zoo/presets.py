@@ -45,14 +45,16 @@ MNIST_RECIPES = {10: RECIPES["adam"].replace(epochs=520, lr_drops=((150, 3e-4), 
 def _mnist(z: int) -> PresetSpec:
     return PresetSpec(
         f"mnist-z{z}", "mnist", z, 500, "bernoulli", MNIST_RECIPES.get(z, RECIPES["adam"]),
-        f"MNIST, 784-500-{z} MLP encoder/decoder (tanh), Bernoulli decoder, trained on dynamically binarized digits.",
+        f"MNIST, {DATASETS['mnist'].input_dim}-500-{z} MLP encoder/decoder (tanh), Bernoulli decoder, "
+        "trained on dynamically binarized digits.",
     )
 
 
 def _frey(z: int) -> PresetSpec:
     return PresetSpec(
         f"frey-z{z}", "frey", z, 200, "gaussian", FREY_RECIPE,
-        f"Frey Face, 560-200-{z} MLP encoder/decoder (tanh), Gaussian decoder with sigmoid mean and learned variance.",
+        f"Frey Face, {DATASETS['frey'].input_dim}-200-{z} MLP encoder/decoder (tanh), Gaussian decoder "
+        "with sigmoid mean and learned variance.",
     )
 
 
