@@ -5,15 +5,19 @@ images through encoder + decoder. TensorFlow is not needed (nor imported).
 
     python export/edge_demo.py --model mnist-z20 -o demo.png [--images images.npy] [-n 64] [--seed 0]
 
-`--model` names a folder under export/ (or any folder with encoder.onnx and
-decoder.onnx). `--images` is a .npy array of shape (n, D) with pixels in
-[0, 1]; without it the demo reconstructs some of its own samples.
+`--model` names a folder under export/ (or any folder written by `vae-zoo export`
+with encoder.onnx and decoder.onnx). Every file is checked against the sha256 in
+its manifest.json before it runs. `--images` is a .npy array of shape (n, D) or
+(n, height, width) with pixels in [0, 1]; without it the demo reconstructs some of
+its own samples. Bad input exits with status 2 and one line naming the problem.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import struct
 import sys
 import zlib
@@ -26,6 +30,74 @@ HERE = Path(__file__).resolve().parent
 IMAGE_SHAPES = {784: (28, 28), 560: (28, 20)}
 
 
+class DemoError(Exception):
+    """A problem with the demo's input: reported in one line, status 2."""
+
+
+def _sha256(path: Path) -> str:
+    if path.is_dir():  # a SavedModel: names and contents of its files, as vae-zoo records them
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode() + b"\0" + _sha256(f).encode())
+        return h.hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verify(folder: Path) -> None:
+    """Checks encoder.onnx and decoder.onnx of `folder` against the manifest.json that lists them
+    (the folder's own, or the bundle's one level up)."""
+    for manifest_path in (folder / "manifest.json", folder.parent / "manifest.json"):
+        if not manifest_path.is_file():
+            continue
+        manifest = json.loads(manifest_path.read_text())
+        entries = manifest["presets"].values() if "presets" in manifest else [manifest]
+        recorded = {(manifest_path.parent / a["file"]).resolve(): a["sha256"] for e in entries for a in e["artifacts"]}
+        for name in ("encoder.onnx", "decoder.onnx"):
+            path = (folder / name).resolve()
+            if path not in recorded:
+                break
+            if _sha256(path) != recorded[path]:
+                raise DemoError(f"{folder / name} is corrupt or was changed: its sha256 differs from "
+                                f"{manifest_path}. Restore it or export again (vae-zoo export).")
+        else:
+            return
+    raise DemoError(f"No manifest.json lists {folder}/encoder.onnx and decoder.onnx, so they cannot be verified. "
+                    "Use a folder written by vae-zoo export.")
+
+
+def read_images(path: Path, input_dim: int, shape: tuple[int, int]) -> np.ndarray:
+    """The images of a .npy file as (n, D) float32 in [0, 1], or a DemoError saying what is wrong."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DemoError(f"Cannot read {path} as a .npy array ({err}).") from None
+    if x.ndim == 3 and x.shape[1:] == shape:
+        x = x.reshape(len(x), input_dim)
+    if x.ndim != 2 or x.shape[1] != input_dim or len(x) == 0:
+        raise DemoError(f"--images must have shape (n, {input_dim}) or (n, {shape[0]}, {shape[1]}) with n >= 1. "
+                        f"Received: shape {x.shape} from {path}")
+    try:
+        x = x.astype(np.float32)
+    except (TypeError, ValueError):
+        raise DemoError(f"--images must be numeric. Received: dtype {x.dtype} from {path}") from None
+    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise DemoError(f"--images must hold finite pixels in [0, 1] (scale uint8 images by 1/255). Received: "
+                        f"values in [{np.nanmin(x):g}, {np.nanmax(x):g}] from {path}")
+    return x
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive int. Received: {text!r}")
+    return int(text)
+
+
+def non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be an int >= 0. Received: {text!r}")
+    return int(text)
+
+
 def write_png(pixels: np.ndarray, path: Path) -> None:
     """Writes a grey uint8 array as a PNG using only zlib (no imaging library)."""
     height, width = pixels.shape
@@ -36,7 +108,7 @@ def write_png(pixels: np.ndarray, path: Path) -> None:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(png)
     tmp.replace(path)
 
@@ -57,14 +129,24 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="mnist-z20", help="folder with encoder.onnx and decoder.onnx")
     parser.add_argument("-o", "--output", type=Path, default=Path("edge_demo.png"))
     parser.add_argument("--images", type=Path, help=".npy array (n, D), pixels in [0, 1], to reconstruct")
-    parser.add_argument("-n", type=int, default=64, help="number of samples")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-n", type=positive_int, default=64, help="number of samples")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     args = parser.parse_args(argv)
-
-    folder = Path(args.model) if Path(args.model).is_dir() else HERE / args.model
-    if not (folder / "decoder.onnx").is_file():
-        print(f"edge_demo: error: no decoder.onnx in {folder}", file=sys.stderr)
+    try:
+        return run(args)
+    except DemoError as err:
+        print(f"edge_demo: error: {err}", file=sys.stderr)
         return 2
+
+
+def run(args) -> int:
+    folder = Path(args.model) if Path(args.model).is_dir() else HERE / args.model
+    if not (folder / "decoder.onnx").is_file() or not (folder / "encoder.onnx").is_file():
+        raise DemoError(f"no encoder.onnx and decoder.onnx in {folder}")
+    if args.output.exists() and not args.overwrite:
+        raise DemoError(f"{args.output} exists. Choose another name or pass --overwrite.")
+    verify(folder)
     encoder = ort.InferenceSession(str(folder / "encoder.onnx"), providers=["CPUExecutionProvider"])
     decoder = ort.InferenceSession(str(folder / "decoder.onnx"), providers=["CPUExecutionProvider"])
     latent_dim = decoder.get_inputs()[0].shape[1]
@@ -76,7 +158,7 @@ def main(argv=None) -> int:
     (samples,) = decoder.run(["x_mean"], {"z": z})  # pixel means (Bernoulli probabilities or Gaussian means)
 
     if args.images is not None:
-        x = np.load(args.images).astype(np.float32).reshape(-1, input_dim)[:16]
+        x = read_images(args.images, input_dim, shape)[:16]
     else:
         x = (rng.random(samples[:16].shape) < samples[:16]).astype(np.float32) if input_dim == 784 else samples[:16]
     z_mean, _ = encoder.run(["z_mean", "z_log_var"], {"x": x})

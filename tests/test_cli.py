@@ -39,7 +39,7 @@ def test_train_writes_a_preset_with_its_log(trained):
     assert card["training"]["command"] == "vae-zoo train mnist-z2 --epochs 2 --lr 0.002"
     assert [r["epoch"] for r in card["training"]["log"]] == [1, 2]
     assert "test_elbo" in card["training"]["log"][-1]
-    state = json.loads((root / "runs" / "mnist-z2" / "state.json").read_text())
+    state = json.loads((root / "runs" / "mnist-z2" / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 2
 
 
@@ -69,7 +69,7 @@ def test_picture_commands_write_pngs(trained, tmp_path, command, size):
 def test_curves_plots_the_training_log(trained, tmp_path):
     root, preset = trained
     out = tmp_path / "curves.png"
-    result = vae_zoo("curves", preset, root / "runs" / "mnist-z2" / "state.json", "-o", out)
+    result = vae_zoo("curves", preset, root / "runs" / "mnist-z2", "-o", out)
     assert "mnist-z2" in result.stdout and Image.open(out).size[0] > 500
 
 
@@ -159,3 +159,47 @@ def test_own_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, caps
     monkeypatch.setattr(cli, "cmd_list", bug)
     with pytest.raises(KeyError, match="a bug"):  # the console script prints its traceback, status 1
         cli.main(["list"])
+
+
+BAD_FLAGS = [
+    ["train", "frey-z2", "--epochs", "0"], ["train", "frey-z2", "--epochs", "-1"], ["train", "frey-z2", "--lr", "-1"],
+    ["train", "frey-z2", "--lr", "nan"], ["train", "frey-z2", "--lr", "inf"], ["train", "frey-z2", "--batch-size", "0"],
+    ["train", "frey-z2", "--samples", "0"], ["train", "frey-z2", "--seed", "-3"],
+    ["train", "frey-z2", "--estimator", "C"],
+    ["evaluate", "mnist-z2", "--k", "-1"], ["evaluate", "mnist-z2", "--n-test", "-190"],
+    ["evaluate", "mnist-z2", "--n-test", "0"], ["evaluate", "mnist-z2", "--seed", "x"],
+    ["sample", "mnist-z2", "-n", "-5"], ["sample", "mnist-z2", "-n", "0"], ["sample", "mnist-z2", "--seed", "1.5"],
+    ["reconstruct", "mnist-z2", "-n", "-5"], ["reconstruct", "mnist-z2", "--pairs-per-row", "0"],
+    ["manifold", "mnist-z2", "--grid", "0"], ["manifold", "mnist-z2", "--grid", "100000"],
+    ["export", "mnist-z2", "-o", "out", "--format", "coreml"], ["export", "mnist-z2", "-o", "out", "--part", "head"],
+    ["reconstruct", "mnist-z2", "-n", "20000"], ["evaluate", "mnist-z2", "--n-test", "20000", "--k", "0"],
+    ["train", "frey-z2", "--resume", "--workdir", "no-runs"], ["sample", "no-such-preset"],
+]
+
+
+@pytest.mark.parametrize("args", BAD_FLAGS, ids=[" ".join(a) for a in BAD_FLAGS])
+def test_every_bad_flag_value_is_one_line_status_2_and_writes_nothing(args, tmp_path):
+    result = vae_zoo(*args, cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr and "error:" in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_files_are_never_overwritten_without_asking(tmp_path):
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"the user's file")
+    for command in (["sample", "mnist-z2"], ["reconstruct", "mnist-z2"], ["manifold", "mnist-z2"],
+                    ["curves", "mnist-z2"]):
+        result = vae_zoo(*command, "-o", mine, check=False)
+        assert result.returncode == 2 and "--overwrite" in result.stderr
+        assert mine.read_bytes() == b"the user's file"
+    vae_zoo("sample", "mnist-z2", "-n", "4", "-o", mine, "--overwrite")
+    assert Image.open(mine).mode == "L"
+
+
+def test_a_diverging_run_stops_naming_the_step_and_writes_no_preset(tmp_path):
+    result = vae_zoo("train", "frey-z2", "--epochs", "2", "--lr", "1e30", "--workdir", tmp_path / "runs",
+                     "--out", tmp_path / "out", check=False)
+    assert result.returncode == 2 and "Training diverged" in result.stderr and "at step" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -72,9 +72,21 @@ def test_download_goes_to_the_cache_atomically(tmp_path, monkeypatch):
     shutil.copy(data.locate(data.FREY, download=False), source)
     monkeypatch.delenv(data.DATA_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "FREY", data._Source("frey_rawface.mat", source.as_uri(), data.FREY.sha256))
+    monkeypatch.setattr(data, "FREY", data.Source("frey_rawface.mat", source.as_uri(), data.FREY.sha256))
     assert data.load("frey", "test").shape == (200, 560)
     assert sorted(p.name for p in (tmp_path / "cache" / "vae_zoo").iterdir()) == ["frey_rawface.mat"]
+
+
+def test_a_corrupt_download_never_lands_in_the_cache(tmp_path, monkeypatch):
+    source = tmp_path / "remote" / "frey_rawface.mat"
+    source.parent.mkdir()
+    source.write_bytes(data.locate(data.FREY, download=False).read_bytes()[:-5000])  # truncated in transit
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "FREY", data.Source("frey_rawface.mat", source.as_uri(), data.FREY.sha256))
+    with pytest.raises(data.DataIntegrityError, match="frey_rawface.mat"):
+        data.load("frey", "test")
+    assert list((tmp_path / "cache" / "vae_zoo").iterdir()) == []
 
 
 def test_fixed_test_binarization_is_identical_across_calls():

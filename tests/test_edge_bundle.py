@@ -52,3 +52,34 @@ def test_edge_demo_runs_without_tensorflow(tmp_path):
     assert report["samples"] == 32 and report["reconstructions"] == 5
     image = Image.open(out)
     assert image.mode == "L" and image.size == ((16 * 29 + 1) * 3, (3 * 29 + 1) * 3)
+
+
+def test_tampered_bundle_is_refused_by_verify_and_the_demo(tmp_path):
+    import shutil
+
+    import pytest
+
+    import vae_zoo
+    from vae_zoo.errors import IntegrityError
+
+    bundle = tmp_path / "export"
+    shutil.copytree(BUNDLE, bundle)
+    decoder = bundle / "mnist-z20" / "decoder.onnx"
+    payload = bytearray(decoder.read_bytes())
+    payload[-200] ^= 0xFF
+    decoder.write_bytes(bytes(payload))
+    with pytest.raises(IntegrityError, match="decoder.onnx is corrupt or was changed"):
+        vae_zoo.verify(bundle)
+    result = subprocess.run([sys.executable, str(bundle / "edge_demo.py"), "--model", "mnist-z20",
+                             "-o", str(tmp_path / "d.png")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "corrupt or was changed" in result.stderr and not (tmp_path / "d.png").exists()
+
+
+def test_demo_rejects_images_of_the_wrong_shape_or_range(tmp_path):
+    for name, images in (("half.npy", np.random.default_rng(0).random((16, 392), dtype=np.float32)),
+                         ("bytes.npy", np.full((4, 784), 255, np.uint8))):
+        np.save(tmp_path / name, images)
+        result = subprocess.run([sys.executable, str(BUNDLE / "edge_demo.py"), "--model", "mnist-z20",
+                                 "--images", str(tmp_path / name), "-o", str(tmp_path / "d.png")],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and "--images must" in result.stderr and "Traceback" not in result.stderr

@@ -158,9 +158,11 @@ def test_bad_input_raises_a_clear_value_error(x, message):
             call(x)
 
 
-def test_gaussian_model_accepts_values_outside_unit_interval_but_not_nan():
+def test_gaussian_model_takes_pixels_in_the_unit_interval_only():
     model = small_vae(likelihood="gaussian")
-    assert np.all(np.isfinite(model.elbo(np.full((2, 784), 1.5, np.float32))))
+    assert np.all(np.isfinite(model.elbo(np.full((2, 784), 0.5, np.float32))))
+    with pytest.raises(ValueError, match=r"Gaussian model .* in \[0, 1\] \(Frey Face pixels / 256\)"):
+        model.elbo(np.full((2, 784), 1.5, np.float32))
     with pytest.raises(ValueError, match="NaN"):
         model.elbo(np.full((2, 784), np.nan, np.float32))
 

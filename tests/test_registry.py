@@ -36,7 +36,7 @@ def test_unknown_name_lists_the_presets_and_the_closest():
 
 def test_preset_folder_round_trip(small_preset, mnist_subset):
     model, path = small_preset
-    assert sorted(p.name for p in path.iterdir()) == ["card.json", "config.json", "model.weights.h5"]
+    assert sorted(p.name for p in path.iterdir()) == ["card.json", "checksums.json", "config.json", "model.weights.h5"]
     card = json.loads((path / "card.json").read_text())
     assert card["note"] == "test" and len(card["weights_sha256"]) == 64
     loaded = vae_zoo.load(path)
@@ -91,3 +91,39 @@ def test_pretrained_false_builds_the_preset_architecture():
     model = vae_zoo.load("frey-z5", pretrained=False)
     assert (model.input_dim, model.latent_dim, model.hidden_units, model.likelihood) == (560, 5, [200], "gaussian")
     assert model.optimizer is not None
+
+
+@pytest.mark.parametrize("name, edit", [
+    ("config.json", lambda text: text.replace('"tanh"', '"relu"')),
+    ("card.json", lambda text: text.replace('"note": "test"', '"note": "edited"')),
+])
+def test_every_file_that_defines_a_preset_is_verified(small_preset, name, edit):
+    _, path = small_preset
+    file = path / name
+    file.write_text(edit(file.read_text()))
+    with pytest.raises(PresetError, match=f"{name}.*corrupt or was changed"):
+        vae_zoo.load(path)
+
+
+def test_update_card_keeps_the_folder_verifiable(small_preset):
+    from vae_zoo import registry
+
+    _, path = small_preset
+    registry.update_card(path, metrics={"test": 1})
+    assert registry.read_card(path)["metrics"] == {"test": 1} and vae_zoo.load(path) is not None
+
+
+def test_a_broken_model_is_never_saved(tmp_path):
+    model = vae_zoo.VAE(input_dim=784, latent_dim=2, hidden_units=8)
+    model.weights[0].assign(np.full(model.weights[0].shape, np.nan, np.float32))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.save_to_preset(tmp_path / "broken")
+    assert not (tmp_path / "broken").exists()
+
+
+def test_a_name_means_the_zoo_preset_and_a_path_the_folder(tmp_path, monkeypatch):
+    model = vae_zoo.VAE(input_dim=784, latent_dim=4, hidden_units=8, seed=0)
+    model.save_to_preset(tmp_path / "mnist-z20")
+    monkeypatch.chdir(tmp_path)
+    assert vae_zoo.load("mnist-z20").latent_dim == 20  # the zoo's preset wins
+    assert vae_zoo.load("./mnist-z20").latent_dim == 4  # the local folder, by path

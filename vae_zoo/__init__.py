@@ -13,6 +13,7 @@ _LAZY = {
     "load": "vae_zoo.registry",
     "save_preset": "vae_zoo.registry",
     "export": "vae_zoo.exporters",
+    "verify": "vae_zoo.exporters",
     "VaeZooError": "vae_zoo.errors",
     "UnknownPresetError": "vae_zoo.errors",
     "PresetError": "vae_zoo.errors",

@@ -96,12 +96,11 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from vae_zoo.registry import presets_dir
     from vae_zoo.training import train_preset
 
     overrides = dict(epochs=args.epochs, estimator=args.estimator, num_samples=args.samples,
                      batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed)
-    path = train_preset(args.name, args.workdir, args.out or presets_dir(), args.resume, overrides,
+    path = train_preset(args.name, args.workdir, args.out, args.resume, overrides,
                         overwrite=args.overwrite, verbose=1 if sys.stdout.isatty() else 2)
     print(f"Saved preset to {path}")
     return 0
@@ -115,7 +114,8 @@ def cmd_evaluate(args) -> int:
     if args.write_card and (args.n_test is not None or args.k != 5000):
         raise InvalidArgumentError("--write-card records the card's protocol only: the full test set and k=5000. "
                          f"Received: --n-test {args.n_test} --k {args.k}")
-    metrics = evaluate(_load(args.model), k=args.k, n_test=args.n_test, seed=args.seed, verbose=not args.quiet)
+    model = _load(args.model)
+    metrics = evaluate(model, k=args.k, n_test=args.n_test, seed=args.seed, verbose=not args.quiet)
     print(json.dumps(metrics, indent=1))
     if args.write_card:
         registry.update_card(args.model, metrics=metrics,
@@ -129,7 +129,7 @@ def cmd_sample(args) -> int:
 
     model = _load(args.model)
     images = model.sample(args.n, seed=args.seed)
-    viz.save_png(viz.grid(images, _image_shape(model)), args.output)
+    viz.save_png(viz.grid(images, _image_shape(model)), args.output, overwrite=args.overwrite)
     print(f"Wrote {args.n} samples of {args.model} to {args.output}")
     return 0
 
@@ -138,12 +138,17 @@ def cmd_reconstruct(args) -> int:
     import numpy as np
 
     from vae_zoo import data, viz
+    from vae_zoo.errors import InvalidArgumentError
     from vae_zoo.evaluation import dataset_of
 
     model = _load(args.model)
-    x = data.test_set(dataset_of(model), model.is_binary)[: args.n]
+    x = data.test_set(dataset_of(model), model.is_binary)
+    if args.n > len(x):
+        raise InvalidArgumentError(f"-n must be at most the {len(x)} test images. Received: -n {args.n}")
+    x = x[: args.n]
     pairs = np.stack([x, model.reconstruct(x)], axis=1).reshape(-1, model.input_dim)
-    viz.save_png(viz.grid(pairs, _image_shape(model), columns=2 * args.pairs_per_row), args.output)
+    viz.save_png(viz.grid(pairs, _image_shape(model), columns=2 * args.pairs_per_row), args.output,
+                 overwrite=args.overwrite)
     print(f"Wrote {len(x)} test images (left) and their reconstructions (right) to {args.output}")
     return 0
 
@@ -152,7 +157,8 @@ def cmd_manifold(args) -> int:
     from vae_zoo import viz
 
     model = _load(args.model)
-    viz.save_png(viz.grid(viz.manifold(model, args.grid), _image_shape(model), columns=args.grid, pad=0), args.output)
+    viz.save_png(viz.grid(viz.manifold(model, args.grid), _image_shape(model), columns=args.grid, pad=0), args.output,
+                 overwrite=args.overwrite)
     print(f"Wrote the {args.grid}x{args.grid} latent manifold of {args.model} to {args.output}")
     return 0
 
@@ -165,8 +171,9 @@ def _read_log(source: str) -> tuple[str, list[dict]]:
     if path.is_file():
         content = json.loads(path.read_text())
         return path.parent.name if path.name == "state.json" else path.stem, content["log"]
-    if (path / "state.json").is_file():
-        return path.name, json.loads((path / "state.json").read_text())["log"]
+    for state in (path / "state.json", path / "checkpoint" / "state.json"):  # a checkpoint or a run folder
+        if state.is_file():
+            return path.name, json.loads(state.read_text())["log"]
     card = registry.read_card(source)
     if "training" not in card:
         raise InvalidArgumentError(f"{source}'s card has no training log.")
@@ -177,7 +184,7 @@ def cmd_curves(args) -> int:
     from vae_zoo import viz
 
     logs = dict(_read_log(s) for s in args.logs)
-    viz.plot_curves(logs, args.output)
+    viz.plot_curves(logs, args.output, overwrite=args.overwrite)
     print(f"Wrote lower-bound curves of {', '.join(logs)} to {args.output}")
     return 0
 
@@ -202,16 +209,47 @@ def cmd_export(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `vae-zoo train: error: argument --epochs: ...`."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind, test, accepted: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {accepted}. Received: {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"must be {accepted}. Received: {text!r}")
+        return value
+
+    parse.__name__ = accepted  # what argparse names in its own messages
+    return parse
+
+
+POSITIVE_INT = _number(int, lambda v: v > 0, "a positive int")
+NON_NEGATIVE_INT = _number(int, lambda v: v >= 0, "an int >= 0")
+POSITIVE_FLOAT = _number(float, lambda v: 0 < v < float("inf"), "a finite number > 0")
+GRID = _number(int, lambda v: 0 < v <= 200, "an int in 1..200")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; building it imports nothing heavy, so --help is instant."""
-    parser = argparse.ArgumentParser(prog="vae-zoo", description="Pretrained AEVB variational auto-encoders "
-                                     "(Kingma & Welling, arXiv 1312.6114).")
+    parser = _Parser(prog="vae-zoo", description="Pretrained AEVB variational auto-encoders "
+                     "(Kingma & Welling, arXiv 1312.6114).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, fn, help_text):
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(run=fn)
         return p
+
+    def add_output(p, default):
+        p.add_argument("-o", "--output", type=Path, default=Path(default), help=f"PNG file (default {default})")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
 
     add("list", cmd_list, "list the presets with their headline test numbers")
 
@@ -221,46 +259,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", cmd_train, "train a preset (checkpoint every epoch; --resume continues)")
     p.add_argument("name", help="preset name, e.g. mnist-z20")
-    p.add_argument("--epochs", type=int, help="total epochs (default: the preset's recipe)")
+    p.add_argument("--epochs", type=POSITIVE_INT, help="total epochs (default: the preset's recipe)")
     p.add_argument("--estimator", choices=["A", "B"], help="SGVB estimator (eq. 6 or eq. 7)")
-    p.add_argument("--samples", type=int, help="L, samples of z per datapoint")
-    p.add_argument("--batch-size", type=int, help="minibatch size M")
+    p.add_argument("--samples", type=POSITIVE_INT, help="L, samples of z per datapoint")
+    p.add_argument("--batch-size", type=POSITIVE_INT, help="minibatch size M")
     p.add_argument("--optimizer", choices=["adam", "adagrad"])
-    p.add_argument("--lr", type=float, help="initial learning rate")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--lr", type=POSITIVE_FLOAT, help="initial learning rate")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in WORKDIR/NAME")
     p.add_argument("--workdir", type=Path, default=Path("runs"), help="checkpoint folder (default: runs)")
-    p.add_argument("--out", type=Path, help="folder for the finished preset (default: the zoo's saved_models)")
+    p.add_argument("--out", type=Path, default=Path("presets"),
+                   help="folder for the finished preset, OUT/NAME (default: presets; the zoo's own: saved_models)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing preset folder")
 
     p = add("evaluate", cmd_evaluate, "test ELBO (A and B), importance-weighted log-likelihood, train ELBO")
     p.add_argument("model", help="preset name or preset folder")
-    p.add_argument("--k", type=int, default=5000, help="importance samples per test point (default 5000; 0 skips)")
-    p.add_argument("--n-test", type=int, help="first N test points only (default: the full test set)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo noise")
+    p.add_argument("--k", type=NON_NEGATIVE_INT, default=5000,
+                   help="importance samples per test point (default 5000; 0 skips)")
+    p.add_argument("--n-test", type=POSITIVE_INT, help="first N test points only (default: the full test set)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="seed of the Monte Carlo noise")
     p.add_argument("--write-card", action="store_true", help="record the metrics in the preset's card.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = add("sample", cmd_sample, "write a PNG grid of decoder means at z ~ N(0, I)")
     p.add_argument("model", help="preset name or preset folder")
-    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("-o", "--output", type=Path, default=Path("samples.png"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", type=POSITIVE_INT, default=64, help="number of samples (default 64)")
+    add_output(p, "samples.png")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
 
     p = add("reconstruct", cmd_reconstruct, "write test images beside their reconstructions as a PNG")
     p.add_argument("model", help="preset name or preset folder")
-    p.add_argument("-n", type=int, default=32, help="number of test images (default 32)")
-    p.add_argument("--pairs-per-row", type=int, default=8)
-    p.add_argument("-o", "--output", type=Path, default=Path("reconstructions.png"))
+    p.add_argument("-n", type=POSITIVE_INT, default=32, help="number of test images (default 32)")
+    p.add_argument("--pairs-per-row", type=POSITIVE_INT, default=8)
+    add_output(p, "reconstructions.png")
 
     p = add("manifold", cmd_manifold, "write the learned 2-D manifold as a PNG (paper Figure 4)")
     p.add_argument("model", help="a preset with a 2-D latent space, e.g. mnist-z2")
-    p.add_argument("--grid", type=int, default=20, help="images per side (default 20)")
-    p.add_argument("-o", "--output", type=Path, default=Path("manifold.png"))
+    p.add_argument("--grid", type=GRID, default=20, help="images per side (default 20, at most 200)")
+    add_output(p, "manifold.png")
 
     p = add("curves", cmd_curves, "plot lower bound against training samples (paper Figure 2)")
     p.add_argument("logs", nargs="+", help="preset names/folders, checkpoint folders or state.json files")
-    p.add_argument("-o", "--output", type=Path, default=Path("curves.png"))
+    add_output(p, "curves.png")
 
     p = add("export", cmd_export, "export encoder/decoder graphs, parity-checked against Keras")
     p.add_argument("model", nargs="?", help="preset name or preset folder")

@@ -45,13 +45,15 @@ FREY_TEST_SIZE = 200
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity, for the read cache
-class _Source:
+class Source:
+    """Where a data file comes from and the sha256 of each of its arrays."""
+
     filename: str
     url: str
     sha256: dict  # array name -> sha256 of its C-order bytes
 
 
-MNIST = _Source(
+MNIST = Source(
     "mnist.npz",
     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
     {
@@ -61,7 +63,7 @@ MNIST = _Source(
         "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
     },
 )
-FREY = _Source(
+FREY = Source(
     "frey_rawface.mat",
     "https://cs.nyu.edu/~roweis/data/frey_rawface.mat",
     {"ff.T": "2438ba4f0d2a6bd8bac43de756141eaa33c8d248dd613d464bdb1210d9b7af78"},
@@ -103,7 +105,7 @@ def array_sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def locate(source: _Source, download: bool = True) -> Path:
+def locate(source: Source, download: bool = True) -> Path:
     """Finds `source`'s file in $VAE_ZOO_DATA or the cache, downloading if needed.
 
     Raises:
@@ -122,7 +124,7 @@ def locate(source: _Source, download: bool = True) -> Path:
         reason = f"downloads are disabled by ${OFFLINE_ENV}"
     elif download:
         try:
-            _download(source.url, target)
+            _download(source, target)
             return target
         except (urllib.error.URLError, OSError) as err:
             reason = f"the download failed ({err})"
@@ -133,21 +135,24 @@ def locate(source: _Source, download: bool = True) -> Path:
     )
 
 
-def _download(url: str, target: Path) -> None:
-    """Downloads `url` to `target` atomically (temp file in the same folder, then rename)."""
+def _download(source: Source, target: Path) -> None:
+    """Downloads `source` to `target`: into a temp file beside it, verified array by array
+    (`DataIntegrityError` otherwise), and only then renamed into place, so the cache never
+    holds a partial or wrong file, even when two processes download at once."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(source.url, timeout=60) as response:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
+        _read_verified_cached.__wrapped__(source, tmp, -1, -1)  # raises before anything lands in the cache
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def _verified(name: str, array: np.ndarray, source: _Source, path: Path) -> np.ndarray:
+def _verified(name: str, array: np.ndarray, source: Source, path: Path) -> np.ndarray:
     digest = array_sha256(array)
     if digest != source.sha256[name]:
         raise DataIntegrityError(
@@ -168,13 +173,13 @@ def load_frey_array(download: bool = True) -> np.ndarray:
     return _read_verified(FREY, locate(FREY, download))["ff.T"]
 
 
-def _read_verified(source: _Source, path: Path) -> dict[str, np.ndarray]:
+def _read_verified(source: Source, path: Path) -> dict[str, np.ndarray]:
     stat = path.stat()
     return _read_verified_cached(source, str(path), stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
-def _read_verified_cached(source: _Source, path: str, size: int, mtime_ns: int) -> dict[str, np.ndarray]:
+def _read_verified_cached(source: Source, path: str, size: int, mtime_ns: int) -> dict[str, np.ndarray]:
     """Reads and verifies a file once per (path, size, mtime) in a process."""
     path = Path(path)
     try:

@@ -25,6 +25,10 @@ class PresetError(VaeZooError, ValueError):
     """A preset folder is missing a file, or a file fails its checksum."""
 
 
+class IntegrityError(VaeZooError, ValueError):
+    """An exported file is missing or differs from the sha256 its manifest records."""
+
+
 class DataIntegrityError(VaeZooError, ValueError):
     """A data file exists but its contents do not match the published sha256."""
 
@@ -39,6 +43,10 @@ class OutputExistsError(VaeZooError, FileExistsError):
 
 class WriteError(VaeZooError, OSError):
     """A file could not be written (read-only folder, full disk); nothing was changed."""
+
+
+class TrainingError(VaeZooError, RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN); the last good checkpoint is kept."""
 
 
 class ParityError(VaeZooError, RuntimeError):

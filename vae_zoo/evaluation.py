@@ -9,6 +9,7 @@ import numpy as np
 from vae_zoo import data
 from vae_zoo.errors import InvalidArgumentError
 from vae_zoo.model import VAE
+from vae_zoo.validation import check_positive_int, check_seed
 
 # Fixed binarization of the *training* set for the train ELBO of Bernoulli models.
 TRAIN_BINARIZATION_SEED = data.TEST_BINARIZATION_SEED + 1
@@ -53,7 +54,13 @@ def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0
         log-likelihood with k samples, train ELBO (B), and the protocol.
     """
     name = dataset_of(model)
-    x_test = data.test_set(name, model.is_binary)[:n_test]
+    x_test = data.test_set(name, model.is_binary)
+    if n_test is not None and not 0 < check_positive_int("n_test", n_test) <= len(x_test):
+        raise InvalidArgumentError(f"`n_test` must be at most the {len(x_test)} test images. Received: n_test={n_test}")
+    if k:
+        check_positive_int("k", k)
+    seed = check_seed("seed", seed, allow_none=False)
+    x_test = x_test[:n_test]
     x_train = data.load(name, "train")
     if model.is_binary:
         x_train = data.binarize(x_train, TRAIN_BINARIZATION_SEED)

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_zoo import registry
-from vae_zoo.errors import ParityError
+from vae_zoo.errors import IntegrityError, ParityError
 from vae_zoo.io import atomic_write_text, staged_dir, tree_sha256
 from vae_zoo.model import VAE
 from vae_zoo.validation import check_choices
@@ -230,6 +230,35 @@ def _onnxruntime_version() -> str:
     import onnxruntime
 
     return f"onnxruntime {onnxruntime.__version__}"
+
+
+def verify(folder: str | os.PathLike) -> dict:
+    """Checks every file of an export (or of the edge bundle) against its manifest.json.
+
+    Args:
+        folder: a folder written by `export` or `build_bundle`.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        IntegrityError: no readable manifest, or a file that is missing or
+            whose sha256 differs from the manifest's.
+    """
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        raise IntegrityError(f"No readable {MANIFEST} in {folder} ({err}); export again with vae-zoo export.") from None
+    entries = manifest["presets"].values() if "presets" in manifest else [manifest]
+    for entry in entries:
+        for artifact in entry["artifacts"]:
+            path = folder / artifact["file"]
+            actual = tree_sha256(path) if path.exists() else "missing"
+            if actual != artifact["sha256"]:
+                raise IntegrityError(f"{path} is corrupt or was changed: sha256 {actual}, expected "
+                                     f"{artifact['sha256']} (from {folder / MANIFEST}). Export it again.")
+    return manifest
 
 
 def build_bundle(out_dir: str | os.PathLike = "export", names=None) -> dict:

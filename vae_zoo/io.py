@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import os
 import shutil
@@ -27,10 +29,41 @@ def temp_dir_beside(path: Path) -> Path:
     return tmp
 
 
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Moves the complete folder `tmp` to `target`, replacing the folder there if any."""
-    if not target.exists():
-        os.replace(tmp, target)
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def replace_dir(tmp: Path, target: Path, overwrite: bool = True) -> None:
+    """Moves the complete folder `tmp` to `target`.
+
+    There is no moment at which `target` is missing or partial: a new `target` appears by
+    one rename, an existing one is swapped out in one step (where the OS can; else by two
+    renames in quick succession). Without `overwrite`, of two writers racing for a new
+    `target` exactly one wins; the other gets `OutputExistsError`.
+    """
+    try:
+        os.rename(tmp, target)  # onto nothing (or an empty folder): atomic, fails on a non-empty one
+        return
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise
+        if not overwrite:
+            raise OutputExistsError(f"{target} exists and is not empty (written by another process meanwhile?). "
+                                    "Pass overwrite=True (--overwrite) to replace it.") from None
+    if target.is_dir() and _exchange(tmp, target):
+        shutil.rmtree(tmp)  # now holds the old version
         return
     old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
     os.replace(target, old)  # renaming a folder onto an empty one is allowed
@@ -54,20 +87,26 @@ def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     tmp = temp_dir_beside(path)
     try:
         yield tmp
-        replace_dir(tmp, path)
+        replace_dir(tmp, path, overwrite)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
 
 
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes, overwrite: bool = True) -> None:
     """Writes `payload` to `path` via a temp file in the same folder and a rename.
 
+    With `overwrite=False` the file is created exclusively (a hard link), so of two
+    writers racing for one path exactly one succeeds.
+
     Raises:
+        OutputExistsError: `path` exists and `overwrite` is False.
         WriteError: with the path in its message when the folder is not
             writable or the disk is full; the original file, if any, is untouched.
     """
     path = Path(path)
+    if not overwrite and os.path.lexists(path):
+        raise OutputExistsError(f"{path} exists. Choose another name or pass --overwrite (overwrite=True).")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
@@ -80,7 +119,12 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if another writer created `path` meanwhile
+    except FileExistsError:
+        raise OutputExistsError(f"{path} exists. Choose another name or pass --overwrite (overwrite=True).") from None
     except OSError as err:
         raise WriteError(
             err.errno, f"Cannot write {path}: {err.strerror} (is the disk full?). Nothing was changed."
@@ -90,8 +134,8 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
             os.unlink(tmp)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, overwrite: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

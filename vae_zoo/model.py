@@ -16,7 +16,15 @@ from vae_zoo.distributions import LIKELIHOODS, ConditionalDistribution, Gaussian
 from vae_zoo.errors import InvalidArgumentError
 from vae_zoo.networks import hidden_sizes
 from vae_zoo.recipes import Recipe, make_optimizer, steps_per_execution
-from vae_zoo.validation import check_choice, check_data, check_positive_int
+from vae_zoo.validation import (
+    check_choice,
+    check_data,
+    check_dataset,
+    check_latent,
+    check_positive_int,
+    check_seed,
+    graph_check_error,
+)
 
 tfd = tfp.distributions
 
@@ -143,12 +151,12 @@ class VAE(keras.Model):
 
     def decode(self, z) -> tfd.Distribution:
         """p(x|z) for z of shape (..., latent_dim); batch shape z.shape[:-1]."""
-        z = tf.convert_to_tensor(z, dtype=self.compute_dtype)
-        if z.shape.rank is None or z.shape.rank < 1 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"`z` must have shape (..., {self.latent_dim}). Received: shape {tuple(z.shape)}")
-        if not bool(tf.reduce_all(tf.math.is_finite(z))):
-            raise ValueError("`z` contains NaN or inf values.")
-        return self.decoder(z)
+        return self.decoder(tf.constant(check_latent(z, self.latent_dim), dtype=self.compute_dtype))
+
+    def __call__(self, x, *args, **kwargs):
+        if tf.executing_eagerly():  # a direct model(x); fit/evaluate/predict check before tracing
+            x = tf.constant(self._check_x(x))
+        return super().__call__(x, *args, **kwargs)
 
     def call(self, x, training=False) -> dict[str, tf.Tensor]:
         out = self.encoder.outputs(x)
@@ -162,8 +170,8 @@ class VAE(keras.Model):
         seed, or a stateless (2,) seed tensor."""
         if seed is None:
             return keras.random.normal(shape, seed=self.seed_generator, dtype=self.compute_dtype)
-        if isinstance(seed, int):
-            seed = tf.constant([seed, 0], tf.int64)
+        if not tf.is_tensor(seed):
+            seed = tf.constant([check_seed("seed", seed, allow_none=False), 0], tf.int64)
         return tf.random.stateless_normal(shape, seed=seed, dtype=self.compute_dtype)
 
     def _train_noise_seed(self):
@@ -196,7 +204,7 @@ class VAE(keras.Model):
         """
         estimator = self.estimator if estimator is None else check_estimator(estimator)
         num_samples = self.num_samples if num_samples is None else check_positive_int("num_samples", num_samples)
-        bound = self._bound(self._check_x(x), estimator, num_samples, seed)
+        bound = self._bound(self._check_x(x), estimator, num_samples, check_seed("seed", seed))
         return bound if return_terms else bound.elbo
 
     def log_likelihood(self, x, num_samples: int = 5000, seed: int = 0, batch_size: int = 100,
@@ -217,8 +225,9 @@ class VAE(keras.Model):
         Returns:
             float32 array of shape (n,).
         """
-        check_positive_int("num_samples", num_samples)
-        check_positive_int("batch_size", batch_size)
+        num_samples = check_positive_int("num_samples", num_samples)
+        batch_size = check_positive_int("batch_size", batch_size)
+        seed = check_seed("seed", seed, allow_none=False)
         x = self._check_x(x)
         out = []
         progress = keras.utils.Progbar(len(x), unit_name="datapoint", stateful_metrics=["mean"]) if verbose else None
@@ -261,6 +270,7 @@ class VAE(keras.Model):
             float32 array of shape (n, input_dim).
         """
         n = check_positive_int("n", n)
+        seed = check_seed("seed", seed)
         z = self._noise((n, self.latent_dim), seed)
         p_x = self.decoder(z)
         x = p_x.mean() if mean else p_x.sample(seed=_tfp_seed(seed))
@@ -272,6 +282,7 @@ class VAE(keras.Model):
         Returns:
             float32 array with the shape of x.
         """
+        seed = check_seed("seed", seed)
         q = self.encode(x)
         z = q.mean() if not sample_z else objectives.reparameterize(q, self._noise(tf.shape(q.mean()), seed))
         return np.asarray(self.decoder(z).mean(), dtype=np.float32)
@@ -313,7 +324,7 @@ class VAE(keras.Model):
         return self._record(bound, -tf.reduce_mean(bound.elbo))
 
     def _check_x(self, x) -> np.ndarray:
-        return check_data(x, self.input_dim, self.is_binary)
+        return check_data(x, self.input_dim, self.likelihood)
 
     def compile(self, optimizer="adam", *, steps_per_execution: int | None = None, jit_compile=True,
                 run_eagerly: bool = False, **kwargs):
@@ -359,16 +370,33 @@ class VAE(keras.Model):
                 self._reset_compiled_functions()
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras would warn
-        return super().fit(self._check_array_input(x), y, **kwargs)
+        return self._checked(super().fit, x, y, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
-        return super().evaluate(self._check_array_input(x), y, **kwargs)
+        return self._checked(super().evaluate, x, y, **kwargs)
 
     def predict(self, x, **kwargs):
-        return super().predict(self._check_array_input(x), **kwargs)
+        return self._checked(super().predict, x, **kwargs)
 
-    def _check_array_input(self, x):
-        return self._check_x(x) if isinstance(x, (np.ndarray, tf.Tensor, list)) else x
+    def _checked(self, run, x, *args, **kwargs):
+        """Runs Keras' `fit`/`evaluate`/`predict` on checked input: arrays (numpy, lists,
+        tensors, pandas, `__array__`) on the host, a `tf.data.Dataset` in the graph."""
+        for name in ("batch_size", "steps_per_epoch", "steps", "epochs"):
+            if kwargs.get(name) is not None:
+                kwargs[name] = check_positive_int(name, kwargs[name])
+        if kwargs.get("initial_epoch") is not None:
+            kwargs["initial_epoch"] = check_seed("initial_epoch", kwargs["initial_epoch"], allow_none=False)
+        if isinstance(x, tf.data.Dataset):
+            x = check_dataset(x, self.input_dim, self.likelihood)
+        elif x is not None and not isinstance(x, keras.utils.PyDataset):
+            x = self._check_x(x)
+        try:
+            return run(x, *args, **kwargs)
+        except tf.errors.InvalidArgumentError as err:
+            ours = graph_check_error(err)
+            if ours is None:
+                raise
+            raise ours from None
 
     # -- presets ---------------------------------------------------------------------
 
@@ -397,8 +425,8 @@ class VAE(keras.Model):
         """
         folder = preset_format.preset_path(name_or_path)
         config = preset_format.read_config(folder)
-        card = preset_format.read_card(folder) if (folder / preset_format.CARD).is_file() else {}
-        weights = preset_format.verified_weights(folder, card) if pretrained else None
+        card = preset_format.read_card(folder)
+        weights = preset_format.verified(folder, preset_format.WEIGHTS) if pretrained else None
         model = keras.saving.deserialize_keras_object(config)
         if not isinstance(model, cls):
             raise preset_format.PresetError(f"{folder / preset_format.CONFIG} describes a "
@@ -426,7 +454,14 @@ class VAE(keras.Model):
 
         Returns:
             The folder's path.
+
+        Raises:
+            InvalidArgumentError: non-finite weights (a broken model is never written).
+            OutputExistsError: `path` exists and `overwrite` is False.
         """
+        if not all(np.isfinite(w).all() for w in self.get_weights()):
+            raise InvalidArgumentError(f"Refusing to save {path}: the model's weights contain NaN or inf "
+                                       "(training diverged?). Nothing was written.")
         config = keras.saving.serialize_keras_object(self)
         config.pop("compile_config", None)  # the card's recipe says how to compile
 

@@ -5,8 +5,9 @@ A preset folder holds
 
 - `config.json`: the model's Keras config (`keras.saving.serialize_keras_object`);
 - `model.weights.h5`: its weights (no optimizer state);
-- `card.json`: the model card: data, recipe, training log, measured metrics, and
-  the weights' sha256, which `verified_weights` checks before any weight is read.
+- `card.json`: the model card: data, recipe, training log, measured metrics;
+- `checksums.json`: the sha256 of each of the three, checked before any of them is used,
+  so a changed config, card or weights file is refused, never silently loaded.
 
 The zoo's own presets are in `saved_models/` at the repository root, installed inside
 the package as `vae_zoo/saved_models/`; `$VAE_ZOO_PRESETS` points to another folder.
@@ -21,13 +22,15 @@ import difflib
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from vae_zoo.errors import PresetError, UnknownPresetError
 from vae_zoo.io import atomic_write_text, file_sha256, staged_dir
 
-CONFIG, WEIGHTS, CARD = "config.json", "model.weights.h5", "card.json"
+CONFIG, WEIGHTS, CARD, CHECKSUMS = "config.json", "model.weights.h5", "card.json", "checksums.json"
+_RESTORE = "Restore the file (e.g. reinstall vae-zoo or `git checkout` it)"
 PRESETS_ENV = "VAE_ZOO_PRESETS"
 
 
@@ -80,59 +83,64 @@ def preset_path(name_or_path: str | os.PathLike) -> Path:
     raise unknown_preset(text)
 
 
-def read_card(name_or_path: str | os.PathLike) -> dict:
-    """The model card of a preset.
-
-    Raises:
-        PresetError: the folder has no card.
-    """
-    path = preset_path(name_or_path) / CARD
-    if not path.is_file():
-        raise PresetError(f"No model card {path}. Train it first: vae-zoo train NAME.")
+def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
-        raise PresetError(f"{path} is not valid JSON ({err}). Restore it (reinstall vae-zoo or `git checkout` it).")
+        raise PresetError(f"{path} is not valid JSON ({err}). {_RESTORE}.") from None
+
+
+def verified(folder: Path, name: str) -> Path:
+    """The path of file `name` of a preset folder, after checking it against checksums.json.
+
+    Raises:
+        PresetError: the file or checksums.json is missing, or the file's sha256
+            differs (truncated, edited or replaced).
+    """
+    path = folder / name
+    if not path.is_file():
+        if name == WEIGHTS:
+            raise PresetError(f"Preset folder {folder} has no weights file {path}; refusing random weights.")
+        if name == CONFIG:
+            raise PresetError(f"Preset folder {folder} has no {CONFIG}. Train it (vae-zoo train NAME) "
+                              "or pass a folder written by save_to_preset().")
+        raise PresetError(f"No model card {path}. Train it first: vae-zoo train NAME.")
+    if not (folder / CHECKSUMS).is_file():
+        raise PresetError(f"Preset folder {folder} has no {CHECKSUMS}, so {name} cannot be verified. Save the "
+                          "model again with save_to_preset(), or, if you trust its files, run "
+                          f"vae_zoo.preset_format.write_checksums({str(folder)!r}).")
+    expected = _read_json(folder / CHECKSUMS).get(name)
+    actual = file_sha256(path)
+    if actual != expected:
+        raise PresetError(f"{'Weights file' if name == WEIGHTS else 'File'} {path} is corrupt or was changed: "
+                          f"sha256 {actual}, expected {expected} (from {CHECKSUMS}). {_RESTORE}.")
+    return path
+
+
+def read_card(name_or_path: str | os.PathLike) -> dict:
+    """The verified model card of a preset.
+
+    Raises:
+        PresetError: the folder has no card, or it fails its checksum.
+    """
+    return _read_json(verified(preset_path(name_or_path), CARD))
 
 
 def read_config(folder: Path) -> dict:
-    """The model config of a preset folder.
+    """The verified model config of a preset folder.
 
     Raises:
-        PresetError: the folder has no readable config.json.
+        PresetError: the folder has no config.json, or it fails its checksum.
     """
-    path = folder / CONFIG
-    if not path.is_file():
-        raise PresetError(
-            f"Preset folder {folder} has no {CONFIG}. Train it (vae-zoo train NAME) "
-            "or pass a folder written by save_to_preset()."
-        )
-    try:
-        return json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise PresetError(f"{path} is not valid JSON ({err}). Restore it (reinstall vae-zoo or `git checkout` it).")
+    return _read_json(verified(folder, CONFIG))
 
 
-def verified_weights(folder: Path, card: dict) -> Path:
-    """The weights file of a preset folder, after checking its sha256 against the card.
-
-    Raises:
-        PresetError: the file is missing, the card has no checksum, or the file
-            differs from it (truncated or changed); never random weights.
-    """
-    path = folder / WEIGHTS
-    if not path.is_file():
-        raise PresetError(f"Preset folder {folder} has no weights file {path}; refusing random weights.")
-    expected = card.get("weights_sha256")
-    if expected is None:
-        raise PresetError(f"{folder / CARD} gives no weights_sha256, so {path} cannot be verified.")
-    actual = file_sha256(path)
-    if actual != expected:
-        raise PresetError(
-            f"Weights file {path} is corrupt or was changed: sha256 {actual}, expected {expected} "
-            "(from card.json). Restore the file (e.g. reinstall vae-zoo or `git checkout` it)."
-        )
-    return path
+def write_checksums(folder: str | os.PathLike) -> dict:
+    """Writes checksums.json for the config, weights and card present in `folder`."""
+    folder = Path(folder)
+    sums = {name: file_sha256(folder / name) for name in (CONFIG, WEIGHTS, CARD) if (folder / name).is_file()}
+    atomic_write_text(folder / CHECKSUMS, json.dumps(sums, indent=1))
+    return sums
 
 
 def write_preset(path: str | os.PathLike, config: dict, write_weights: Callable[[Path], None],
@@ -167,12 +175,17 @@ def write_preset(path: str | os.PathLike, config: dict, write_weights: Callable[
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         atomic_write_text(tmp / CARD, json.dumps(card, indent=1))
+        write_checksums(tmp)
     return path
 
 
 def update_card(name_or_path: str | os.PathLike, **fields) -> dict:
-    """Merges `fields` into a preset's card.json (atomically)."""
-    card = read_card(name_or_path)
-    card.update(fields)
-    atomic_write_text(preset_path(name_or_path) / CARD, json.dumps(card, indent=1))
+    """Merges `fields` into a preset's card; the folder is replaced as a whole, with new checksums."""
+    folder = preset_path(name_or_path)
+    card = {**read_card(folder), **fields}
+    with staged_dir(folder, overwrite=True) as tmp:
+        for name in (CONFIG, WEIGHTS):
+            shutil.copy2(verified(folder, name), tmp / name)
+        atomic_write_text(tmp / CARD, json.dumps(card, indent=1))
+        write_checksums(tmp)
     return card

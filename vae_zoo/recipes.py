@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import keras
 
-from vae_zoo.validation import check_choice
+from vae_zoo.errors import InvalidArgumentError
+from vae_zoo.validation import check_choice, check_positive_float, check_positive_int, check_seed
+
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad}
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,22 @@ class Recipe:
     steps_per_execution: int = 50
     seed: int = 0
 
+    def __post_init__(self):
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_positive_float("learning_rate", self.learning_rate)
+        for name in ("batch_size", "num_samples", "epochs", "steps_per_execution"):
+            check_positive_int(name, getattr(self, name))
+        check_choice("estimator", self.estimator, ("A", "B"))
+        check_seed("seed", self.seed, allow_none=False)
+        if self.init_stddev is not None:
+            check_positive_float("init_stddev", self.init_stddev)
+        epochs = [e for e, _ in self.lr_drops]
+        if epochs != sorted(set(epochs)) or any(e < 1 for e in epochs):
+            raise InvalidArgumentError(f"`lr_drops` must be ((epoch, rate), ...) with increasing epochs >= 1. "
+                                       f"Received: lr_drops={self.lr_drops!r}")
+        for _, rate in self.lr_drops:
+            check_positive_float("lr_drops rate", rate)
+
     def replace(self, **changes) -> Recipe:
         """A copy with `changes` applied (None values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -74,9 +93,6 @@ RECIPES = {
     # Adam with two learning-rate drops: better bounds per CPU-hour.
     "adam": Recipe(optimizer="adam", learning_rate=1e-3, lr_drops=((150, 3e-4), (220, 1e-4)), epochs=260),
 }
-
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad}
-
 
 def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The recipe's optimizer, with its schedule counted in steps."""

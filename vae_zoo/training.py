@@ -13,8 +13,8 @@ import keras
 import numpy as np
 
 from vae_zoo import data as data_lib
-from vae_zoo.errors import InvalidArgumentError, OutputExistsError
-from vae_zoo.io import atomic_write_text
+from vae_zoo.errors import InvalidArgumentError, OutputExistsError, TrainingError
+from vae_zoo.io import atomic_write_text, staged_dir
 from vae_zoo.model import VAE
 from vae_zoo.preset_format import unknown_preset
 from vae_zoo.presets import PRESETS
@@ -39,7 +39,10 @@ def build_model(architecture: dict, recipe: Recipe, n_train: int) -> VAE:
     )
 
 
-CHECKPOINT = "checkpoint.keras"
+# A checkpoint is one folder, replaced as a unit: the model with its optimizer state, and
+# the training state (epoch, log, recipe), so the two always belong together.
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT = "model.keras"
 # Checkpoint every epoch, or every few epochs when epochs are shorter than this
 # many steps (Frey Face: 17 steps), so saving does not dominate training.
 CHECKPOINT_STEPS = 500
@@ -81,6 +84,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.state["epoch"] = done
         self.state["log"].append(row)
         if done % self.save_every == 0 or done == self.state["epochs"]:
+            if not all(np.isfinite(w).all() for w in self.model.get_weights()):
+                raise TrainingError(f"Training diverged: non-finite weights after epoch {done}. "
+                                    f"{_kept(self.directory)} Try a lower learning rate (--lr).")
             save_checkpoint(self.model, self.directory, self.state)
         if self.report and "test_elbo" in row:
             eta = self._session_seconds / (done - self._first_epoch) * (self.state["epochs"] - done)
@@ -88,18 +94,47 @@ class EpochCheckpoint(keras.callbacks.Callback):
                   f"test ELBO {row['test_elbo']:.2f}; ETA {eta / 60:.1f} min", flush=True)
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training with a `TrainingError` naming the step as soon as the loss is NaN or inf;
+    the last checkpoint, saved from finite weights, stays as it is."""
+
+    def __init__(self, directory: Path):
+        super().__init__()
+        self.directory = Path(directory)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            step = int(self.model.optimizer.iterations)
+            raise TrainingError(
+                f"Training diverged: the loss is {float(loss)} at step {step}. {_kept(self.directory)} "
+                "Try a lower learning rate (--lr) or check the data."
+            )
+
+
+def _kept(directory: Path) -> str:
+    state = directory / CHECKPOINT_DIR / STATE
+    if not state.is_file():
+        return "No checkpoint was saved yet; nothing was written."
+    return f"The checkpoint of epoch {json.loads(state.read_text())['epoch']} is in {directory} (kept)."
+
+
 def save_checkpoint(model: VAE, directory: Path, state: dict) -> None:
+    """Writes the model (with optimizer state) and `state` as one folder, replaced atomically."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (CHECKPOINT + ".tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, directory / CHECKPOINT)
-    atomic_write_text(directory / STATE, json.dumps(state, indent=1))
+    with staged_dir(directory / CHECKPOINT_DIR, overwrite=True) as tmp:
+        model.save(tmp / CHECKPOINT)
+        atomic_write_text(tmp / STATE, json.dumps(state, indent=1))
+
+
+def has_checkpoint(directory: Path) -> bool:
+    return (Path(directory) / CHECKPOINT_DIR / STATE).is_file()
 
 
 def load_checkpoint(directory: Path) -> tuple[VAE, dict]:
-    directory = Path(directory)
-    state = json.loads((directory / STATE).read_text())
-    model = keras.saving.load_model(directory / CHECKPOINT)
+    folder = Path(directory) / CHECKPOINT_DIR
+    state = json.loads((folder / STATE).read_text())
+    model = keras.saving.load_model(folder / CHECKPOINT)
     return model, state
 
 
@@ -124,10 +159,10 @@ def fit_with_checkpoints(
         model: a fresh model (ignored when resuming from a checkpoint).
         x_train: float32 pixels in [0, 1], shape (n, D).
         recipe: the recipe; its `epochs` is the total number of epochs.
-        directory: where `checkpoint.keras` and `state.json` go.
+        directory: where the checkpoint folder (model.keras, state.json) goes.
         binarize: binarize dynamically (Bernoulli models).
         x_test: evaluated (estimator B, L = 1) every `eval_every` epochs.
-        resume: continue from the checkpoint in `directory` if there is one.
+        resume: continue from the checkpoint in `directory` (an error if there is none).
         verbose: Keras verbosity.
 
     Returns:
@@ -135,7 +170,10 @@ def fit_with_checkpoints(
     """
     directory = Path(directory)
     steps = len(x_train) // recipe.batch_size
-    if resume and (directory / STATE).is_file():
+    if resume and not has_checkpoint(directory):
+        raise InvalidArgumentError(f"Nothing to resume: {directory} holds no checkpoint. Start without "
+                                   "resume=True (--resume), or point to the run's folder (--workdir).")
+    if resume:
         model, state = load_checkpoint(directory)
         requested = recipe.to_dict()
         changed = {k: (v, requested.get(k)) for k, v in state["recipe"].items()
@@ -146,7 +184,7 @@ def fit_with_checkpoints(
                 f"when resuming. Differences (checkpoint, requested): {changed}"
             )
     else:
-        if (directory / STATE).exists():
+        if has_checkpoint(directory):
             raise OutputExistsError(
                 f"{directory} already holds a checkpoint. Pass resume=True (--resume) to continue it, "
                 "or choose another directory."
@@ -167,16 +205,16 @@ def fit_with_checkpoints(
     try:
         model.fit(
             ds, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, verbose=verbose,
-            callbacks=[EpochCheckpoint(directory, state, eval_fn, eval_every, report=verbose != 0,
+            callbacks=[StopOnNonFiniteLoss(directory),
+                       EpochCheckpoint(directory, state, eval_fn, eval_every, report=verbose != 0,
                                        save_every=max(1, CHECKPOINT_STEPS // steps))],
         )
     except KeyboardInterrupt:
         # The last checkpoint is complete on disk; resuming from it replays the
         # batches since then exactly.
-        saved = json.loads((directory / STATE).read_text())["epoch"] if (directory / STATE).is_file() else 0
         raise KeyboardInterrupt(
-            f"interrupted during epoch {state['epoch'] + 1}; the checkpoint of epoch {saved} is in "
-            f"{directory}: rerun with --resume (resume=True) to continue"
+            f"interrupted during epoch {state['epoch'] + 1}; {_kept(directory)} Rerun with --resume "
+            "(resume=True) to continue"
         ) from None
     return model, state
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError
 from vae_zoo.io import atomic_write_bytes
+from vae_zoo.validation import check_positive_int
 
 
 def grid(images: np.ndarray, image_shape: tuple[int, int], columns: int | None = None, pad: int = 1) -> np.ndarray:
@@ -24,17 +25,21 @@ def grid(images: np.ndarray, image_shape: tuple[int, int], columns: int | None =
     return np.round(canvas * 255).astype(np.uint8)
 
 
-def save_png(pixels: np.ndarray, path: str | os.PathLike, scale: int = 3, overwrite: bool = True) -> None:
-    """Writes a grey uint8 array as a PNG, enlarged `scale` times so digits are legible."""
+def save_png(pixels: np.ndarray, path: str | os.PathLike, scale: int = 3, overwrite: bool = False) -> None:
+    """Writes a grey uint8 array as a PNG, enlarged `scale` times so digits are legible.
+
+    Raises:
+        OutputExistsError: `path` exists and `overwrite` is False (checked first).
+    """
     from PIL import Image
 
-    if not overwrite and os.path.exists(path):
-        raise OutputExistsError(f"{path} exists. Choose another name or allow overwriting.")
+    if not overwrite and os.path.lexists(path):
+        raise OutputExistsError(f"{path} exists. Choose another name or pass --overwrite (overwrite=True).")
     image = Image.fromarray(pixels, mode="L")
     image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), overwrite)
 
 
 def manifold(model, n: int = 20) -> np.ndarray:
@@ -48,6 +53,7 @@ def manifold(model, n: int = 20) -> np.ndarray:
     """
     from scipy.stats import norm
 
+    n = check_positive_int("n", n)
     if model.latent_dim != 2:
         raise InvalidArgumentError(f"A manifold needs a 2-D latent space. Received: latent_dim={model.latent_dim}")
     u = (np.arange(n) + 0.5) / n
@@ -56,16 +62,19 @@ def manifold(model, n: int = 20) -> np.ndarray:
     return np.asarray(model.decode(z).mean(), np.float32)
 
 
-def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike) -> None:
+def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike, overwrite: bool = False) -> None:
     """Lower bound against training samples seen, train and test (paper Figure 2).
 
     Args:
         logs: label -> training log rows (with `samples_seen`, `train_elbo` and,
             on some rows, `test_elbo`).
         path: PNG file to write.
+        overwrite: replace an existing file.
     """
     import matplotlib
 
+    if not overwrite and os.path.lexists(path):
+        raise OutputExistsError(f"{path} exists. Choose another name or pass --overwrite (overwrite=True).")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -90,4 +99,4 @@ def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), overwrite)
