@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_zoo.errors import DataIntegrityError, DataNotFoundError, InvalidArgumentError
-from vae_zoo.validation import check_choice
+from vae_zoo.validation import check_choice, check_data, check_positive_int, check_seed
 
 DATA_ENV = "VAE_ZOO_DATA"
 OFFLINE_ENV = "VAE_ZOO_OFFLINE"  # set to forbid downloads
@@ -282,6 +282,12 @@ def train_dataset(
     Returns:
         A dataset of float32 batches of shape (batch_size, D).
     """
+    x = check_data(x, None, "bernoulli" if binarize_dynamically else "gaussian")
+    batch_size = check_positive_int("batch_size", batch_size)
+    seed = check_seed("seed", seed, allow_none=False)
+    first_epoch = check_seed("first_epoch", first_epoch, allow_none=False)
+    if epochs is not None:
+        epochs = check_positive_int("epochs", epochs)
     n = len(x)
     if n < batch_size:
         raise InvalidArgumentError(

@@ -109,13 +109,13 @@ def as_float_array(x, name: str) -> np.ndarray:
     return arr
 
 
-def check_data(x, input_dim: int, likelihood: str, name: str = "x") -> np.ndarray:
+def check_data(x, input_dim: int | None, likelihood: str, name: str = "x") -> np.ndarray:
     """Validates a batch of data and returns it as a float32 array.
 
     Args:
         x: array-like of shape (batch, input_dim): numpy, list, tensor,
             pandas, or anything with `__array__`.
-        input_dim: the model's number of features D.
+        input_dim: the model's number of features D (None: any D >= 1).
         likelihood: "bernoulli" or "gaussian": both take values in [0, 1].
         name: the argument's name, for messages.
 
@@ -124,12 +124,13 @@ def check_data(x, input_dim: int, likelihood: str, name: str = "x") -> np.ndarra
             empty batch, NaN or inf values, or values outside [0, 1].
     """
     arr = as_float_array(x, name)
-    if arr.ndim != 2 or arr.shape[1] != input_dim:
+    width = "D" if input_dim is None else input_dim
+    if arr.ndim != 2 or arr.shape[1] != (input_dim or max(arr.shape[1], 1)):
         hint = ""
         if arr.ndim >= 2 and int(np.prod(arr.shape[1:])) == input_dim:
             hint = f" Flatten the images first: {name}.reshape(len({name}), {input_dim})."
         raise InvalidArgumentError(
-            f"`{name}` must have shape (batch, {input_dim}).{hint} Received: shape {arr.shape}"
+            f"`{name}` must have shape (batch, {width}).{hint} Received: shape {arr.shape}"
         )
     if arr.shape[0] == 0:
         raise InvalidArgumentError(
