@@ -75,3 +75,13 @@ def test_resume_refuses_a_different_recipe(tmp_path, mnist_subset):
     run(x, recipe, tmp_path / "r")
     with pytest.raises(ValueError, match=r"another recipe.*'learning_rate': \(0.001, 0.01\)"):
         run(x, recipe.replace(epochs=2, learning_rate=0.01), tmp_path / "r", resume=True)
+
+
+def test_two_runs_into_one_folder_the_second_is_refused(tmp_path, mnist_subset):
+    from vae_zoo.errors import OutputExistsError
+    from vae_zoo.io import exclusive_lock
+
+    with exclusive_lock(tmp_path / "r", "training"):  # as another process training there would hold it
+        with pytest.raises(OutputExistsError, match="Another process is training"):
+            run(mnist_subset[0][:500], RECIPES["adam"].replace(epochs=1), tmp_path / "r")
+    run(mnist_subset[0][:500], RECIPES["adam"].replace(epochs=1), tmp_path / "r")  # free again

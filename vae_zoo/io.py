@@ -93,6 +93,31 @@ def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
             shutil.rmtree(tmp)
 
 
+@contextlib.contextmanager
+def exclusive_lock(folder: str | os.PathLike, what: str) -> Iterator[None]:
+    """Holds an exclusive lock on `folder` (its `.lock` file) for the block.
+
+    The lock dies with its process, so a crash never leaves it blocking the next run.
+
+    Raises:
+        OutputExistsError: another process holds the lock.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputExistsError(f"Another process is {what} in {folder}. Wait for it to finish, "
+                                    "or choose another folder.") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes, overwrite: bool = True) -> None:
     """Writes `payload` to `path` via a temp file in the same folder and a rename.
 

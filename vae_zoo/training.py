@@ -14,7 +14,7 @@ import numpy as np
 
 from vae_zoo import data as data_lib
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError, TrainingError
-from vae_zoo.io import atomic_write_text, staged_dir
+from vae_zoo.io import atomic_write_text, exclusive_lock, staged_dir
 from vae_zoo.model import VAE
 from vae_zoo.preset_format import unknown_preset
 from vae_zoo.presets import PRESETS
@@ -169,10 +169,15 @@ def fit_with_checkpoints(
         The trained model and the state (log of train/test bounds, wall time).
     """
     directory = Path(directory)
-    steps = len(x_train) // recipe.batch_size
     if resume and not has_checkpoint(directory):
         raise InvalidArgumentError(f"Nothing to resume: {directory} holds no checkpoint. Start without "
                                    "resume=True (--resume), or point to the run's folder (--workdir).")
+    with exclusive_lock(directory, "training"):
+        return _fit_with_checkpoints(model, x_train, recipe, directory, binarize, x_test, resume, eval_every, verbose)
+
+
+def _fit_with_checkpoints(model, x_train, recipe, directory, binarize, x_test, resume, eval_every, verbose):
+    steps = len(x_train) // recipe.batch_size
     if resume:
         model, state = load_checkpoint(directory)
         requested = recipe.to_dict()
