@@ -231,3 +231,18 @@ def test_from_preset_is_load(mnist_subset):
     a, b = vae_zoo.VAE.from_preset("mnist-z2"), vae_zoo.load("mnist-z2")
     assert a.get_config() == b.get_config() and a.jit_compile and a.optimizer.__class__ is b.optimizer.__class__
     np.testing.assert_array_equal(a.elbo(x, seed=0), b.elbo(x, seed=0))
+
+
+def test_app_d_estimate_matches_quadrature_on_a_trained_2d_model():
+    """mnist-z2 has a 2-D latent space, so log p(x) is computed exactly on a grid."""
+    model = vae_zoo.load("mnist-z2", compile=False)
+    x = data.test_set("mnist", binary=True)[:20]
+    grid = np.linspace(-6, 6, 601, dtype=np.float32)
+    z = np.stack([g.ravel() for g in np.meshgrid(grid, grid)], axis=1)[:, None, :]
+    log_joint = np.concatenate([(model.decoder(tf.constant(z[i:i + 20_000])).log_prob(x)
+                                 + model.prior().log_prob(z[i:i + 20_000])).numpy() for i in range(0, len(z), 20_000)])
+    exact = scipy.special.logsumexp(log_joint, axis=0) + 2 * np.log(grid[1] - grid[0])
+    hmc, acceptance = model.log_likelihood_hmc(x, num_samples=400, num_burnin=300, seed=0)
+    assert abs(acceptance - 0.9) < 0.1
+    assert np.all(np.abs(hmc - exact) < 1.0) and abs(np.mean(hmc - exact)) < 0.15, hmc - exact
+    np.testing.assert_array_equal(hmc, model.log_likelihood_hmc(x, num_samples=400, num_burnin=300, seed=0)[0])

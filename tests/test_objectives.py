@@ -144,3 +144,16 @@ def test_gradients_flow_through_the_reparameterization(linear_gaussian):
         assert g_m is not None and g_v is not None
         assert np.all(np.abs(g_m.numpy()).sum(axis=1) > 0)
         assert np.all(np.isfinite(g_v.numpy()))
+
+
+def test_app_d_estimator_matches_the_exact_marginal_likelihood(linear_gaussian):
+    w, b, x = linear_gaussian
+    decode, prior = decoder_fn(w, b), tfd.MultivariateNormalDiag(tf.zeros(Z, tf.float64))
+
+    def log_joint(z):
+        return decode(z).log_prob(x) + prior.log_prob(z)
+
+    estimate, acceptance = objectives.marginal_likelihood_app_d(
+        log_joint, tf.zeros((len(x), Z), tf.float64), num_samples=1000, num_burnin=500, seed=(1, 2))
+    np.testing.assert_allclose(estimate, exact_log_px(w, b, x), atol=0.05)
+    assert abs(float(acceptance) - 0.9) < 0.07
