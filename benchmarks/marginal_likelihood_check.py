@@ -1,0 +1,62 @@
+"""The two marginal-likelihood estimators against each other, and against the exact value where it exists.
+
+For presets with a 2-D latent space log p(x) is computed exactly by quadrature on a grid; for
+the others only the two estimates are compared. Prints, per preset, the mean of each estimate
+over the first N binarized MNIST test images and how far they are from the exact value.
+
+    python benchmarks/marginal_likelihood_check.py [--presets mnist-z2 mnist-z3] [--n 100]
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import scipy.special  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import vae_zoo  # noqa: E402
+from vae_zoo import data  # noqa: E402
+
+
+def quadrature(model, x, half_width=6.0, points=601) -> np.ndarray:
+    grid = np.linspace(-half_width, half_width, points, dtype=np.float32)
+    z = np.stack([g.ravel() for g in np.meshgrid(grid, grid)], axis=1)[:, None, :]
+    parts = []
+    for i in range(0, len(z), 20_000):
+        zc = tf.constant(z[i:i + 20_000])
+        parts.append((model.decoder(zc).log_prob(x) + model.prior().log_prob(zc)).numpy())
+    return scipy.special.logsumexp(np.concatenate(parts), axis=0) + 2 * np.log(grid[1] - grid[0])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["mnist-z2", "mnist-z3"])
+    parser.add_argument("--n", type=int, default=100, help="test images")
+    parser.add_argument("--k", type=int, default=5000, help="importance samples")
+    parser.add_argument("--hmc-samples", type=int, default=400)
+    args = parser.parse_args()
+    x = data.test_set("mnist", binary=True)[: args.n]
+    print(f"first {len(x)} binarized MNIST test images; nats per image (mean over images)")
+    print(f"{'preset':<10} {'IW k=' + str(args.k):>12} {'App. D (HMC)':>13} {'exact':>9} "
+          f"{'IW-exact':>17} {'HMC-exact':>17} {'HMC accept':>10} {'HMC s':>6}")
+    for name in args.presets:
+        model = vae_zoo.load(name, compile=False)
+        iw = model.log_likelihood(x, num_samples=args.k, seed=0)
+        start = time.perf_counter()
+        hmc, acceptance = model.log_likelihood_hmc(x, num_samples=args.hmc_samples, seed=0)
+        seconds = time.perf_counter() - start
+        row = f"{name:<10} {np.mean(iw):>12.2f} {np.mean(hmc):>13.2f}"
+        if model.latent_dim == 2:
+            exact = quadrature(model, x)
+            row += (f" {np.mean(exact):>9.2f} {np.mean(iw - exact):>7.2f} (max {np.min(iw - exact):>6.1f})"
+                    f" {np.mean(hmc - exact):>7.2f} (max {np.max(np.abs(hmc - exact)):>5.2f})")
+        else:
+            row += f" {'-':>9} {'-':>17} {'-':>17}"
+        print(row + f" {acceptance:>10.2f} {seconds:>6.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
