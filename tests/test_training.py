@@ -14,18 +14,20 @@ def assert_same_weights(a, b):
         np.testing.assert_array_equal(wa, wb)
 
 
-def run(x, recipe, directory, resume=False):
-    model = training.build_model(ARCH, recipe, len(x))
+def run(x, recipe, directory, resume=False, method="aevb"):
+    model = training.build_model(ARCH, recipe, len(x), method)
     return training.fit_with_checkpoints(model, x, recipe, directory, binarize=True, x_test=x[:200],
                                          resume=resume, eval_every=1, verbose=0)
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path, mnist_subset):
+@pytest.mark.parametrize("method", ["aevb", "wake-sleep"])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, mnist_subset, method):
     x = mnist_subset[0][:1000]
     recipe = RECIPES["adam"].replace(epochs=3, lr_drops=((2, 1e-4),), steps_per_execution=5)
-    full, state = run(x, recipe, tmp_path / "full")
-    run(x, recipe.replace(epochs=1), tmp_path / "split")
-    resumed, state2 = run(x, recipe, tmp_path / "split", resume=True)
+    full, state = run(x, recipe, tmp_path / "full", method=method)
+    run(x, recipe.replace(epochs=1), tmp_path / "split", method=method)
+    resumed, state2 = run(x, recipe, tmp_path / "split", resume=True, method=method)
+    assert type(resumed) is type(full) is training.METHODS[method]
     assert_same_weights(full, resumed)
     assert [r["epoch"] for r in state2["log"]] == [1, 2, 3]
     assert state2["log"][-1]["samples_seen"] == 3000 and "test_elbo" in state2["log"][-1]

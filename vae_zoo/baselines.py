@@ -76,8 +76,10 @@ class WakeSleep(VAE):
         if seed is None:
             seed = self.seed_generator.next()
         phases = self.phase_gradients(x, seed)
-        variables = [*self.decoder.trainable_variables, *self.encoder.trainable_variables]
-        self.optimizer.apply_gradients(zip([*phases["wake"], *phases["sleep"]], variables))
+        by_variable = dict(zip(map(id, [*self.decoder.trainable_variables, *self.encoder.trainable_variables]),
+                               [*phases["wake"], *phases["sleep"]]))
+        # In the model's own order, as the optimizer's slots are built (and restored from checkpoints).
+        self.optimizer.apply_gradients([(by_variable[id(v)], v) for v in self.trainable_variables])
         # The reported bound: the same estimator as AEVB's, with the recognition model as q.
         bound = self._bound(x, self.estimator, self.num_samples, tf.random.experimental.stateless_fold_in(
             tf.cast(seed, tf.int64), 1))

@@ -245,7 +245,8 @@ def frey_split(images: np.ndarray) -> dict[str, np.ndarray]:
 
 def binarize(x: np.ndarray, seed: int = TEST_BINARIZATION_SEED) -> np.ndarray:
     """One fixed stochastic binarization: x_b ~ Bernoulli(x), drawn with `seed`."""
-    rng = np.random.default_rng(seed)
+    x = check_data(x, None, "bernoulli")
+    rng = np.random.default_rng(check_seed("seed", seed, allow_none=False))
     return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
 
 

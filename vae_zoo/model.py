@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,16 +83,17 @@ class VAE(keras.Model):
         self.input_dim = check_positive_int("input_dim", input_dim)
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
-        if not parameter_prior_scale >= 0:
+        if isinstance(parameter_prior_scale, bool) or not isinstance(parameter_prior_scale, numbers.Real) or not (
+                0 <= parameter_prior_scale < float("inf")):
             raise InvalidArgumentError(
-                "`parameter_prior_scale` must be >= 0. "
+                "`parameter_prior_scale` must be a finite number >= 0. "
                 f"Received: parameter_prior_scale={parameter_prior_scale!r}"
             )
         self.hidden_units = list(hidden_sizes(hidden_units))
         self.activation = activation
         self.parameter_prior_scale = float(parameter_prior_scale)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.seed = seed
+        self.seed = check_seed("seed", seed)
         self.estimator = estimator
         self.num_samples = num_samples
 

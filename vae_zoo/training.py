@@ -13,23 +13,29 @@ import keras
 import numpy as np
 
 from vae_zoo import data as data_lib
+from vae_zoo.baselines import WakeSleep
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError, TrainingError
 from vae_zoo.io import atomic_write_text, exclusive_lock, staged_dir
 from vae_zoo.model import VAE
 from vae_zoo.preset_format import unknown_preset
 from vae_zoo.presets import PRESETS
 from vae_zoo.recipes import Recipe, compile_model
+from vae_zoo.validation import check_choice
+
+# How the encoder and decoder are trained: AEVB (the paper's method) or a baseline.
+METHODS = {"aevb": VAE, "wake-sleep": WakeSleep}
 
 
-def build_model(architecture: dict, recipe: Recipe, n_train: int) -> VAE:
-    """A fresh VAE for `architecture` (VAE keyword arguments) set up by `recipe`:
-    its estimator, L, parameter prior (scale 1 / n_train) and seeded initial weights."""
+def build_model(architecture: dict, recipe: Recipe, n_train: int, method: str = "aevb") -> VAE:
+    """A fresh model for `architecture` (VAE keyword arguments) set up by `recipe`:
+    its estimator, L, parameter prior (scale 1 / n_train) and seeded initial weights;
+    `method` is "aevb" (a `VAE`) or "wake-sleep" (a `WakeSleep`), same layers either way."""
     init = (
         keras.initializers.RandomNormal(stddev=recipe.init_stddev, seed=recipe.seed)
         if recipe.init_stddev is not None
         else keras.initializers.GlorotUniform(seed=recipe.seed)
     )
-    return VAE(
+    return METHODS[check_choice("method", method, METHODS)](
         **architecture,
         estimator=recipe.estimator,
         num_samples=recipe.num_samples,
