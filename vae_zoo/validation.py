@@ -47,7 +47,7 @@ def check_positive_float(name: str, value) -> float:
 
 
 def check_choice(name: str, value, allowed: Iterable, what: str | None = None):
-    """Returns `value` if it is one of `allowed`.
+    """Returns `value` if it is one of the strings `allowed`.
 
     Args:
         name: the argument's name.
@@ -61,8 +61,6 @@ def check_choice(name: str, value, allowed: Iterable, what: str | None = None):
     allowed = list(allowed)
     if isinstance(value, str) and value in allowed:
         return value
-    if not isinstance(value, str) and any(value == a for a in allowed if not isinstance(a, str)):
-        return value
     close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=2)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise InvalidArgumentError(
@@ -73,7 +71,10 @@ def check_choice(name: str, value, allowed: Iterable, what: str | None = None):
 
 def check_choices(name: str, values, allowed: Iterable, what: str | None = None) -> tuple:
     """Returns `values` (one value or a sequence of them) as a non-empty tuple of accepted values."""
-    values = (values,) if isinstance(values, str) else tuple(values)
+    try:
+        values = (values,) if isinstance(values, str) else tuple(values)
+    except TypeError:
+        values = (values,)  # one non-string value: refused below with the usual message
     if not values:
         raise InvalidArgumentError(f"`{name}` needs at least one of: {', '.join(map(str, allowed))}. "
                                    f"Received: {name}={values!r}")
