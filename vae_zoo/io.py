@@ -118,6 +118,11 @@ def exclusive_lock(folder: str | os.PathLike, what: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def refuse_existing(path: str | os.PathLike) -> OutputExistsError:
+    """The error for a file that would be replaced without permission."""
+    return OutputExistsError(f"{path} exists. Choose another name or pass --overwrite (overwrite=True).")
+
+
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes, overwrite: bool = True) -> None:
     """Writes `payload` to `path` via a temp file in the same folder and a rename.
 
@@ -131,7 +136,7 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes, overwrite: bool 
     """
     path = Path(path)
     if not overwrite and os.path.lexists(path):
-        raise OutputExistsError(f"{path} exists. Choose another name or pass --overwrite (overwrite=True).")
+        raise refuse_existing(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
@@ -149,7 +154,7 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes, overwrite: bool 
         else:
             os.link(tmp, path)  # fails if another writer created `path` meanwhile
     except FileExistsError:
-        raise OutputExistsError(f"{path} exists. Choose another name or pass --overwrite (overwrite=True).") from None
+        raise refuse_existing(path) from None
     except OSError as err:
         raise WriteError(
             err.errno, f"Cannot write {path}: {err.strerror} (is the disk full?). Nothing was changed."

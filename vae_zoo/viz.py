@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from vae_zoo.errors import InvalidArgumentError, OutputExistsError
-from vae_zoo.io import atomic_write_bytes
+from vae_zoo.errors import InvalidArgumentError
+from vae_zoo.io import atomic_write_bytes, refuse_existing
 from vae_zoo.validation import check_positive_int
 
 
@@ -34,7 +34,7 @@ def save_png(pixels: np.ndarray, path: str | os.PathLike, scale: int = 3, overwr
     from PIL import Image
 
     if not overwrite and os.path.lexists(path):
-        raise OutputExistsError(f"{path} exists. Choose another name or pass --overwrite (overwrite=True).")
+        raise refuse_existing(path)  # before rendering
     image = Image.fromarray(pixels, mode="L")
     image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
@@ -74,7 +74,7 @@ def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike, overwrite:
     import matplotlib
 
     if not overwrite and os.path.lexists(path):
-        raise OutputExistsError(f"{path} exists. Choose another name or pass --overwrite (overwrite=True).")
+        raise refuse_existing(path)  # before rendering
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
