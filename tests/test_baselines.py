@@ -1,5 +1,6 @@
 """The paper's baselines: wake-sleep's two phases are the gradients they should be, and it learns."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -69,3 +70,73 @@ def test_wake_sleep_models_save_and_load_as_presets(tmp_path):
     assert isinstance(loaded, WakeSleep)
     x = np.zeros((3, 12), np.float32)
     np.testing.assert_array_equal(loaded.elbo(x, seed=0), model.elbo(x, seed=0))
+
+
+def small_mcem(**kwargs):
+    from vae_zoo.baselines import MCEM
+
+    return MCEM(input_dim=12, latent_dim=2, hidden_units=8, num_datapoints=20, seed=0, **kwargs)
+
+
+def test_an_mcem_step_is_one_hmc_transition_of_the_batch_chains_then_five_decoder_updates():
+    model = small_mcem(m_steps=5)
+    model.compile("sgd", jit_compile=False)
+    x_all = (np.random.default_rng(2).random((20, 12)) < 0.5).astype(np.float32)
+    index = np.array([3, 7, 11, 19, 0], np.int32)
+    chains, step_size = model.chains.numpy().copy(), float(model.step_size.numpy())
+    encoder = [v.numpy().copy() for v in model.encoder.trainable_variables]
+    decoder = [v.numpy().copy() for v in model.decoder.trainable_variables]
+    seed = tf.constant([0, 0], tf.int64)  # step 0 of seed 0: what train_step draws
+    z, acceptance = model.e_step(tf.constant(x_all[index]), tf.constant(index), seed)
+    ds = tf.data.Dataset.from_tensors((x_all[index], index))
+    model.fit(ds, epochs=1, verbose=0)
+    after = model.chains.numpy()
+    np.testing.assert_allclose(after[index], z.numpy(), rtol=1e-6)  # the batch's chains took the HMC step
+    others = np.setdiff1d(np.arange(20), index)
+    np.testing.assert_array_equal(after[others], chains[others])  # no other chain moved
+    factor = 1.01 if float(acceptance) > 0.9 else 1 / 1.01
+    np.testing.assert_allclose(float(model.step_size.numpy()), step_size * factor, rtol=1e-6)
+    for v, b in zip(model.encoder.trainable_variables, encoder):  # MCEM trains no recognition model
+        np.testing.assert_array_equal(v.numpy(), b)
+    # The M-step: five plain gradient steps on -log p(x, z) at the sampled z.
+    replica = [tf.Variable(b) for b in decoder]
+    lr = float(model.optimizer.learning_rate)
+    twin = small_mcem()
+    for _ in range(5):
+        for v, r in zip(twin.decoder.trainable_variables, replica):
+            v.assign(r)
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_mean(twin.decoder(z).log_prob(x_all[index]) + twin.prior().log_prob(z))
+        for r, g in zip(replica, tape.gradient(loss, twin.decoder.trainable_variables)):
+            r.assign_sub(lr * g)
+    for v, r in zip(model.decoder.trainable_variables, replica):
+        np.testing.assert_allclose(v.numpy(), r.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_mcem_raises_the_marginal_likelihood_of_a_small_model(mnist_subset, tmp_path):
+    from vae_zoo import data, training
+    from vae_zoo.recipes import RECIPES, compile_model
+
+    x = mnist_subset[0][:500]
+    x_test = data.binarize(mnist_subset[2][:100])
+    recipe = RECIPES["paper"].replace(epochs=5)
+    model = training.build_model(dict(input_dim=784, latent_dim=3, hidden_units=50), recipe, len(x), "mcem")
+    compile_model(model, recipe, len(x) // 100)
+    before, _ = model.log_likelihood_hmc(x_test, num_samples=50, num_burnin=50, num_leapfrog_steps=4)
+    history = model.fit(data.train_dataset(x, 100, True, 0, epochs=5, with_indices=True), epochs=5,
+                        steps_per_epoch=5, verbose=0)
+    after, _ = model.log_likelihood_hmc(x_test, num_samples=50, num_burnin=50, num_leapfrog_steps=4)
+    assert after.mean() > before.mean() + 100, (before.mean(), after.mean())
+    assert 0.6 < history.history["acceptance"][-1] <= 1.0
+    model.save(tmp_path / "mcem.keras")  # chains and step size are part of the model (checkpoints resume)
+    restored = keras.saving.load_model(tmp_path / "mcem.keras")
+    assert type(restored).__name__ == "MCEM" and restored.num_datapoints == 500
+    np.testing.assert_array_equal(restored.chains.numpy(), model.chains.numpy())
+    assert float(restored.step_size.numpy()) == float(model.step_size.numpy())
+
+
+def test_mcem_refuses_data_without_example_indices():
+    model = small_mcem()
+    model.compile("sgd", jit_compile=False)
+    with pytest.raises(vae_zoo.errors.InvalidArgumentError, match="with_indices=True"):
+        model.fit(np.zeros((10, 12), np.float32), batch_size=10, epochs=1, verbose=0)

@@ -109,7 +109,8 @@ def test_user_mistakes_give_one_line_and_status_2(args, message, tmp_path):
 
 def test_bad_arguments_and_help():
     assert vae_zoo("train", "--epochs", "x", check=False).returncode == 2
-    for command in ("list", "info", "train", "evaluate", "sample", "reconstruct", "manifold", "curves", "export"):
+    for command in ("list", "info", "train", "evaluate", "sample", "reconstruct", "manifold", "curves", "export",
+                    "reproduce"):
         assert "usage: vae-zoo " + command in vae_zoo(command, "--help").stdout
 
 
@@ -174,6 +175,10 @@ BAD_FLAGS = [
     ["export", "mnist-z2", "-o", "out", "--format", "coreml"], ["export", "mnist-z2", "-o", "out", "--part", "head"],
     ["reconstruct", "mnist-z2", "-n", "20000"], ["evaluate", "mnist-z2", "--n-test", "20000", "--k", "0"],
     ["train", "frey-z2", "--resume", "--workdir", "no-runs"], ["sample", "no-such-preset"],
+    ["reproduce", "figure4"], ["reproduce", "figure2", "--methods", "mcem"], ["reproduce", "figure2", "--nz", "7"],
+    ["reproduce", "figure3", "--nz", "5"], ["reproduce", "figure3", "--samples", "0"],
+    ["reproduce", "figure3", "--n-train", "50"], ["reproduce", "figure2", "--dataset", "cifar"],
+    ["reproduce", "figure2", "--n-train", "1000"], ["reproduce", "figure3", "--ml-samples", "-1"],
 ]
 
 

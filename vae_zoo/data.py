@@ -263,6 +263,7 @@ def train_dataset(
     seed: int = 0,
     first_epoch: int = 0,
     epochs: int | None = None,
+    with_indices: bool = False,
 ) -> tf.data.Dataset:
     """Shuffled minibatches for training, a pure function of (seed, epoch).
 
@@ -279,9 +280,11 @@ def train_dataset(
         seed: seed of the shuffles and binarizations.
         first_epoch: epoch to start from (for resuming).
         epochs: number of epochs to yield (None: endless).
+        with_indices: yield (x, index) pairs, `index` (batch_size,) int32 holding the
+            examples' rows in `x` (for models that keep per-example state, e.g. `MCEM`).
 
     Returns:
-        A dataset of float32 batches of shape (batch_size, D).
+        A dataset of float32 batches of shape (batch_size, D) (or of pairs, see `with_indices`).
     """
     x = check_data(x, None, "bernoulli" if binarize_dynamically else "gaussian")
     batch_size = check_positive_int("batch_size", batch_size)
@@ -309,7 +312,7 @@ def train_dataset(
         if binarize_dynamically:
             noise = tf.random.stateless_uniform(tf.shape(xb), seed=tf.random.experimental.stateless_fold_in(key, i + 1))
             xb = tf.cast(noise < xb, tf.float32)
-        return xb
+        return (xb, tf.cast(idx, tf.int32)) if with_indices else xb
 
     epochs_ds = tf.data.Dataset.range(first_epoch, 2**62 if stop is None else stop)
     return epochs_ds.flat_map(epoch_batches).prefetch(tf.data.AUTOTUNE)

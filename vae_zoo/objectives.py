@@ -172,8 +172,10 @@ def hmc_posterior_samples(
     """Samples of p(z|x) by Hybrid (Hamiltonian) Monte Carlo, one chain per datapoint.
 
     The target is log p(z) + log p(x|z) (its gradient is grad_z log p(z) + grad_z log p(x|z),
-    App. D step 1). The leapfrog step size adapts during the first 80 % of the burn-in toward
-    `target_accept` (tfp.mcmc.SimpleStepSizeAdaptation); the samples come after it.
+    App. D step 1). The leapfrog step size, shared by the chains, adapts during the first 80 % of
+    the burn-in toward `target_accept` (tfp.mcmc.SimpleStepSizeAdaptation); the samples come
+    after it. (One step size per chain adapts on a single chain's noisy acceptance and
+    leaves some chains with poor steps: tried, it made the App. D estimates worse.)
 
     Args:
         log_joint: z of shape (batch, Z) -> log p(x, z), shape (batch,).
@@ -193,7 +195,6 @@ def hmc_posterior_samples(
         num_adaptation_steps=int(0.8 * num_burnin), target_accept_prob=tf.constant(target_accept, initial_z.dtype),
     )
 
-    @tf.function(jit_compile=True)  # one compiled loop: eager HMC runs an op at a time
     def run():
         samples, accepted = tfp.mcmc.sample_chain(
             num_samples, initial_z, kernel=kernel, num_burnin_steps=num_burnin, seed=seed,
@@ -201,7 +202,9 @@ def hmc_posterior_samples(
         )
         return samples, tf.reduce_mean(tf.cast(accepted, initial_z.dtype))
 
-    return run()
+    # Called eagerly, compile the loop once (eager HMC runs an op at a time); inside a
+    # caller's compiled function it is compiled with it.
+    return tf.function(run, jit_compile=True)() if tf.executing_eagerly() else run()
 
 
 def marginal_likelihood_app_d(

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from vae_zoo import data as data_lib
-from vae_zoo.baselines import WakeSleep
+from vae_zoo.baselines import MCEM, WakeSleep
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError, TrainingError
 from vae_zoo.io import atomic_write_text, exclusive_lock, staged_dir
 from vae_zoo.model import VAE
@@ -23,20 +23,24 @@ from vae_zoo.recipes import Recipe, compile_model
 from vae_zoo.validation import check_choice
 
 # How the encoder and decoder are trained: AEVB (the paper's method) or a baseline.
-METHODS = {"aevb": VAE, "wake-sleep": WakeSleep}
+METHODS = {"aevb": VAE, "wake-sleep": WakeSleep, "mcem": MCEM}
 
 
 def build_model(architecture: dict, recipe: Recipe, n_train: int, method: str = "aevb") -> VAE:
     """A fresh model for `architecture` (VAE keyword arguments) set up by `recipe`:
     its estimator, L, parameter prior (scale 1 / n_train) and seeded initial weights;
-    `method` is "aevb" (a `VAE`) or "wake-sleep" (a `WakeSleep`), same layers either way."""
+    `method` is "aevb" (a `VAE`), "wake-sleep" (a `WakeSleep`) or "mcem" (an `MCEM`, with one
+    chain per training example), same layers every way."""
     init = (
         keras.initializers.RandomNormal(stddev=recipe.init_stddev, seed=recipe.seed)
         if recipe.init_stddev is not None
         else keras.initializers.GlorotUniform(seed=recipe.seed)
     )
-    return METHODS[check_choice("method", method, METHODS)](
+    cls = METHODS[check_choice("method", method, METHODS)]
+    per_example = {"num_datapoints": n_train} if cls.uses_example_indices else {}
+    return cls(
         **architecture,
+        **per_example,
         estimator=recipe.estimator,
         num_samples=recipe.num_samples,
         parameter_prior_scale=1.0 / n_train if recipe.parameter_prior else 0.0,
@@ -56,21 +60,22 @@ STATE = "state.json"
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: logs the bounds; every `save_every` epochs (and at the
-    end) saves the model (with optimizer state) and the log atomically; prints
-    the overall progress and ETA whenever the test bound is measured.
+    """After every epoch: logs the training bound; at the epochs `evaluate_at` accepts (and at
+    the end) adds `evaluate(model)`'s numbers to the log and prints the progress and ETA; every
+    `save_every` epochs, at evaluations and at the end, saves the model (with optimizer state)
+    and the log atomically.
 
     An interruption at any moment leaves the previous complete checkpoint.
     """
 
-    def __init__(self, directory: Path, state: dict, eval_fn=None, eval_every: int = 10, report: bool = True,
-                 save_every: int = 1):
+    def __init__(self, directory: Path, state: dict, evaluate=None, evaluate_at=lambda epoch: True,
+                 report: bool = True, save_every: int = 1):
         super().__init__()
         self.save_every = save_every
         self.directory = Path(directory)
         self.state = state
-        self.eval_fn = eval_fn
-        self.eval_every = eval_every
+        self.evaluate = evaluate
+        self.evaluate_at = evaluate_at
         self.report = report
         self._t0 = time.time()
         self._first_epoch = state["epoch"]
@@ -81,23 +86,25 @@ class EpochCheckpoint(keras.callbacks.Callback):
         logs = logs or {}
         row = {"epoch": done, "samples_seen": done * self.state["samples_per_epoch"]}
         row.update({f"train_{k}": round(float(logs[k]), 4) for k in ("elbo", "kl") if k in logs})
-        if self.eval_fn is not None and (done % self.eval_every == 0 or done == self.state["epochs"]):
-            row["test_elbo"] = round(float(self.eval_fn(self.model)), 4)
+        evaluated = self.evaluate is not None and (self.evaluate_at(done) or done == self.state["epochs"])
+        if evaluated:
+            row.update({k: round(float(v), 4) for k, v in self.evaluate(self.model).items()})
         seconds = time.time() - self._t0
         self._t0 = time.time()
         self._session_seconds += seconds
         self.state["wall_seconds"] += seconds
         self.state["epoch"] = done
         self.state["log"].append(row)
-        if done % self.save_every == 0 or done == self.state["epochs"]:
+        if evaluated or done % self.save_every == 0 or done == self.state["epochs"]:
             if not all(np.isfinite(w).all() for w in self.model.get_weights()):
                 raise TrainingError(f"Training diverged: non-finite weights after epoch {done}. "
                                     f"{_kept(self.directory)} Try a lower learning rate (--lr).")
             save_checkpoint(self.model, self.directory, self.state)
-        if self.report and "test_elbo" in row:
+        if self.report and evaluated:
             eta = self._session_seconds / (done - self._first_epoch) * (self.state["epochs"] - done)
-            print(f"epoch {done}/{self.state['epochs']}: train ELBO {row.get('train_elbo', float('nan')):.2f}, "
-                  f"test ELBO {row['test_elbo']:.2f}; ETA {eta / 60:.1f} min", flush=True)
+            measured = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in row.items()
+                                 if k not in ("epoch", "samples_seen", "train_kl"))
+            print(f"epoch {done}/{self.state['epochs']}: {measured}; ETA {eta / 60:.1f} min", flush=True)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -154,6 +161,9 @@ def fit_with_checkpoints(
     resume: bool = False,
     eval_every: int = 10,
     verbose: int | str = "auto",
+    evaluate=None,
+    evaluate_at=None,
+    report: bool | None = None,
 ) -> tuple[VAE, dict]:
     """Trains `model` per `recipe`, checkpointing every epoch into `directory`.
 
@@ -167,9 +177,12 @@ def fit_with_checkpoints(
         recipe: the recipe; its `epochs` is the total number of epochs.
         directory: where the checkpoint folder (model.keras, state.json) goes.
         binarize: binarize dynamically (Bernoulli models).
-        x_test: evaluated (estimator B, L = 1) every `eval_every` epochs.
+        x_test: evaluated (estimator B, L = 1; `test_elbo` in the log) every `eval_every` epochs.
         resume: continue from the checkpoint in `directory` (an error if there is none).
         verbose: Keras verbosity.
+        evaluate: instead of `x_test`: model -> {name: number}, logged at the epochs
+            `evaluate_at(epoch)` accepts (default: every `eval_every`-th) and at the end.
+        report: print a line per evaluation (default: when `verbose` is not 0).
 
     Returns:
         The trained model and the state (log of train/test bounds, wall time).
@@ -179,10 +192,16 @@ def fit_with_checkpoints(
         raise InvalidArgumentError(f"Nothing to resume: {directory} holds no checkpoint. Start without "
                                    "resume=True (--resume), or point to the run's folder (--workdir).")
     with exclusive_lock(directory, "training"):
-        return _fit_with_checkpoints(model, x_train, recipe, directory, binarize, x_test, resume, eval_every, verbose)
+        if evaluate is None and x_test is not None:
+            def evaluate(m):
+                return {"test_elbo": np.mean(m.elbo(x_test, "B", 1, seed=recipe.seed))}
+        return _fit_with_checkpoints(model, x_train, recipe, directory, binarize, resume, verbose, evaluate,
+                                     evaluate_at or (lambda epoch: epoch % eval_every == 0),
+                                     verbose != 0 if report is None else report)
 
 
-def _fit_with_checkpoints(model, x_train, recipe, directory, binarize, x_test, resume, eval_every, verbose):
+def _fit_with_checkpoints(model, x_train, recipe, directory, binarize, resume, verbose, evaluate, evaluate_at,
+                          report):
     steps = len(x_train) // recipe.batch_size
     if resume:
         model, state = load_checkpoint(directory)
@@ -208,16 +227,13 @@ def _fit_with_checkpoints(model, x_train, recipe, directory, binarize, x_test, r
         return model, state
     ds = data_lib.train_dataset(
         x_train, recipe.batch_size, binarize, recipe.seed, first_epoch=state["epoch"],
-        epochs=recipe.epochs - state["epoch"],
+        epochs=recipe.epochs - state["epoch"], with_indices=model.uses_example_indices,
     )
-    eval_fn = None
-    if x_test is not None:
-        eval_fn = lambda m: float(np.mean(m.elbo(x_test, "B", 1, seed=recipe.seed)))  # noqa: E731
     try:
         model.fit(
             ds, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, verbose=verbose,
             callbacks=[StopOnNonFiniteLoss(directory),
-                       EpochCheckpoint(directory, state, eval_fn, eval_every, report=verbose != 0,
+                       EpochCheckpoint(directory, state, evaluate, evaluate_at, report=report,
                                        save_every=max(1, CHECKPOINT_STEPS // steps))],
         )
     except KeyboardInterrupt:

@@ -100,3 +100,66 @@ def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike, overwrite:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue(), overwrite)
+
+
+_METRIC_LABELS = {"bound": "lower bound (nats per datapoint)", "marginal_likelihood": "marginal log-likelihood (nats)"}
+_DATASET_NAMES = {"mnist": "MNIST", "frey": "Frey Face"}
+
+
+def plot_figure(results: dict, path: str | os.PathLike, overwrite: bool = False) -> None:
+    """A figure of the paper as `reproduce.run` measured it: one panel per N_z (Figure 2, a row per
+    data set) or per training-set size (Figure 3), one colour per method, train solid, test dashed.
+
+    Args:
+        results: what `reproduce.run` returns (curves with their measured points).
+        path: PNG file to write.
+        overwrite: replace an existing file.
+    """
+    import matplotlib
+
+    if not overwrite and os.path.lexists(path):
+        raise refuse_existing(path)  # before rendering
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = [c for c in results["curves"].values() if c["points"]]
+    by_panel: dict[str, dict[tuple, list]] = {}
+    for c in curves:
+        key = (c["latent_dim"],) if results["figure"] == "figure2" else (c["n_train"],)
+        by_panel.setdefault(c["dataset"], {}).setdefault(key, []).append(c)
+    rows = len(by_panel) or 1
+    columns = max([len(p) for p in by_panel.values()] or [1])
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.9 * rows), dpi=110, squeeze=False)
+    methods = sorted({c["method"] for c in curves})
+    for r, (dataset, panels) in enumerate(sorted(by_panel.items(), key=lambda kv: kv[0] != "mnist")):
+        for col, (key, group) in enumerate(sorted(panels.items())):
+            ax = axes[r][col]
+            for c in group:
+                color = f"C{methods.index(c['method'])}"
+                xs = [p["samples"] for p in c["points"]]
+                ax.plot(xs, [p["train"] for p in c["points"]], color=color, lw=1.2, label=f"{c['method']} train")
+                ax.plot(xs, [p["test"] for p in c["points"]], color=color, lw=1.2, ls="--",
+                        label=f"{c['method']} test")
+            values = [p[s] for c in group for p in c["points"] for s in ("train", "test")]
+            finals = [c["points"][-1][s] for c in group for s in ("train", "test")]
+            top, spread = max(values), max(values) - min(finals)
+            ax.set_ylim(max(min(values), top - 4 * spread - 5) - 1, top + 0.1 * spread + 1)
+            ax.set_xscale("log")
+            label = f"N_z = {key[0]}" if results["figure"] == "figure2" else f"N_z = 3, N = {key[0]:,}"
+            ax.set_title(f"{_DATASET_NAMES.get(dataset, dataset)}, {label}", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+            if col == 0:
+                ax.set_ylabel(_METRIC_LABELS[results["metric"]], fontsize=8)
+            if r == rows - 1:
+                ax.set_xlabel("training samples evaluated", fontsize=8)
+        for col in range(len(panels), columns):
+            axes[r][col].axis("off")
+    if curves:
+        axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue(), overwrite)
+

@@ -1,0 +1,118 @@
+"""`vae-zoo reproduce`: the paper's figures end to end with tiny budgets, exact resume after a
+SIGKILL, the figure's layout, and the bookkeeping (rounds, measuring points, tables)."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from test_cli import SCRIPT, vae_zoo
+
+from vae_zoo import reproduce, viz
+from vae_zoo.errors import InvalidArgumentError, OutputExistsError
+
+TINY_FIGURE3 = ["reproduce", "figure3", "--n-train", "200", "--samples", "1000", "--eval-points", "50",
+                "--ml-samples", "5", "--ml-burnin", "5", "--ml-leapfrog", "2", "--quiet"]
+
+
+def test_rounds_and_measuring_points():
+    assert reproduce.rounds(500) == [500]
+    assert reproduce.rounds(10**7) == [10**6, 10**7]
+    assert reproduce.rounds(3 * 10**7) == [10**6, 10**7, 3 * 10**7]
+    epochs = reproduce.evaluation_epochs(60_000, 170)  # MNIST: epoch 1 is 6e4 samples, 170 epochs ~ 1e7
+    assert min(epochs) == 1 and max(epochs) == 170
+    samples = sorted(e * 60_000 for e in epochs)
+    for decade in (10**5, 10**6):  # about 4 per decade
+        assert 3 <= sum(decade <= s < 10 * decade for s in samples) <= 5, samples
+    assert round(10**6 / 60_000) in epochs  # 1e6 samples is measured (the tables compare there)
+
+
+def test_curves_are_the_papers_and_refuse_what_a_figure_lacks():
+    fig2 = reproduce.curves("figure2")
+    assert len(fig2) == 2 * (5 + 4)
+    assert {(c.dataset, c.hidden_units) for c in fig2} == {("mnist", 500), ("frey", 200)}
+    fig3 = reproduce.curves("figure3")
+    assert {(c.latent_dim, c.hidden_units, c.n_train, c.method) for c in fig3} == {
+        (3, 100, n, m) for n in (1000, 50_000) for m in ("aevb", "wake-sleep", "mcem")}
+    assert [c.name for c in reproduce.curves("figure2", ["frey"], [5], None, ["aevb"])] == ["frey-n1765-z5-aevb"]
+    for kwargs, message in [({"latent_dims": [7]}, "N_z = 7"), ({"methods": ["mcem"]}, "mcem"),
+                            ({"datasets": ["cifar"]}, "cifar"), ({"n_train": [1000]}, "--n-train")]:
+        with pytest.raises(InvalidArgumentError, match=message):
+            reproduce.curves("figure2", **kwargs)
+    with pytest.raises(InvalidArgumentError, match="figure"):
+        reproduce.curves("figure4")
+
+
+def _results(curves):
+    return {"figure": "figure3", "metric": "marginal_likelihood", "settings": {}, "curves": {
+        name: {"dataset": "mnist", "latent_dim": 3, "n_train": n, "method": m, "samples": pts[-1][0],
+               "wall_seconds": 60.0, "points": [{"samples": s, "train": tr, "test": te} for s, tr, te in pts]}
+        for name, n, m, pts in curves}}
+
+
+def test_table_says_who_is_ahead_at_1e6_and_at_the_end(tmp_path):
+    results = _results([
+        ("a", 1000, "aevb", [(10**5, -200, -201), (10**6, -150, -160), (10**7, -140, -170)]),
+        ("w", 1000, "wake-sleep", [(10**5, -210, -211), (10**6, -170, -171), (10**7, -150, -165)]),
+    ])
+    rows = reproduce.table(results).splitlines()
+    assert len(rows) == 4 and rows[2].startswith("| mnist | 3 | 1,000 | aevb | -150.00 | -160.00 |")
+    assert rows[2].endswith("| aevb / wake-sleep |")  # by the test numbers: AEVB early, wake-sleep at the end
+    viz.plot_figure(results, tmp_path / "f.png")
+    assert Image.open(tmp_path / "f.png").size[0] > 300
+    short = _results([("a", 1000, "aevb", [(10**5, -200, -201)]), ("w", 1000, "wake-sleep", [(10**5, -1, -1)])])
+    assert "| - | - |" in reproduce.table(short)  # not run to 1e6: no comparison there
+
+
+def _weights(workdir):
+    return {d.name: keras.saving.load_model(d / "checkpoint" / "model.keras").get_weights()
+            for d in sorted((workdir / "figure3").iterdir())}
+
+
+def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    result = vae_zoo(*TINY_FIGURE3, "--workdir", straight / "w", "--out", straight / "o")
+    assert "| mnist | 3 | 200 | mcem |" in result.stdout
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    args = [*TINY_FIGURE3, "--workdir", killed / "w", "--out", killed / "o"]
+    process = subprocess.Popen([SCRIPT, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = killed / "w" / "figure3" / "mnist-n200-z3-wake-sleep" / "checkpoint" / "state.json"
+    deadline = time.time() + 300
+    while not state.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # in the middle of the second curve
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be interrupted"
+    assert json.loads(state.read_text())["epoch"] < 5
+    vae_zoo(*args)  # the same command continues
+    a, b = (json.loads((d / "o" / "figure3.json").read_text()) for d in (straight, killed))
+    for name, curve in a["curves"].items():
+        assert curve["points"] == b["curves"][name]["points"], name
+    assert sorted(a["curves"]) == [f"mnist-n200-z3-{m}" for m in ("aevb", "mcem", "wake-sleep")]
+    assert a["command"] == "vae-zoo " + " ".join(map(str, [*TINY_FIGURE3, "--workdir", straight / "w", "--out",
+                                                            straight / "o"]))
+    for name, weights in _weights(straight / "w").items():
+        for x, y in zip(weights, _weights(killed / "w")[name]):
+            np.testing.assert_array_equal(x, y)
+    assert Image.open(straight / "o" / "figure3.png").mode in ("RGBA", "RGB")
+    # Other settings in the same results folder are refused, not mixed in.
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        reproduce.run("figure3", straight / "o", straight / "w", 1000, {"n_train": [200]},
+                      {"eval_points": 60, "ml_samples": 5, "ml_burnin": 5, "ml_leapfrog": 2})
+
+
+def test_figure2_end_to_end_with_a_tiny_budget(tmp_path):
+    result = vae_zoo("reproduce", "figure2", "--dataset", "frey", "--nz", "2", "--samples", "3400",
+                     "--eval-points", "100", "--workdir", tmp_path / "w", "--out", tmp_path / "o")
+    results = json.loads((tmp_path / "o" / "figure2.json").read_text())
+    assert sorted(results["curves"]) == ["frey-n1765-z2-aevb", "frey-n1765-z2-wake-sleep"]
+    for curve in results["curves"].values():
+        assert curve["samples"] == 3400 and [p["samples"] for p in curve["points"]] == [1700, 3400]
+        assert all(np.isfinite([p["train"], p["test"]]).all() for p in curve["points"])
+    assert "| frey | 2 | 1,765 | aevb |" in result.stdout
+    assert Image.open(tmp_path / "o" / "figure2.png").size[0] > 300

@@ -1,0 +1,261 @@
+"""The paper's comparisons, one command per figure (section 5).
+
+- Figure 2: AEVB against wake-sleep, the lower bound per datapoint (estimator B, L = 1, with
+  each method's recognition model as q) on train and test data against training samples
+  evaluated; MNIST (500 hidden units) with N_z in {3, 5, 10, 20, 200} and Frey Face (200 hidden
+  units) with N_z in {2, 5, 10, 20}.
+- Figure 3: AEVB, wake-sleep and Monte Carlo EM on MNIST with 100 hidden units and N_z = 3,
+  trained on the first N = 1,000 or 50,000 training images; the marginal log-likelihood of App. D
+  (`VAE.log_likelihood_hmc`) on the first 1,000 training and test images.
+
+Every method trains with the paper's recipe (Adagrad, M = 100, L = 1, N(0, I) parameter prior,
+initial weights ~ N(0, 0.01)) from the same seed, through `training.fit_with_checkpoints`, so
+each curve checkpoints and resumes exactly. A run goes in rounds (10^6 samples per curve, then
+10^7, ..., then the budget), so an interrupted figure has comparable coverage of all its curves;
+rerunning the command continues where it stopped, and a larger `--samples` extends the curves.
+The curves go to OUT/FIGURE.json (with the command that made them) and OUT/FIGURE.png.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vae_zoo import data as data_lib
+from vae_zoo import viz
+from vae_zoo.errors import InvalidArgumentError, OutputExistsError
+from vae_zoo.io import atomic_write_text, exclusive_lock
+from vae_zoo.recipes import RECIPES
+from vae_zoo.training import build_model, fit_with_checkpoints, has_checkpoint
+from vae_zoo.validation import check_choice, check_choices, check_positive_int, check_seed
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One of the paper's figures: which models, trained how, measured by what."""
+
+    title: str
+    methods: tuple[str, ...]
+    latent_dims: dict[str, tuple[int, ...]]  # data set -> the paper's N_z
+    hidden_units: dict[str, int]
+    n_train: tuple[int, ...] | None  # training-set sizes (None: the full training set)
+    metric: str  # "bound" or "marginal_likelihood"
+    default_samples: int
+    eval_points: int  # training (and test) points measured
+
+
+FIGURES = {
+    "figure2": FigureSpec(
+        "AEVB vs wake-sleep: lower bound", ("aevb", "wake-sleep"),
+        {"mnist": (3, 5, 10, 20, 200), "frey": (2, 5, 10, 20)}, {"mnist": 500, "frey": 200},
+        None, "bound", 10**7, 10_000,
+    ),
+    "figure3": FigureSpec(
+        "AEVB vs wake-sleep vs MCEM: marginal likelihood", ("aevb", "wake-sleep", "mcem"),
+        {"mnist": (3,)}, {"mnist": 100}, (1000, 50_000), "marginal_likelihood", 10**7, 1000,
+    ),
+}
+EVALUATIONS_PER_DECADE = 4
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One line pair (train, test) of a figure: a method on one model and training set."""
+
+    dataset: str
+    latent_dim: int
+    hidden_units: int
+    n_train: int
+    method: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-n{self.n_train}-z{self.latent_dim}-{self.method}"
+
+    @property
+    def panel(self) -> tuple[str, int, int]:
+        return self.dataset, self.latent_dim, self.n_train
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What makes two runs of a figure the same experiment (the budget may grow)."""
+
+    figure: str
+    seed: int = 0
+    learning_rate: float = RECIPES["paper"].learning_rate
+    eval_points: int = 1000
+    ml_samples: int = 100  # App. D: L posterior samples per point, twice
+    ml_burnin: int = 100
+    ml_leapfrog: int = 4  # App. E measured MCEM's marginal likelihood with 4 leapfrog steps
+
+
+def curves(figure: str, datasets=None, latent_dims=None, n_train=None, methods=None) -> list[Curve]:
+    """The curves of `figure`, optionally only some data sets, N_z, training-set sizes or methods.
+
+    Raises:
+        InvalidArgumentError: a choice the figure does not have, naming the ones it has.
+    """
+    spec = FIGURES[check_choice("figure", figure, FIGURES)]
+    datasets = check_choices("dataset", datasets or list(spec.latent_dims), spec.latent_dims)
+    methods = check_choices("method", methods or list(spec.methods), spec.methods)
+    available = sorted({z for d in datasets for z in spec.latent_dims[d]})
+    if latent_dims:
+        for z in latent_dims:
+            if z not in available:
+                raise InvalidArgumentError(f"{figure} has no model with N_z = {z} for {', '.join(datasets)}; "
+                                           f"accepted: {available}")
+    if spec.n_train is None:
+        if n_train:
+            raise InvalidArgumentError(f"{figure} trains on the full training sets; --n-train is for figure3")
+        sizes = {d: [data_lib.DATASETS[d].train_size] for d in datasets}
+    else:
+        full = {d: data_lib.DATASETS[d].train_size for d in datasets}
+        for n in n_train or ():
+            if not 100 <= check_positive_int("n_train", n) <= min(full.values()):
+                raise InvalidArgumentError(f"--n-train must be between 100 (one minibatch) and "
+                                           f"{min(full.values())}. Received: {n}")
+        sizes = {d: list(n_train or spec.n_train) for d in datasets}
+    return [Curve(d, z, spec.hidden_units[d], n, m) for d in datasets for z in spec.latent_dims[d]
+            if not latent_dims or z in latent_dims for n in sizes[d] for m in methods]
+
+
+def evaluation_epochs(samples_per_epoch: int, epochs: int) -> set[int]:
+    """Epochs at which a curve is measured: EVALUATIONS_PER_DECADE per decade of samples, and the last."""
+    points = {max(1, round(10 ** (k / EVALUATIONS_PER_DECADE) / samples_per_epoch))
+              for k in range(int(EVALUATIONS_PER_DECADE * math.log10(samples_per_epoch * epochs)) + 1)}
+    return {e for e in points if e <= epochs} | {epochs}
+
+
+def rounds(samples: int) -> list[int]:
+    """The budgets of a run's rounds: 10^6, 10^7, ... below `samples`, then `samples`."""
+    return [10**k for k in range(6, 12) if 10**k < samples] + [samples]
+
+
+def _measure(curve: Curve, settings: Settings):
+    """model -> {"train": ..., "test": ...}: the figure's metric on the curve's data."""
+    binary = curve.dataset == "mnist"
+    x_train = data_lib.load(curve.dataset, "train")[: min(curve.n_train, settings.eval_points)]
+    x_train = data_lib.binarize(x_train, settings.seed) if binary else x_train
+    x_test = data_lib.test_set(curve.dataset, binary)[: settings.eval_points]
+    spec = FIGURES[settings.figure]
+
+    def measure(model) -> dict:
+        if spec.metric == "bound":
+            return {name: np.mean(model.elbo(x, "B", 1, seed=settings.seed)) for name, x in
+                    (("train", x_train), ("test", x_test))}
+        return {name: np.mean(model.log_likelihood_hmc(
+            x, settings.ml_samples, settings.ml_burnin, settings.ml_leapfrog, seed=settings.seed,
+            batch_size=len(x))[0]) for name, x in (("train", x_train), ("test", x_test))}
+
+    return measure
+
+
+def train_curve(curve: Curve, settings: Settings, samples: int, workdir: Path, verbose: bool = False) -> dict:
+    """Trains (or continues) `curve` to at least `samples` training samples; returns its record."""
+    x_train = data_lib.load(curve.dataset, "train")[: curve.n_train]
+    steps = len(x_train) // 100
+    epochs = math.ceil(samples / (steps * 100))
+    recipe = RECIPES["paper"].replace(epochs=epochs, seed=settings.seed, learning_rate=settings.learning_rate,
+                                      steps_per_execution=min(50, steps))
+    directory = workdir / curve.name
+    architecture = dict(input_dim=data_lib.DATASETS[curve.dataset].input_dim, latent_dim=curve.latent_dim,
+                        hidden_units=curve.hidden_units,
+                        likelihood="bernoulli" if curve.dataset == "mnist" else "gaussian")
+    wanted = evaluation_epochs(steps * 100, epochs)
+    _, state = fit_with_checkpoints(
+        build_model(architecture, recipe, len(x_train), curve.method), x_train, recipe, directory,
+        binarize=curve.dataset == "mnist", resume=has_checkpoint(directory), verbose=0, report=verbose,
+        evaluate=_measure(curve, settings), evaluate_at=wanted.__contains__,
+    )
+    points = [{"samples": row["samples_seen"], "train": row["train"], "test": row["test"]}
+              for row in state["log"] if "test" in row]
+    return {**asdict(curve), "name": curve.name, "samples_per_epoch": state["samples_per_epoch"],
+            "samples": state["epoch"] * state["samples_per_epoch"],
+            "wall_seconds": round(state["wall_seconds"], 1), "points": points}
+
+
+def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples: int | None = None,
+        selection: dict | None = None, settings: dict | None = None, command: str = "",
+        overwrite: bool = False, verbose: bool = False) -> dict:
+    """Trains every curve of `figure` (or a `selection`: datasets, latent_dims, n_train, methods)
+    to `samples` training samples each, in rounds, and writes OUT/FIGURE.json and OUT/FIGURE.png
+    after every curve of every round.
+
+    Args:
+        figure: "figure2" or "figure3".
+        out: folder of the results.
+        workdir: folder of the curves' checkpoints (rerunning continues them).
+        samples: training samples per curve (default: the figure's).
+        selection: keyword arguments of `curves`.
+        settings: fields of `Settings` other than `figure`.
+        command: the command line, recorded in the JSON.
+        overwrite: replace results of a run with other settings.
+        verbose: print a line per measurement and per finished curve.
+
+    Returns:
+        The results (what FIGURE.json holds).
+    """
+    spec = FIGURES[check_choice("figure", figure, FIGURES)]
+    samples = check_positive_int("samples", spec.default_samples if samples is None else samples)
+    settings = Settings(figure, **{"eval_points": spec.eval_points, **(settings or {})})
+    for name in ("eval_points", "ml_samples", "ml_burnin", "ml_leapfrog"):
+        check_positive_int(name, getattr(settings, name))
+    check_seed("seed", settings.seed, allow_none=False)
+    todo = curves(figure, **(selection or {}))
+    out, workdir = Path(out), Path(workdir) / figure
+    path = out / f"{figure}.json"
+    results = {"figure": figure, "metric": spec.metric, "settings": asdict(settings), "curves": {}}
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous.get("settings") == results["settings"]:
+            results["curves"] = previous["curves"]  # the same experiment: continue it
+        elif not overwrite:
+            raise OutputExistsError(f"{path} holds a run with other settings ({previous.get('settings')}). "
+                                    "Choose another --out, or pass --overwrite to replace it.")
+    results.update(command=command, machine=f"{platform.machine()}, {os.cpu_count()} cores")
+    for budget in rounds(samples):
+        for curve in todo:
+            record = train_curve(curve, settings, budget, workdir, verbose)
+            with exclusive_lock(out, figure):
+                results["curves"][curve.name] = record
+                atomic_write_text(path, json.dumps(results, indent=1), overwrite=True)
+                viz.plot_figure(results, out / f"{figure}.png", overwrite=True)
+            if verbose:
+                last = record["points"][-1]
+                print(f"{figure} {curve.name}: {record['samples']:,} samples, train {last['train']:.2f}, "
+                      f"test {last['test']:.2f}, {record['wall_seconds']:.0f} s", flush=True)
+    return results
+
+
+def nearest(points: list[dict], samples: float) -> dict:
+    """The point measured nearest to `samples` (on the log scale)."""
+    return min(points, key=lambda p: abs(math.log(p["samples"] / samples)))
+
+
+def table(results: dict, at: float = 1e6) -> str:
+    """A markdown table: per panel and method, train/test at ~`at` samples and at the end, who is
+    ahead (by test) at each, and the wall time."""
+    panels: dict[tuple, dict] = {}
+    for c in results["curves"].values():
+        panels.setdefault((c["dataset"], c["latent_dim"], c["n_train"]), {})[c["method"]] = c
+    head = (f"| data | N_z | N | method | train @ {at:.0e} | test @ {at:.0e} | samples | train | test | "
+            "wall time | ahead @ 1e6 / at end (test) |")
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for (dataset, z, n), methods in sorted(panels.items()):
+        reached = all(c["samples"] >= at for c in methods.values())
+        early = max(methods, key=lambda m: nearest(methods[m]["points"], at)["test"]) if reached else "-"
+        late = max(methods, key=lambda m: methods[m]["points"][-1]["test"])
+        for method, c in methods.items():
+            p, last = nearest(c["points"], at), c["points"][-1]
+            early_values = f"{p['train']:.2f} | {p['test']:.2f}" if reached else "- | -"
+            lines.append(f"| {dataset} | {z} | {n:,} | {method} | {early_values} | "
+                         f"{c['samples']:.2g} | {last['train']:.2f} | {last['test']:.2f} | "
+                         f"{c['wall_seconds'] / 60:.1f} min | {early} / {late} |")
+    return "\n".join(lines)
