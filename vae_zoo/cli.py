@@ -255,6 +255,17 @@ POSITIVE_FLOAT = _number(float, lambda v: 0 < v < float("inf"), "a finite number
 GRID = _number(int, lambda v: 0 < v <= 200, "an int in 1..200")
 
 
+def _whole(text: str) -> int:
+    """An int written plainly or in scientific notation ("3e6")."""
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(text)
+    return int(value)
+
+
+SAMPLE_COUNT = _number(_whole, lambda v: 0 < v <= 10**12, "a positive whole number such as 3000000 or 3e6")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; building it imports nothing heavy, so --help is instant."""
     parser = _Parser(prog="vae-zoo", description="Pretrained AEVB variational auto-encoders "
@@ -328,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nz", nargs="+", type=POSITIVE_INT, help="latent sizes (default: the paper's)")
     p.add_argument("--n-train", nargs="+", type=POSITIVE_INT, help="figure3: training-set sizes (default 1000 50000)")
     p.add_argument("--methods", nargs="+", help="aevb, wake-sleep, mcem (figure3) (default: all of the figure's)")
-    p.add_argument("--samples", type=POSITIVE_INT, help="training samples evaluated per curve (default 10^7; the "
-                   "paper went to 10^8)")
+    p.add_argument("--samples", type=SAMPLE_COUNT, help="training samples evaluated per curve, e.g. 3e6 "
+                   "(default 1e7; the paper went to 1e8)")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, help="shared seed of every method (default 0)")
     p.add_argument("--lr", type=POSITIVE_FLOAT, help="Adagrad step size (default 0.02, from the paper's grid)")
     p.add_argument("--eval-points", type=POSITIVE_INT,
