@@ -176,7 +176,8 @@ BAD_FLAGS = [
     ["reconstruct", "mnist-z2", "-n", "20000"], ["evaluate", "mnist-z2", "--n-test", "20000", "--k", "0"],
     ["train", "frey-z2", "--resume", "--workdir", "no-runs"], ["sample", "no-such-preset"],
     ["reproduce", "figure4"], ["reproduce", "figure2", "--methods", "mcem"], ["reproduce", "figure2", "--nz", "7"],
-    ["reproduce", "figure3", "--nz", "5"], ["reproduce", "figure3", "--samples", "0"], ["reproduce", "figure3", "--samples", "1.5e0"],
+    ["reproduce", "figure3", "--nz", "5"], ["reproduce", "figure3", "--samples", "0"],
+    ["reproduce", "figure3", "--samples", "1.5e0"],
     ["reproduce", "figure3", "--n-train", "50"], ["reproduce", "figure2", "--dataset", "cifar"],
     ["reproduce", "figure2", "--n-train", "1000"], ["reproduce", "figure3", "--ml-samples", "-1"],
 ]
