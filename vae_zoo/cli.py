@@ -23,11 +23,14 @@ def _load(name_or_path: str):
     return registry.load(name_or_path, compile=False)
 
 
-def _image_shape(model) -> tuple[int, int]:
+def _image_shape(model, name_or_path: str) -> tuple[int, int]:
+    """The image size of a model's data: from its card (models of the user's data), else its data set."""
+    from vae_zoo import registry
     from vae_zoo.data import DATASETS
     from vae_zoo.evaluation import dataset_of
 
-    return DATASETS[dataset_of(model)].image_shape
+    shape = registry.read_card(name_or_path).get("data", {}).get("image_shape")
+    return tuple(shape) if shape else DATASETS[dataset_of(model)].image_shape
 
 
 def _metric(card: dict, key: str) -> str:
@@ -63,8 +66,15 @@ def cmd_info(args) -> int:
     training = card.get("training", {})
     lines = [f"{card.get('name', args.model)}: {card.get('description', '')}", ""]
     data = card.get("data", {})
-    lines += [f"data        {data.get('dataset')}: train {data.get('train')}; test {data.get('test')}",
-              f"            scaling {data.get('scaling')}; binarization: {data.get('binarization')}"]
+    if "sha256" in data:  # the user's own data
+        lines += [f"data        {data['source']} ({data['kind']}, {data['examples']} examples of {data['input_dim']} "
+                  f"pixels, sha256 {data['sha256'][:16]}...); {data['split']}"]
+        if card.get("source"):
+            source = card["source"]
+            lines += [f"source      {source['preset']} (weights sha256 {source['weights_sha256'][:16]}...)"]
+    else:
+        lines += [f"data        {data.get('dataset')}: train {data.get('train')}; test {data.get('test')}"]
+    lines += [f"            scaling {data.get('scaling')}; binarization: {data.get('binarization')}"]
     recipe = card.get("recipe", {})
     if recipe:
         drops = ", ".join(f"{lr:g} from epoch {e}" for e, lr in recipe.get("lr_drops", []))
@@ -86,8 +96,13 @@ def cmd_info(args) -> int:
         if ll:
             lines += [f"            test log p(x)       {ll['mean']:.2f} +- {ll['standard_error']:.2f} "
                       f"(importance sampling, k={ll['k']})"]
-        lines += [f"            train ELBO (B)      {metrics['train_elbo_B']['mean']:.2f} ({metrics['train_set']})",
-                  f"            reproduce with: {card.get('metrics_command')}"]
+        before = metrics.get("source_preset_test_log_likelihood")
+        if before:
+            lines += [f"            before fine-tuning  {before['mean']:.2f} +- {before['standard_error']:.2f} "
+                      f"(the source preset's log p(x), same rows)"]
+        lines += [f"            train ELBO (B)      {metrics['train_elbo_B']['mean']:.2f} ({metrics['train_set']})"]
+        if card.get("metrics_command"):
+            lines += [f"            reproduce with: {card['metrics_command']}"]
     else:
         lines += ["metrics     not measured yet: vae-zoo evaluate NAME --write-card"]
     lines += [f"weights     sha256 {card.get('weights_sha256')}, vae-zoo {card.get('package_version')}"]
@@ -95,12 +110,43 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _train_on_data(args, preset: str | None, architecture: dict | None) -> int:
+    from vae_zoo import user_data
+    from vae_zoo.recipes import Recipe
+    from vae_zoo.training import train_on_data
+
+    recipe = Recipe(optimizer=args.optimizer or "adam", learning_rate=args.lr or (1e-4 if preset else 1e-3),
+                    epochs=args.epochs or (10 if preset else 100), batch_size=args.batch_size or 100,
+                    seed=args.seed or 0, estimator=getattr(args, "estimator", None) or "B",
+                    num_samples=getattr(args, "samples", None) or 1)
+    path = train_on_data(user_data.read(args.data), args.out, recipe, args.workdir, preset, architecture,
+                         getattr(args, "freeze", None), args.binarize, args.holdout, args.resume, args.overwrite,
+                         command=" ".join(["vae-zoo", *sys.argv[1:]]), verbose=1 if sys.stdout.isatty() else 2)
+    print(f"Saved preset to {path}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    return _train_on_data(args, args.preset, None)
+
+
 def cmd_train(args) -> int:
+    from vae_zoo.errors import InvalidArgumentError
     from vae_zoo.training import train_preset
 
+    if args.data is not None:
+        if args.out is None:
+            raise InvalidArgumentError("With --data, name the preset folder to write: --out DIR.")
+        if args.name is not None or args.latent_dim is None:
+            raise InvalidArgumentError("With --data, give --latent-dim (and no preset name); to continue training a "
+                                       "preset on your data use: vae-zoo finetune PRESET --data PATH --out DIR.")
+        return _train_on_data(args, None, dict(latent_dim=args.latent_dim, hidden_units=args.hidden,
+                                                likelihood=args.likelihood))
+    if args.name is None:
+        raise InvalidArgumentError("Name a preset to train (vae-zoo list), or give --data PATH --latent-dim Z.")
     overrides = dict(epochs=args.epochs, estimator=args.estimator, num_samples=args.samples,
                      batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed)
-    path = train_preset(args.name, args.workdir, args.out, args.resume, overrides,
+    path = train_preset(args.name, args.workdir, args.out or Path("presets"), args.resume, overrides,
                         overwrite=args.overwrite, verbose=1 if sys.stdout.isatty() else 2)
     print(f"Saved preset to {path}")
     return 0
@@ -129,7 +175,7 @@ def cmd_sample(args) -> int:
 
     model = _load(args.model)
     images = model.sample(args.n, seed=args.seed)
-    viz.save_png(viz.grid(images, _image_shape(model)), args.output, overwrite=args.overwrite)
+    viz.save_png(viz.grid(images, _image_shape(model, args.model)), args.output, overwrite=args.overwrite)
     print(f"Wrote {args.n} samples of {args.model} to {args.output}")
     return 0
 
@@ -147,7 +193,7 @@ def cmd_reconstruct(args) -> int:
         raise InvalidArgumentError(f"-n must be at most the {len(x)} test images. Received: -n {args.n}")
     x = x[: args.n]
     pairs = np.stack([x, model.reconstruct(x)], axis=1).reshape(-1, model.input_dim)
-    viz.save_png(viz.grid(pairs, _image_shape(model), columns=2 * args.pairs_per_row), args.output,
+    viz.save_png(viz.grid(pairs, _image_shape(model, args.model), columns=2 * args.pairs_per_row), args.output,
                  overwrite=args.overwrite)
     print(f"Wrote {len(x)} test images (left) and their reconstructions (right) to {args.output}")
     return 0
@@ -157,7 +203,8 @@ def cmd_manifold(args) -> int:
     from vae_zoo import viz
 
     model = _load(args.model)
-    viz.save_png(viz.grid(viz.manifold(model, args.grid), _image_shape(model), columns=args.grid, pad=0), args.output,
+    shape = _image_shape(model, args.model)
+    viz.save_png(viz.grid(viz.manifold(model, args.grid), shape, columns=args.grid, pad=0), args.output,
                  overwrite=args.overwrite)
     print(f"Wrote the {args.grid}x{args.grid} latent manifold of {args.model} to {args.output}")
     return 0
@@ -253,6 +300,7 @@ POSITIVE_INT = _number(int, lambda v: v > 0, "a positive int")
 NON_NEGATIVE_INT = _number(int, lambda v: v >= 0, "an int >= 0")
 POSITIVE_FLOAT = _number(float, lambda v: 0 < v < float("inf"), "a finite number > 0")
 GRID = _number(int, lambda v: 0 < v <= 200, "an int in 1..200")
+FRACTION = _number(float, lambda v: 0 < v < 1, "a fraction in (0, 1)")
 
 
 def _whole(text: str) -> int:
@@ -287,20 +335,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="preset name or preset folder")
     p.add_argument("--json", action="store_true", help="print the raw card.json")
 
-    p = add("train", cmd_train, "train a preset (checkpoint every epoch; --resume continues)")
-    p.add_argument("name", help="preset name, e.g. mnist-z20")
-    p.add_argument("--epochs", type=POSITIVE_INT, help="total epochs (default: the preset's recipe)")
+    def add_data_flags(p, resume_help):
+        p.add_argument("--data", type=Path, help="a .npy/.npz array file or a folder of PNG/JPEG images "
+                       "(grayscale, one size; pixels uint8 0-255 or floats in [0, 1])")
+        p.add_argument("--binarize", action="store_true", help="Bernoulli models of grey-level data: train on "
+                       "x ~ Bernoulli(pixel), resampled every epoch")
+        p.add_argument("--holdout", type=FRACTION, default=0.1, help="share of the data held out and measured "
+                       "(default 0.1, split by --seed)")
+        p.add_argument("--resume", action="store_true", help=resume_help)
+        p.add_argument("--workdir", type=Path, default=Path("runs"), help="checkpoint folder (default: runs)")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing preset folder")
+
+    def add_recipe_flags(p, epochs_help, lr_help):
+        p.add_argument("--epochs", type=POSITIVE_INT, help=epochs_help)
+        p.add_argument("--batch-size", type=POSITIVE_INT, help="minibatch size M (default 100)")
+        p.add_argument("--optimizer", choices=["adam", "adagrad"])
+        p.add_argument("--lr", type=POSITIVE_FLOAT, help=lr_help)
+        p.add_argument("--seed", type=NON_NEGATIVE_INT)
+
+    p = add("train", cmd_train, "train a preset, or a fresh model on your data (--data); checkpoints every epoch, "
+            "--resume continues")
+    p.add_argument("name", nargs="?", help="preset name, e.g. mnist-z20 (omit with --data)")
+    add_recipe_flags(p, "total epochs (default: the preset's recipe; 100 with --data)",
+                     "initial learning rate (default: the preset's; 1e-3 with --data)")
     p.add_argument("--estimator", choices=["A", "B"], help="SGVB estimator (eq. 6 or eq. 7)")
     p.add_argument("--samples", type=POSITIVE_INT, help="L, samples of z per datapoint")
-    p.add_argument("--batch-size", type=POSITIVE_INT, help="minibatch size M")
-    p.add_argument("--optimizer", choices=["adam", "adagrad"])
-    p.add_argument("--lr", type=POSITIVE_FLOAT, help="initial learning rate")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT)
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in WORKDIR/NAME")
-    p.add_argument("--workdir", type=Path, default=Path("runs"), help="checkpoint folder (default: runs)")
-    p.add_argument("--out", type=Path, default=Path("presets"),
-                   help="folder for the finished preset, OUT/NAME (default: presets; the zoo's own: saved_models)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing preset folder")
+    p.add_argument("--latent-dim", type=POSITIVE_INT, help="with --data: N_z of the fresh model")
+    p.add_argument("--hidden", type=POSITIVE_INT, nargs="+", default=[500],
+                   help="with --data: hidden units per layer (default 500)")
+    p.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli",
+                   help="with --data: the decoder (default bernoulli)")
+    add_data_flags(p, "continue from the checkpoint in WORKDIR/NAME (or WORKDIR/<OUT's name> with --data)")
+    p.add_argument("--out", type=Path, help="the finished preset goes to OUT/NAME (default: presets; the zoo's "
+                   "own: saved_models); with --data, OUT is the preset folder itself (required)")
+
+    p = add("finetune", cmd_finetune, "continue training a preset on your data; writes a preset folder")
+    p.add_argument("preset", help="preset name or folder, e.g. mnist-z20")
+    add_recipe_flags(p, "epochs (default 10)", "learning rate (default 1e-4, Adam)")
+    p.add_argument("--freeze", choices=["encoder", "decoder"], help="keep one network's weights fixed")
+    add_data_flags(p, "continue from the checkpoint in WORKDIR/<OUT's name>")
+    p.add_argument("--out", type=Path, required=True, help="the preset folder to write")
 
     p = add("evaluate", cmd_evaluate, "test ELBO (A and B), importance-weighted log-likelihood, train ELBO")
     p.add_argument("model", help="preset name or preset folder")

@@ -57,15 +57,27 @@ def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0
     x_test = data.test_set(name, model.is_binary)
     if n_test is not None and not 0 < check_positive_int("n_test", n_test) <= len(x_test):
         raise InvalidArgumentError(f"`n_test` must be at most the {len(x_test)} test images. Received: n_test={n_test}")
-    if k:
-        check_positive_int("k", k)
-    seed = check_seed("seed", seed, allow_none=False)
     x_test = x_test[:n_test]
     x_train = data.load(name, "train")
     if model.is_binary:
         x_train = data.binarize(x_train, TRAIN_BINARIZATION_SEED)
+    return {"dataset": name, **measure(
+        model, x_test, x_train, k, seed, verbose,
+        test_set=f"{len(x_test)} {name} test images" + (", fixed binarization (see data)" if model.is_binary else ""),
+        train_set=f"all {len(x_train)} training images" + (
+            f", binarized with numpy default_rng({TRAIN_BINARIZATION_SEED})" if model.is_binary else ""),
+    )}
+
+
+def measure(model: VAE, x_test: np.ndarray, x_train: np.ndarray, k: int, seed: int = 0, verbose: bool = False,
+            test_set: str = "", train_set: str = "") -> dict:
+    """The card's metrics of `model` on given test and training data (already binarized
+    where the model is Bernoulli): ELBO B and A on `x_test`, ELBO B on `x_train`, and the
+    importance-weighted log p(x) of `x_test` with `k` samples (0 skips it)."""
+    if k:
+        check_positive_int("k", k)
+    seed = check_seed("seed", seed, allow_none=False)
     metrics = {
-        "dataset": name,
         "n_test": len(x_test),
         "seed": seed,
         "test_elbo_B": _elbo(model, x_test, "B", seed),
@@ -77,11 +89,6 @@ def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0
         ll = model.log_likelihood(x_test, num_samples=k, seed=seed, verbose=verbose)
         metrics["test_log_likelihood"] = {**_mean_and_se(ll), "k": k, "seconds": round(time.time() - start, 1)}
     metrics["units"] = "nats per datapoint (sum over pixels)"
-    metrics["test_set"] = (
-        f"{len(x_test)} {name} test images" + (", fixed binarization (see data)" if model.is_binary else "")
-    )
-    metrics["train_set"] = (
-        f"all {len(x_train)} training images"
-        + (f", binarized with numpy default_rng({TRAIN_BINARIZATION_SEED})" if model.is_binary else "")
-    )
+    metrics["test_set"] = test_set
+    metrics["train_set"] = train_set
     return metrics

@@ -13,13 +13,16 @@ import keras
 import numpy as np
 
 from vae_zoo import data as data_lib
+from vae_zoo import evaluation, user_data
 from vae_zoo.baselines import MCEM, WakeSleep
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError, TrainingError
-from vae_zoo.io import atomic_write_text, exclusive_lock, staged_dir
+from vae_zoo.evaluation import dataset_of
+from vae_zoo.io import atomic_write_text, exclusive_lock, file_sha256, staged_dir
 from vae_zoo.model import VAE
-from vae_zoo.preset_format import unknown_preset
+from vae_zoo.preset_format import WEIGHTS, preset_path, unknown_preset
 from vae_zoo.presets import PRESETS
 from vae_zoo.recipes import Recipe, compile_model
+from vae_zoo.user_data import UserData
 from vae_zoo.validation import check_choice
 
 # How the encoder and decoder are trained: AEVB (the paper's method) or a baseline.
@@ -284,3 +287,137 @@ def train_preset(name: str, workdir: Path, out: Path, resume: bool, overrides: d
         },
     }
     return model.save_to_preset(Path(out) / name, card, overwrite=overwrite)
+
+
+def train_on_data(
+    data: UserData,
+    out: str | os.PathLike,
+    recipe: Recipe,
+    workdir: str | os.PathLike = "runs",
+    preset: str | None = None,
+    architecture: dict | None = None,
+    freeze: str | None = None,
+    binarize: bool = False,
+    holdout: float = 0.1,
+    resume: bool = False,
+    overwrite: bool = False,
+    command: str = "",
+    k: int = 1000,
+    verbose: int | str = 2,
+) -> Path:
+    """Fine-tunes `preset` (or trains a fresh model of `architecture`) on the user's data and
+    writes a preset folder at `out` that `vae_zoo.load(out)` reads.
+
+    A held-out part of the data (`holdout`, split by `recipe.seed`) is measured every few
+    epochs and at the end; the card records the source preset and its weights' sha256, the
+    data's description and fingerprint, the split, the recipe, the log and the held-out
+    metrics (ELBO A and B, importance-weighted log p(x) with `k` samples on up to 1,000 rows;
+    for fine-tuning also the source preset's numbers on the same rows).
+
+    Args:
+        data: what `user_data.read` returned.
+        out: the preset folder to create (refused if it exists, unless `overwrite`).
+        recipe: optimizer, learning rate, epochs, batch size, seed.
+        workdir: checkpoints go to workdir/<out's name>.
+        preset: the preset (name or folder) to fine-tune; None trains `architecture` afresh.
+        architecture: VAE keyword arguments of a fresh model (latent_dim, hidden_units, likelihood).
+        freeze: "encoder" or "decoder": keep that network's weights fixed.
+        binarize: train on x ~ Bernoulli(pixels), resampled every epoch (Bernoulli models of
+            grey-level data); held-out rows get one fixed binarization.
+        holdout: share of the data held out.
+        resume: continue from the checkpoint in workdir.
+        overwrite: replace an existing `out`.
+        command: the command line, for the card.
+        k: importance samples of the held-out log p(x) (0 skips it).
+        verbose: Keras verbosity.
+
+    Returns:
+        The preset folder.
+    """
+    out = Path(out)
+    if os.path.lexists(out) and not overwrite:
+        raise OutputExistsError(f"{out} already exists. Choose another --out, or pass --overwrite to replace it.")
+    if (preset is None) == (architecture is None):
+        raise InvalidArgumentError("Give either a preset to fine-tune or the architecture of a fresh model.")
+    if freeze is not None:
+        check_choice("freeze", freeze, ("encoder", "decoder"))
+    source = None
+    if preset is not None:
+        model = VAE.from_preset(preset, compile=False)
+        folder = preset_path(preset)
+        source = {"preset": str(preset), "weights_sha256": file_sha256(folder / WEIGHTS)}
+        if data.x.shape[1] != model.input_dim:
+            shape = "x".join(map(str, data.image_shape[::-1])) + " = " if data.image_shape else ""
+            raise InvalidArgumentError(
+                f"{data.source} has {shape}{data.x.shape[1]} pixels per image but {preset} takes {model.input_dim}"
+                f"{_images_of(model)}. Resize the images to the preset's size, or train a fresh model: "
+                "vae-zoo train --data PATH --latent-dim Z.")
+        model.seed = recipe.seed
+    likelihood = model.likelihood if preset is not None else architecture.get("likelihood", "bernoulli")
+    binary_data = bool(np.isin(data.x, (0.0, 1.0)).all())
+    if likelihood == "bernoulli" and not binary_data and not binarize:
+        raise InvalidArgumentError(
+            f"{data.source} has grey levels (values between 0 and 1) but the model's decoder is Bernoulli (binary "
+            "pixels). Pass --binarize to train on x ~ Bernoulli(pixel) as the MNIST presets do"
+            + (", or train a Gaussian decoder (--likelihood gaussian)." if preset is None else "."))
+    if binarize and likelihood != "bernoulli":
+        raise InvalidArgumentError("--binarize is for Bernoulli decoders; a Gaussian decoder models grey levels.")
+    x_train, x_held, split = user_data.holdout(data.x, holdout, recipe.seed)
+    if len(x_train) < recipe.batch_size:
+        raise InvalidArgumentError(f"{len(x_train)} training examples after the hold-out are fewer than one batch "
+                                   f"({recipe.batch_size}): lower --batch-size or give more data.")
+    x_held = data_lib.binarize(x_held, recipe.seed) if binarize else x_held
+    before = _held_out_log_likelihood(model, x_held, k, recipe.seed) if preset is not None and k else None
+    if preset is None:
+        model = build_model({**architecture, "input_dim": data.x.shape[1]}, recipe, len(x_train))
+    if freeze is not None:
+        getattr(model, freeze).trainable = False
+
+    def held_out_elbo(m):
+        return {"heldout_elbo": np.mean(m.elbo(x_held, "B", 1, seed=recipe.seed))}
+
+    model, state = fit_with_checkpoints(model, x_train, recipe, Path(workdir) / out.name, binarize, resume=resume,
+                                        verbose=verbose, evaluate=held_out_elbo,
+                                        evaluate_at=lambda e: e % max(1, recipe.epochs // 10) == 0)
+    x_train_eval = data_lib.binarize(x_train, recipe.seed + 1) if binarize else x_train
+    metrics = evaluation.measure(model, x_held, x_train_eval, 0, recipe.seed,
+                                 test_set=f"{len(x_held)} held-out rows of {data.source}",
+                                 train_set=f"the {len(x_train)} training rows")
+    if k:
+        metrics["test_log_likelihood"] = _held_out_log_likelihood(model, x_held, k, recipe.seed)
+    if before is not None:
+        metrics["source_preset_test_log_likelihood"] = before
+    card = {
+        "name": out.name,
+        "description": (f"{preset} fine-tuned on {data.source}" if preset else
+                        f"A fresh {model.input_dim}-{model.hidden_units}-{model.latent_dim} VAE trained on "
+                        f"{data.source}") + (f" ({freeze} frozen)" if freeze else ""),
+        "source": source,
+        "data": {**data.describe(), "split": split,
+                 "binarization": ("training: dynamic, x ~ Bernoulli(pixel) every epoch; held out: numpy "
+                                  f"default_rng({recipe.seed})") if binarize else "none"},
+        "recipe": recipe.to_dict(),
+        "freeze": freeze,
+        "training": {"epochs": state["epoch"], "samples_seen": state["epoch"] * state["samples_per_epoch"],
+                     "wall_seconds": round(state["wall_seconds"], 1), "command": command, "log": state["log"],
+                     "machine": f"{platform.machine()}, {os.cpu_count()} cores"},
+        "metrics": metrics,
+    }
+    return model.save_to_preset(out, card, overwrite=overwrite)
+
+
+def _held_out_log_likelihood(model: VAE, x: np.ndarray, k: int, seed: int) -> dict:
+    """Importance-weighted log p(x) (k samples) of the first 1,000 held-out rows: mean, standard error."""
+    ll = model.log_likelihood(x[:1000], num_samples=k, seed=seed)
+    return {"mean": round(float(ll.mean()), 3), "standard_error": round(float(ll.std() / np.sqrt(len(ll))), 3),
+            "k": k, "n": len(ll)}
+
+
+def _images_of(model: VAE) -> str:
+    """" (28x28 mnist images)" for a model of a data set of the zoo, else ""."""
+    try:
+        name = dataset_of(model)
+    except InvalidArgumentError:
+        return ""
+    h, w = data_lib.DATASETS[name].image_shape
+    return f" ({w}x{h} {name} images)"

@@ -1,0 +1,168 @@
+"""The user's own data: formats, one-line errors that name the file and row, a deterministic
+hold-out, and `vae-zoo finetune` / `vae-zoo train --data` through the console script."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+from test_cli import vae_zoo as run_cli
+
+import vae_zoo
+from vae_zoo import user_data
+from vae_zoo.errors import DataNotFoundError, InvalidArgumentError
+from vae_zoo.io import file_sha256, tree_sha256
+from vae_zoo.preset_format import preset_path
+
+
+def write_pngs(folder, images):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image, "L").save(folder / f"{i:04d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_subset):
+    """300 MNIST digits as uint8 (n, 28, 28)."""
+    return np.round(mnist_subset[0][:300] * 255).astype(np.uint8).reshape(-1, 28, 28)
+
+
+def test_every_format_reads_the_same_pixels_and_fingerprint(digits, tmp_path):
+    folder = write_pngs(tmp_path / "pngs", digits[:20])
+    np.save(tmp_path / "a.npy", digits[:20])
+    np.savez(tmp_path / "b.npz", x=digits[:20].astype(np.float32) / 255, labels=np.arange(20))
+    np.save(tmp_path / "flat.npy", digits[:20].reshape(20, -1)[..., None][..., 0])
+    reads = [user_data.read(p) for p in (folder, tmp_path / "a.npy", tmp_path / "b.npz")]
+    for read in reads:
+        assert read.x.shape == (20, 784) and read.image_shape == (28, 28)
+        np.testing.assert_array_equal(read.x, reads[0].x)
+        assert read.fingerprint == reads[0].fingerprint
+    assert [r.kind for r in reads] == ["images", "npy", "npz"]
+    assert user_data.read(tmp_path / "flat.npy").image_shape is None
+
+
+def _bad_files(tmp_path, digits):
+    """(path, words the message must contain) for every kind of bad data the issue lists."""
+    cases = []
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases.append((empty, ["holds no PNG or JPEG"]))
+    rgb = write_pngs(tmp_path / "rgb", digits[:2])
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8), "RGB").save(rgb / "0001.png")
+    cases.append((rgb, ["0001.png", "grayscale"]))
+    mixed = write_pngs(tmp_path / "mixed", digits[:3])
+    Image.fromarray(np.zeros((20, 20), np.uint8), "L").save(mixed / "0002.png")
+    cases.append((mixed, ["0002.png", "one size"]))
+    truncated = write_pngs(tmp_path / "truncated", digits[:3])
+    payload = (truncated / "0001.png").read_bytes()
+    (truncated / "0001.png").write_bytes(payload[: len(payload) // 2])
+    cases.append((truncated, ["0001.png", "cannot be read"]))
+    np.save(tmp_path / "cut.npy", digits[:50])
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "cut.npy").read_bytes()[:5000])
+    cases.append((tmp_path / "cut.npy", ["cut.npy", "cannot be read"]))
+    nan = digits[:5].astype(np.float32) / 255
+    nan[3, 4, 4] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    cases.append((tmp_path / "nan.npy", ["nan.npy", "row 3", "NaN"]))
+    np.save(tmp_path / "big.npy", digits[:5].astype(np.float32))  # 0-255 floats: not scaled
+    cases.append((tmp_path / "big.npy", ["big.npy", "row 0", "outside [0, 1]"]))
+    np.save(tmp_path / "int16.npy", digits[:5].astype(np.int16))
+    cases.append((tmp_path / "int16.npy", ["uint8"]))
+    np.savez(tmp_path / "two.npz", a=digits[:2], b=digits[:2])
+    cases.append((tmp_path / "two.npz", ["several arrays", "a, b"]))
+    (tmp_path / "data.csv").write_text("1,2\n")
+    cases.append((tmp_path / "data.csv", ["'.csv'", ".npy"]))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 784), np.uint8))
+    cases.append((tmp_path / "empty.npy", ["n >= 1"]))
+    cases.append((tmp_path / "missing", ["No data at"]))
+    return cases
+
+
+def test_bad_data_is_refused_naming_the_file_and_the_fix(digits, tmp_path):
+    for path, words in _bad_files(tmp_path, digits):
+        with pytest.raises((InvalidArgumentError, DataNotFoundError)) as info:
+            user_data.read(path)
+        for word in words:
+            assert word in str(info.value), (path, str(info.value))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(
+    hnp.arrays(st.sampled_from([np.float16, np.float32, np.float64, np.uint8, np.int32, np.bool_]),
+               hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6)),
+    hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=3, max_side=6), elements=st.floats(0, 1, width=32)),
+))
+def test_any_array_is_read_into_unit_range_or_refused_cleanly(tmp_path_factory, array):
+    path = tmp_path_factory.mktemp("arr") / "x.npy"
+    np.save(path, array)
+    try:
+        read = user_data.read(path)
+    except InvalidArgumentError as err:
+        assert "x.npy" in str(err)
+        return
+    assert read.x.dtype == np.float32 and read.x.ndim == 2 and len(read.x) == array.shape[0]
+    assert np.isfinite(read.x).all() and read.x.min() >= 0 and read.x.max() <= 1
+
+
+def test_holdout_is_deterministic_and_disjoint():
+    x = np.arange(50, dtype=np.float32)[:, None] / 50
+    train, held, statement = user_data.holdout(x, 0.2, seed=3)
+    again = user_data.holdout(x, 0.2, seed=3)
+    assert len(held) == 10 and len(train) == 40 and "default_rng(3)" in statement
+    np.testing.assert_array_equal(held, again[1])
+    assert sorted(np.concatenate([train, held])[:, 0].tolist()) == sorted(x[:, 0].tolist())
+    with pytest.raises(InvalidArgumentError, match="fraction"):
+        user_data.holdout(x, 1.5)
+
+
+def test_finetune_a_preset_on_a_folder_of_pngs(digits, tmp_path):
+    folder = write_pngs(tmp_path / "mine", digits)
+    before = tree_sha256(folder)
+    run_cli("finetune", "mnist-z2", "--data", folder, "--out", tmp_path / "ft", "--epochs", "2", "--binarize",
+            "--freeze", "decoder", "--workdir", tmp_path / "runs")
+    assert tree_sha256(folder) == before  # the user's data is only read
+    card = json.loads((tmp_path / "ft" / "card.json").read_text())
+    assert card["source"] == {"preset": "mnist-z2",
+                              "weights_sha256": file_sha256(preset_path("mnist-z2") / "model.weights.h5")}
+    assert card["data"]["sha256"] == user_data.read(folder).fingerprint and card["data"]["examples"] == 300
+    assert "permutation(300)" in card["data"]["split"] and card["freeze"] == "decoder"
+    metrics = card["metrics"]
+    assert metrics["n_test"] == 30 and np.isfinite(metrics["test_log_likelihood"]["mean"])
+    assert "source_preset_test_log_likelihood" in metrics
+    tuned, original = vae_zoo.load(tmp_path / "ft"), vae_zoo.load("mnist-z2")
+    for a, b in zip(tuned.decoder.get_weights(), original.decoder.get_weights()):
+        np.testing.assert_array_equal(a, b)  # frozen
+    assert any(not np.array_equal(a, b) for a, b in zip(tuned.encoder.get_weights(), original.encoder.get_weights()))
+    again = run_cli("finetune", "mnist-z2", "--data", folder, "--out", tmp_path / "ft", check=False)
+    assert again.returncode == 2 and "already exists" in again.stderr and len(again.stderr.splitlines()) == 1
+
+
+def test_train_a_fresh_model_on_an_array_of_any_image_size(tmp_path):
+    rng = np.random.default_rng(0)
+    images = (rng.random((250, 10, 12)) * 255).astype(np.uint8)
+    np.save(tmp_path / "faces.npy", images)
+    run_cli("train", "--data", tmp_path / "faces.npy", "--latent-dim", "3", "--hidden", "16", "--likelihood",
+            "gaussian", "--epochs", "2", "--out", tmp_path / "mine", "--workdir", tmp_path / "runs")
+    model = vae_zoo.load(tmp_path / "mine")
+    assert (model.input_dim, model.latent_dim, model.likelihood) == (120, 3, "gaussian")
+    run_cli("sample", tmp_path / "mine", "-n", "4", "-o", tmp_path / "s.png")  # 10x12 images, from the card
+    assert Image.open(tmp_path / "s.png").size == (3 * (2 * 13 + 1), 3 * (2 * 11 + 1))
+    assert isinstance(keras.saving.load_model(tmp_path / "runs" / "mine" / "checkpoint" / "model.keras"),
+                      vae_zoo.VAE)
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (lambda d, t: write_pngs(t / "small", np.zeros((120, 20, 20), np.uint8)), ["finetune", "mnist-z2"], "28x28"),
+    (lambda d, t: write_pngs(t / "grey", d), ["finetune", "mnist-z2"], "--binarize"),
+    (lambda d, t: write_pngs(t / "grey", d), ["train", "--latent-dim", "2"], "--likelihood gaussian"),
+])
+def test_mismatched_data_is_one_line_naming_the_fix(digits, tmp_path, make, args, message):
+    path = make(digits, tmp_path)
+    result = run_cli(*args, "--data", path, "--out", tmp_path / "out", check=False)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

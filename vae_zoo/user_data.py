@@ -1,0 +1,181 @@
+"""The user's own data: read from an array file or a folder of images, checked row by row
+and file by file, fingerprinted, and split into training and held-out parts.
+
+Accepted inputs (all pixels scaled to [0, 1]):
+
+- a `.npy` file, or a `.npz` file holding one array (or one named `x`): shape (n, D),
+  (n, h, w) or (n, h, w, 1); uint8 (divided by 255) or floating point (taken as is);
+- a folder of PNG/JPEG images: grayscale, all one size, read in file-name order.
+
+Nothing the user owns is modified: files are only read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vae_zoo.errors import DataNotFoundError, InvalidArgumentError
+from vae_zoo.validation import check_seed
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class UserData:
+    """Data read from the user's path.
+
+    Attributes:
+        x: float32 pixels in [0, 1], shape (n, D).
+        image_shape: (height, width), or None when the source had flat rows.
+        source: the path as given.
+        kind: "npy", "npz" or "images".
+        fingerprint: sha256 of the pixels (float32, C order) and their shape: the same data
+            read from any format gives the same fingerprint.
+    """
+
+    x: np.ndarray
+    image_shape: tuple[int, int] | None
+    source: str
+    kind: str
+    fingerprint: str
+
+    def describe(self) -> dict:
+        """For a model card: where the data came from, what it is, and its fingerprint."""
+        return {"source": self.source, "kind": self.kind, "examples": len(self.x), "input_dim": self.x.shape[1],
+                "image_shape": list(self.image_shape) if self.image_shape else None,
+                "scaling": "uint8 / 255" if self.kind == "images" else "uint8 / 255, floats as given",
+                "sha256": self.fingerprint}
+
+
+def read(path: str | os.PathLike) -> UserData:
+    """Reads the user's data set at `path` (see the module doc for the formats).
+
+    Raises:
+        DataNotFoundError: nothing at `path`, or a folder with no images.
+        InvalidArgumentError: a file that cannot be read, images of another size or with
+            colour channels, a wrong array shape, NaN/inf, or values outside [0, 1]; the
+            message names the file (and row) and the fix.
+    """
+    path = Path(path)
+    if path.is_dir():
+        x, shape, kind = _read_images(path)
+    elif path.is_file():
+        x, shape, kind = _read_array(path)
+    else:
+        raise DataNotFoundError(f"No data at {path}: give a .npy or .npz file or a folder of PNG/JPEG images.")
+    x = np.ascontiguousarray(x, np.float32)
+    digest = hashlib.sha256(repr(x.shape).encode() + x.tobytes()).hexdigest()
+    return UserData(x, shape, str(path), kind, digest)
+
+
+def _read_array(path: Path) -> tuple[np.ndarray, tuple[int, int] | None, str]:
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise InvalidArgumentError(f"{path}: unknown data format {suffix!r}. Accepted: a .npy or .npz array file, "
+                                   "or a folder of PNG/JPEG images.")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if suffix == ".npz":
+            with loaded:
+                keys = list(loaded.keys())
+                if "x" in keys:
+                    key = "x"
+                elif len(keys) == 1:
+                    key = keys[0]
+                else:
+                    raise InvalidArgumentError(f"{path} holds several arrays ({', '.join(keys) or 'none'}): name the "
+                                               "data `x`, or keep only one array in the file.")
+                array = loaded[key]
+        else:
+            array = loaded
+    except InvalidArgumentError:
+        raise
+    except (OSError, ValueError, EOFError) as err:  # truncated, corrupt, or an object array
+        raise InvalidArgumentError(f"{path} cannot be read as a numpy array ({err}). Check that the file is complete "
+                                   "and was written by numpy.save / numpy.savez.") from None
+    array = np.asarray(array)
+    if array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or array.shape[0] == 0 or 0 in array.shape:
+        raise InvalidArgumentError(f"{path}: the array must have shape (n, D), (n, h, w) or (n, h, w, 1) with n >= 1 "
+                                   f"(grayscale). Received: shape {array.shape}")
+    shape = tuple(array.shape[1:]) if array.ndim == 3 else None
+    return _scaled(array.reshape(len(array), -1), f"{path}", row_name="row"), shape, suffix[1:]
+
+
+def _scaled(array: np.ndarray, where: str, row_name: str, names: list[str] | None = None) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise InvalidArgumentError(f"{where}: pixels must be uint8 or real numbers. Received: dtype {array.dtype}")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InvalidArgumentError(f"{where}: integer pixels must be uint8 (0-255, divided by 255). Received: dtype "
+                                   f"{array.dtype}; convert them (x / x.max()) or save them as uint8.")
+    x = array.astype(np.float32)
+    for bad, what in ((~np.isfinite(x), "NaN or inf"), ((x < 0) | (x > 1), "a value outside [0, 1]")):
+        rows = np.flatnonzero(bad.any(axis=1))
+        if len(rows):
+            first = names[rows[0]] if names else f"{row_name} {rows[0]}"
+            raise InvalidArgumentError(f"{where}: {first} has {what} ({len(rows)} rows in all). Pixels must be finite "
+                                       "and in [0, 1]: floats as x / 255, or uint8 0-255.")
+    return x
+
+
+def _read_images(folder: Path) -> tuple[np.ndarray, tuple[int, int], str]:
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataNotFoundError(f"{folder} holds no PNG or JPEG images ({', '.join(IMAGE_SUFFIXES)}).")
+    images, size = [], None
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                image.load()
+                mode, pixels = image.mode, np.asarray(image)
+        except (OSError, UnidentifiedImageError, ValueError) as err:
+            raise InvalidArgumentError(f"{file} cannot be read as an image ({err}). Remove or replace it.") from None
+        if mode not in ("L", "1", "I;16", "I", "F") or pixels.ndim != 2:
+            raise InvalidArgumentError(f"{file} is a {mode} image with colour channels; the models take grayscale. "
+                                       "Convert it, e.g. PIL.Image.open(f).convert('L').save(f2).")
+        if size is None:
+            size, first = pixels.shape, file
+        elif pixels.shape != size:
+            raise InvalidArgumentError(f"{file} is {pixels.shape[1]}x{pixels.shape[0]} pixels but {first.name} is "
+                                       f"{size[1]}x{size[0]}: all images must have one size. Resize them.")
+        if mode == "1":
+            pixels = pixels.astype(np.uint8) * 255
+        elif pixels.dtype != np.uint8:
+            raise InvalidArgumentError(f"{file} has {pixels.dtype} pixels ({mode}); 8-bit grayscale is accepted. "
+                                       "Convert it with PIL.Image.convert('L').")
+        images.append(pixels)
+    return np.stack(images).reshape(len(images), -1).astype(np.float32) / 255.0, size, "images"
+
+
+def holdout(x: np.ndarray, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """Splits `x` into training and held-out rows, deterministically.
+
+    Args:
+        x: the data, shape (n, D).
+        fraction: the held-out share, in (0, 1); at least one row each way.
+        seed: seed of the permutation.
+
+    Returns:
+        (train, held_out, statement): the statement says how the split was made.
+    """
+    seed = check_seed("seed", seed, allow_none=False)
+    if not 0 < fraction < 1:
+        raise InvalidArgumentError(f"`holdout` must be a fraction in (0, 1). Received: {fraction!r}")
+    n = len(x)
+    k = max(1, int(round(fraction * n)))
+    if n - k < 1:
+        raise InvalidArgumentError(f"{n} examples cannot be split into training and held-out parts: give more data.")
+    order = np.random.default_rng(seed).permutation(n)
+    statement = (f"held out: the last {k} of numpy default_rng({seed}).permutation({n}) "
+                 f"({fraction:g} of the data); trained on the other {n - k}")
+    return x[np.sort(order[:-k])], x[np.sort(order[-k:])], statement
