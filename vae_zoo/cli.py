@@ -126,6 +126,20 @@ def _train_on_data(args, preset: str | None, architecture: dict | None) -> int:
     return 0
 
 
+def cmd_shard(args) -> int:
+    from vae_zoo import shards, user_data
+    from vae_zoo.errors import InvalidArgumentError
+
+    data = user_data.read(args.data)
+    if isinstance(data, shards.Shards):
+        raise InvalidArgumentError(f"{args.data} is already a shard folder.")
+    manifest = shards.write(data.x, args.out, data.image_shape, args.shard_size, args.holdout, args.seed or 0,
+                            source=data.describe())
+    print(f"Wrote {len(manifest['train'])} training shards ({sum(e['count'] for e in manifest['train'])} images) "
+          f"and {manifest['heldout']['count']} held-out images to {args.out}; {manifest['split']}")
+    return 0
+
+
 def cmd_finetune(args) -> int:
     return _train_on_data(args, args.preset, None)
 
@@ -336,12 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the raw card.json")
 
     def add_data_flags(p, resume_help):
-        p.add_argument("--data", type=Path, help="a .npy/.npz array file or a folder of PNG/JPEG images "
-                       "(grayscale, one size; pixels uint8 0-255 or floats in [0, 1])")
+        p.add_argument("--data", type=Path, help="a .npy/.npz array file, a folder of PNG/JPEG images "
+                       "(grayscale, one size; pixels uint8 0-255 or floats in [0, 1]), or a shard folder "
+                       "(vae-zoo shard), streamed from disk")
         p.add_argument("--binarize", action="store_true", help="Bernoulli models of grey-level data: train on "
                        "x ~ Bernoulli(pixel), resampled every epoch")
         p.add_argument("--holdout", type=FRACTION, default=0.1, help="share of the data held out and measured "
-                       "(default 0.1, split by --seed)")
+                       "(default 0.1, split by --seed; shards keep the split they were written with)")
         p.add_argument("--resume", action="store_true", help=resume_help)
         p.add_argument("--workdir", type=Path, default=Path("runs"), help="checkpoint folder (default: runs)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing preset folder")
@@ -368,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_flags(p, "continue from the checkpoint in WORKDIR/NAME (or WORKDIR/<OUT's name> with --data)")
     p.add_argument("--out", type=Path, help="the finished preset goes to OUT/NAME (default: presets; the zoo's "
                    "own: saved_models); with --data, OUT is the preset folder itself (required)")
+
+    p = add("shard", cmd_shard, "write your data as TFRecord shards (+ a held-out file) that train and finetune "
+            "stream from disk")
+    p.add_argument("--data", type=Path, required=True, help="a .npy/.npz file or a folder of PNG/JPEG images")
+    p.add_argument("--out", type=Path, required=True, help="the shard folder to create")
+    p.add_argument("--shard-size", type=POSITIVE_INT, default=50_000, help="images per shard (default 50000)")
+    p.add_argument("--holdout", type=FRACTION, default=0.1, help="share held out (default 0.1)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, help="seed of the order and the split (default 0)")
 
     p = add("finetune", cmd_finetune, "continue training a preset on your data; writes a preset folder")
     p.add_argument("preset", help="preset name or folder, e.g. mnist-z20")

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from vae_zoo import data as data_lib
-from vae_zoo import evaluation, user_data
+from vae_zoo import evaluation
 from vae_zoo.baselines import MCEM, WakeSleep
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError, TrainingError
 from vae_zoo.evaluation import dataset_of
@@ -22,6 +22,7 @@ from vae_zoo.model import VAE
 from vae_zoo.preset_format import WEIGHTS, preset_path, unknown_preset
 from vae_zoo.presets import PRESETS
 from vae_zoo.recipes import Recipe, compile_model
+from vae_zoo.shards import Shards
 from vae_zoo.user_data import UserData
 from vae_zoo.validation import check_choice
 
@@ -176,7 +177,7 @@ def fit_with_checkpoints(
 
     Args:
         model: a fresh model (ignored when resuming from a checkpoint).
-        x_train: float32 pixels in [0, 1], shape (n, D).
+        x_train: float32 pixels in [0, 1], shape (n, D), or `Shards` streamed from disk.
         recipe: the recipe; its `epochs` is the total number of epochs.
         directory: where the checkpoint folder (model.keras, state.json) goes.
         binarize: binarize dynamically (Bernoulli models).
@@ -228,10 +229,16 @@ def _fit_with_checkpoints(model, x_train, recipe, directory, binarize, resume, v
     state["epochs"] = recipe.epochs
     if state["epoch"] >= recipe.epochs:
         return model, state
-    ds = data_lib.train_dataset(
-        x_train, recipe.batch_size, binarize, recipe.seed, first_epoch=state["epoch"],
-        epochs=recipe.epochs - state["epoch"], with_indices=model.uses_example_indices,
-    )
+    if isinstance(x_train, Shards):  # streamed from disk
+        if model.uses_example_indices:
+            raise InvalidArgumentError("MCEM keeps one chain per example and trains from arrays, not shards.")
+        ds = x_train.train_dataset(recipe.batch_size, binarize, recipe.seed, first_epoch=state["epoch"],
+                                   epochs=recipe.epochs - state["epoch"])
+    else:
+        ds = data_lib.train_dataset(
+            x_train, recipe.batch_size, binarize, recipe.seed, first_epoch=state["epoch"],
+            epochs=recipe.epochs - state["epoch"], with_indices=model.uses_example_indices,
+        )
     try:
         model.fit(
             ds, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, verbose=verbose,
@@ -289,8 +296,11 @@ def train_preset(name: str, workdir: Path, out: Path, resume: bool, overrides: d
     return model.save_to_preset(Path(out) / name, card, overwrite=overwrite)
 
 
+TRAIN_ROWS_MEASURED = 10_000  # the train ELBO of a card of the user's data: its first rows
+
+
 def train_on_data(
-    data: UserData,
+    data: UserData | Shards,
     out: str | os.PathLike,
     recipe: Recipe,
     workdir: str | os.PathLike = "runs",
@@ -315,7 +325,7 @@ def train_on_data(
     for fine-tuning also the source preset's numbers on the same rows).
 
     Args:
-        data: what `user_data.read` returned.
+        data: what `user_data.read` returned (arrays in memory, or shards streamed from disk).
         out: the preset folder to create (refused if it exists, unless `overwrite`).
         recipe: optimizer, learning rate, epochs, batch size, seed.
         workdir: checkpoints go to workdir/<out's name>.
@@ -346,30 +356,31 @@ def train_on_data(
         model = VAE.from_preset(preset, compile=False)
         folder = preset_path(preset)
         source = {"preset": str(preset), "weights_sha256": file_sha256(folder / WEIGHTS)}
-        if data.x.shape[1] != model.input_dim:
+        if data.input_dim != model.input_dim:
             shape = "x".join(map(str, data.image_shape[::-1])) + " = " if data.image_shape else ""
             raise InvalidArgumentError(
-                f"{data.source} has {shape}{data.x.shape[1]} pixels per image but {preset} takes {model.input_dim}"
+                f"{data.describe()['source']} has {shape}{data.input_dim} pixels per image but {preset} takes "
+                f"{model.input_dim}"
                 f"{_images_of(model)}. Resize the images to the preset's size, or train a fresh model: "
                 "vae-zoo train --data PATH --latent-dim Z.")
         model.seed = recipe.seed
     likelihood = model.likelihood if preset is not None else architecture.get("likelihood", "bernoulli")
-    binary_data = bool(np.isin(data.x, (0.0, 1.0)).all())
-    if likelihood == "bernoulli" and not binary_data and not binarize:
+    source_name = data.describe()["source"]
+    if likelihood == "bernoulli" and not data.binary and not binarize:
         raise InvalidArgumentError(
-            f"{data.source} has grey levels (values between 0 and 1) but the model's decoder is Bernoulli (binary "
+            f"{source_name} has grey levels (values between 0 and 1) but the model's decoder is Bernoulli (binary "
             "pixels). Pass --binarize to train on x ~ Bernoulli(pixel) as the MNIST presets do"
             + (", or train a Gaussian decoder (--likelihood gaussian)." if preset is None else "."))
     if binarize and likelihood != "bernoulli":
         raise InvalidArgumentError("--binarize is for Bernoulli decoders; a Gaussian decoder models grey levels.")
-    x_train, x_held, split = user_data.holdout(data.x, holdout, recipe.seed)
+    x_train, x_held, split = data.split(holdout, recipe.seed)
     if len(x_train) < recipe.batch_size:
         raise InvalidArgumentError(f"{len(x_train)} training examples after the hold-out are fewer than one batch "
                                    f"({recipe.batch_size}): lower --batch-size or give more data.")
     x_held = data_lib.binarize(x_held, recipe.seed) if binarize else x_held
     before = _held_out_log_likelihood(model, x_held, k, recipe.seed) if preset is not None and k else None
     if preset is None:
-        model = build_model({**architecture, "input_dim": data.x.shape[1]}, recipe, len(x_train))
+        model = build_model({**architecture, "input_dim": data.input_dim}, recipe, len(x_train))
     if freeze is not None:
         getattr(model, freeze).trainable = False
 
@@ -379,19 +390,21 @@ def train_on_data(
     model, state = fit_with_checkpoints(model, x_train, recipe, Path(workdir) / out.name, binarize, resume=resume,
                                         verbose=verbose, evaluate=held_out_elbo,
                                         evaluate_at=lambda e: e % max(1, recipe.epochs // 10) == 0)
-    x_train_eval = data_lib.binarize(x_train, recipe.seed + 1) if binarize else x_train
+    n = TRAIN_ROWS_MEASURED
+    x_train_eval = x_train.head(n) if isinstance(x_train, Shards) else x_train[:n]
+    x_train_eval = data_lib.binarize(x_train_eval, recipe.seed + 1) if binarize else x_train_eval
     metrics = evaluation.measure(model, x_held, x_train_eval, 0, recipe.seed,
-                                 test_set=f"{len(x_held)} held-out rows of {data.source}",
-                                 train_set=f"the {len(x_train)} training rows")
+                                 test_set=f"{len(x_held)} held-out rows of {source_name}",
+                                 train_set=f"the first {len(x_train_eval)} of the {len(x_train)} training rows")
     if k:
         metrics["test_log_likelihood"] = _held_out_log_likelihood(model, x_held, k, recipe.seed)
     if before is not None:
         metrics["source_preset_test_log_likelihood"] = before
     card = {
         "name": out.name,
-        "description": (f"{preset} fine-tuned on {data.source}" if preset else
+        "description": (f"{preset} fine-tuned on {source_name}" if preset else
                         f"A fresh {model.input_dim}-{model.hidden_units}-{model.latent_dim} VAE trained on "
-                        f"{data.source}") + (f" ({freeze} frozen)" if freeze else ""),
+                        f"{source_name}") + (f" ({freeze} frozen)" if freeze else ""),
         "source": source,
         "data": {**data.describe(), "split": split,
                  "binarization": ("training: dynamic, x ~ Bernoulli(pixel) every epoch; held out: numpy "

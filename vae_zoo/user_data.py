@@ -5,7 +5,8 @@ Accepted inputs (all pixels scaled to [0, 1]):
 
 - a `.npy` file, or a `.npz` file holding one array (or one named `x`): shape (n, D),
   (n, h, w) or (n, h, w, 1); uint8 (divided by 255) or floating point (taken as is);
-- a folder of PNG/JPEG images: grayscale, all one size, read in file-name order.
+- a folder of PNG/JPEG images: grayscale, all one size, read in file-name order;
+- a shard folder (`shards.Shards`, for data larger than memory): streamed, not read whole.
 
 Nothing the user owns is modified: files are only read.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vae_zoo import shards
 from vae_zoo.errors import DataNotFoundError, InvalidArgumentError
 from vae_zoo.validation import check_seed
 
@@ -44,6 +46,19 @@ class UserData:
     kind: str
     fingerprint: str
 
+    @property
+    def input_dim(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def binary(self) -> bool:
+        """Every pixel is 0 or 1."""
+        return bool(np.isin(self.x, (0.0, 1.0)).all())
+
+    def split(self, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+        """(training rows, held-out rows, how they were split): see `holdout`."""
+        return holdout(self.x, fraction, seed)
+
     def describe(self) -> dict:
         """For a model card: where the data came from, what it is, and its fingerprint."""
         return {"source": self.source, "kind": self.kind, "examples": len(self.x), "input_dim": self.x.shape[1],
@@ -52,8 +67,9 @@ class UserData:
                 "sha256": self.fingerprint}
 
 
-def read(path: str | os.PathLike) -> UserData:
-    """Reads the user's data set at `path` (see the module doc for the formats).
+def read(path: str | os.PathLike) -> UserData | shards.Shards:
+    """Reads the user's data set at `path` (see the module doc for the formats); a shard
+    folder is opened (checked, not loaded).
 
     Raises:
         DataNotFoundError: nothing at `path`, or a folder with no images.
@@ -62,6 +78,8 @@ def read(path: str | os.PathLike) -> UserData:
             message names the file (and row) and the fix.
     """
     path = Path(path)
+    if shards.is_shards(path):
+        return shards.Shards(path)
     if path.is_dir():
         x, shape, kind = _read_images(path)
     elif path.is_file():

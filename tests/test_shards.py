@@ -1,0 +1,98 @@
+"""Shard folders: written from any input, checked on opening, streamed as a pure function of
+(seed, epoch) so training from disk resumes exactly; `vae-zoo shard` from the console."""
+
+import json
+
+import numpy as np
+import pytest
+from test_cli import vae_zoo as run_cli
+
+from vae_zoo import shards, training, user_data
+from vae_zoo.errors import DataNotFoundError, InvalidArgumentError, OutputExistsError
+from vae_zoo.recipes import Recipe
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, mnist_subset):
+    pixels = np.round(mnist_subset[0][:1000] * 255).astype(np.uint8)
+    out = tmp_path_factory.mktemp("shards") / "s"
+    shards.write(pixels, out, (28, 28), shard_size=250, holdout=0.1, seed=4)
+    return out, pixels
+
+
+def _rows(batches):
+    return {row.tobytes() for batch in batches for row in np.round(batch * 255).astype(np.uint8)}
+
+
+def test_written_shards_hold_every_image_once_and_the_split_they_state(folder):
+    out, pixels = folder
+    data = user_data.read(out)
+    assert isinstance(data, shards.Shards) and len(data) == 900 and data.input_dim == 784
+    assert data.image_shape == (28, 28) and not data.binary
+    held = data.heldout()
+    order = np.random.default_rng(4).permutation(1000)
+    np.testing.assert_array_equal(np.round(held * 255).astype(np.uint8), pixels[np.sort(order[-100:])])
+    epoch = list(data.train_dataset(100, False, seed=1, epochs=1).as_numpy_iterator())
+    assert len(epoch) == 9 and _rows(epoch) == {row.tobytes() for row in pixels[order[:-100]]}
+    assert np.allclose(data.head(5) * 255, pixels[order[:5]])
+    manifest = json.loads((out / shards.MANIFEST).read_text())
+    assert [e["count"] for e in manifest["train"]] == [250, 250, 250, 150] and "permutation(1000)" in manifest["split"]
+
+
+def test_the_stream_is_a_pure_function_of_seed_and_epoch(folder):
+    data = shards.Shards(folder[0])
+    two = list(data.train_dataset(100, True, seed=3, epochs=2).as_numpy_iterator())
+    again = list(data.train_dataset(100, True, seed=3, epochs=2).as_numpy_iterator())
+    resumed = list(data.train_dataset(100, True, seed=3, first_epoch=1, epochs=1).as_numpy_iterator())
+    for a, b in zip(two, again):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(two[9:], resumed):  # epoch 1 alone is what epoch 1 of the run was
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(two[0], two[9])  # a new order every epoch
+    assert set(np.unique(two[0])) <= {0.0, 1.0}  # dynamically binarized
+
+
+def test_training_from_shards_resumes_with_the_same_weights(folder, tmp_path):
+    data = shards.Shards(folder[0])
+    arch = dict(input_dim=784, latent_dim=2, hidden_units=32)
+    recipe = Recipe(epochs=2, seed=0, steps_per_execution=9)
+    straight, _ = training.fit_with_checkpoints(training.build_model(arch, recipe, len(data)), data, recipe,
+                                                tmp_path / "a", binarize=True, verbose=0)
+    training.fit_with_checkpoints(training.build_model(arch, recipe, len(data)), data, recipe.replace(epochs=1),
+                                  tmp_path / "b", binarize=True, verbose=0)
+    resumed, _ = training.fit_with_checkpoints(None, data, recipe, tmp_path / "b", binarize=True, resume=True,
+                                               verbose=0)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_damaged_shard_folders_are_refused_naming_the_file(folder, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(folder[0], out)
+    shard = out / "train-00001-of-00004.tfrecord"
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(InvalidArgumentError, match="train-00001-of-00004.tfrecord.*truncated"):
+        shards.Shards(out)
+    shard.unlink()
+    with pytest.raises(DataNotFoundError, match="train-00001-of-00004.tfrecord is missing"):
+        shards.Shards(out)
+    (out / shards.MANIFEST).write_text("{")
+    with pytest.raises(InvalidArgumentError, match="not valid JSON"):
+        shards.Shards(out)
+    with pytest.raises(OutputExistsError):
+        shards.write(folder[1][:10], out)
+
+
+def test_shard_command_writes_a_folder_that_train_streams(tmp_path, mnist_subset):
+    np.save(tmp_path / "x.npy", (mnist_subset[0][:400] > 0.5).astype(np.uint8) * 255)
+    result = run_cli("shard", "--data", tmp_path / "x.npy", "--out", tmp_path / "s", "--shard-size", "150")
+    assert "Wrote 3 training shards (360 images) and 40 held-out images" in result.stdout
+    assert shards.Shards(tmp_path / "s").binary
+    run_cli("train", "--data", tmp_path / "s", "--latent-dim", "2", "--hidden", "16", "--epochs", "2",
+            "--out", tmp_path / "m", "--workdir", tmp_path / "runs")
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert card["data"]["kind"] == "shards" and card["data"]["examples"] == 400 and card["metrics"]["n_test"] == 40
+    again = run_cli("shard", "--data", tmp_path / "s", "--out", tmp_path / "t", check=False)
+    assert again.returncode == 2 and "already a shard folder" in again.stderr

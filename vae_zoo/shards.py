@@ -1,0 +1,217 @@
+"""Sharded data sets, for data larger than memory: TFRecord files of raw uint8 images (one
+image per record, no protobuf), a held-out file, and `shards.json` describing them.
+
+    DIR/shards.json                     image shape, counts, sha256 of every file, the split
+    DIR/train-00000-of-00008.tfrecord   training images, in a seeded random order
+    DIR/heldout.tfrecord                the held-out images
+
+`write` makes such a folder from any array (`vae-zoo shard --data PATH --out DIR` from any
+input `user_data.read` accepts); `Shards` streams it through `tf.data` (interleaved parallel
+reads, a bounded shuffle buffer, dynamic binarization) so memory does not grow with the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vae_zoo.errors import DataNotFoundError, InvalidArgumentError
+from vae_zoo.io import file_sha256, refuse_existing, staged_dir
+from vae_zoo.validation import check_positive_int, check_seed
+
+MANIFEST = "shards.json"
+FORMAT = "vae-zoo shards 1"
+HELDOUT = "heldout.tfrecord"
+RECORD_OVERHEAD = 16  # TFRecord framing per record: length (8), its CRC (4), data CRC (4)
+SHUFFLE_BUFFER = 10_000  # images held for shuffling (~8 MB of 28x28 images)
+
+
+def is_shards(path: str | os.PathLike) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def write(pixels: np.ndarray, out: str | os.PathLike, image_shape: tuple[int, int] | None = None,
+          shard_size: int = 50_000, holdout: float = 0.1, seed: int = 0, source: dict | None = None) -> dict:
+    """Writes `pixels` (n, D) as a shard folder at `out`.
+
+    `pixels` may be uint8 (0-255, stored as they are) or floats in [0, 1] (stored as
+    round(255 x)); it is read a block of rows at a time, so a `numpy.memmap` larger than
+    memory works. The rows are put in the order of
+    numpy default_rng(seed).permutation(n), the last `holdout` share of it going to the
+    held-out file. The folder is assembled beside `out` and renamed into place.
+
+    Returns:
+        The manifest (what shards.json holds).
+
+    Raises:
+        OutputExistsError: `out` exists.
+    """
+    out = Path(out)
+    if os.path.lexists(out):
+        raise refuse_existing(out)
+    shard_size = check_positive_int("shard_size", shard_size)
+    seed = check_seed("seed", seed, allow_none=False)
+    n = len(pixels)
+    k = max(1, int(round(holdout * n))) if 0 < holdout < 1 else None
+    if k is None or n - k < 1:
+        raise InvalidArgumentError(f"`holdout` must be a fraction in (0, 1) leaving rows on both sides. Received: "
+                                   f"holdout={holdout!r} for {n} rows")
+    order = np.random.default_rng(seed).permutation(n)
+    train_rows, held_rows = order[:-k], order[-k:]
+    count = -(-len(train_rows) // shard_size)
+    binary = True
+    with staged_dir(out) as tmp:
+        files = []
+        for i, start in enumerate(range(0, len(train_rows), shard_size)):
+            name = f"train-{i:05d}-of-{count:05d}.tfrecord"
+            binary &= _write_records(tmp / name, pixels, train_rows[start:start + shard_size])
+            files.append({"file": name, "count": len(train_rows[start:start + shard_size]),
+                          "sha256": file_sha256(tmp / name)})
+        binary &= _write_records(tmp / HELDOUT, pixels, np.sort(held_rows))
+        manifest = {
+            "format": FORMAT,
+            "input_dim": int(pixels.shape[1]),
+            "image_shape": list(image_shape) if image_shape else None,
+            "binary": bool(binary),
+            "train": files,
+            "heldout": {"file": HELDOUT, "count": int(k), "sha256": file_sha256(tmp / HELDOUT)},
+            "split": (f"held out: the last {k} of numpy default_rng({seed}).permutation({n}) ({holdout:g} of the "
+                      f"data); the other {n - k} in the training shards, in that order"),
+            "source": source,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _write_records(path: Path, pixels: np.ndarray, rows: np.ndarray, block: int = 4096) -> bool:
+    """Writes rows of `pixels` as uint8 records; returns whether all of them are 0 or 1."""
+    import tensorflow as tf
+
+    binary = True
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for start in range(0, len(rows), block):
+            chunk = np.asarray(pixels[rows[start:start + block]])
+            as_bytes = chunk if chunk.dtype == np.uint8 else np.round(chunk * 255).astype(np.uint8)
+            binary &= bool(np.isin(as_bytes, (0, 255)).all())
+            for row in as_bytes:
+                writer.write(row.tobytes())
+    return binary
+
+
+class Shards:
+    """A shard folder, checked on opening: every file present with the size its count implies.
+
+    Attributes:
+        folder: the shard folder.
+        input_dim, image_shape: pixels per image, (height, width) or None.
+        binary: every pixel is 0 or 1.
+        fingerprint: sha256 over the files' sha256s (from the manifest).
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        try:
+            manifest = json.loads((self.folder / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise DataNotFoundError(f"{self.folder} is not a shard folder: it has no {MANIFEST}. Make one with "
+                                    "vae-zoo shard --data PATH --out DIR.") from None
+        except ValueError as err:
+            raise InvalidArgumentError(f"{self.folder / MANIFEST} is not valid JSON ({err}); rewrite the shards "
+                                       "with vae-zoo shard.") from None
+        if manifest.get("format") != FORMAT:
+            raise InvalidArgumentError(f"{self.folder / MANIFEST}: unknown format {manifest.get('format')!r}; "
+                                       f"this version reads {FORMAT!r}.")
+        self.manifest = manifest
+        self.input_dim = manifest["input_dim"]
+        self.image_shape = tuple(manifest["image_shape"]) if manifest["image_shape"] else None
+        self.binary = manifest["binary"]
+        for entry in [*manifest["train"], manifest["heldout"]]:
+            path = self.folder / entry["file"]
+            expected = entry["count"] * (self.input_dim + RECORD_OVERHEAD)
+            if not path.is_file():
+                raise DataNotFoundError(f"{path} is missing from the shard folder {self.folder}; rewrite the shards.")
+            if path.stat().st_size != expected:
+                raise InvalidArgumentError(f"{path} has {path.stat().st_size} bytes but its {entry['count']} images "
+                                           f"take {expected}: the file is truncated or was changed. Rewrite the "
+                                           "shards (vae-zoo shard).")
+        self.fingerprint = hashlib.sha256("".join(
+            e["sha256"] for e in [*manifest["train"], manifest["heldout"]]).encode()).hexdigest()
+
+    def __len__(self) -> int:
+        return sum(e["count"] for e in self.manifest["train"])
+
+    def describe(self) -> dict:
+        examples = len(self) + self.manifest["heldout"]["count"]
+        return {"source": str(self.folder), "kind": "shards", "examples": examples, "input_dim": self.input_dim,
+                "image_shape": list(self.image_shape) if self.image_shape else None,
+                "scaling": "uint8 / 255", "sha256": self.fingerprint, "shards": len(self.manifest["train"]),
+                "written_from": self.manifest.get("source")}
+
+    def split(self, fraction: float | None = None, seed: int | None = None):
+        """(the training shards, the held-out images, how they were split): the split was made
+        when the shards were written, so `fraction` and `seed` do not change it."""
+        return self, self.heldout(), self.manifest["split"]
+
+    def head(self, n: int) -> np.ndarray:
+        """The first `n` training images (or all, if fewer), float32 in [0, 1]."""
+        import tensorflow as tf
+
+        files = [str(self.folder / e["file"]) for e in self.manifest["train"]]
+        records = list(tf.data.TFRecordDataset(files).take(n).as_numpy_iterator())
+        return np.frombuffer(b"".join(records), np.uint8).reshape(len(records), self.input_dim) / np.float32(255)
+
+    def heldout(self) -> np.ndarray:
+        """The held-out images, float32 (n, D) in [0, 1] (read whole: it is the small part)."""
+        return self._read(self.manifest["heldout"]["file"])
+
+    def _read(self, name: str) -> np.ndarray:
+        import tensorflow as tf
+
+        records = list(tf.data.TFRecordDataset(str(self.folder / name)).as_numpy_iterator())
+        return np.frombuffer(b"".join(records), np.uint8).reshape(len(records), self.input_dim) / np.float32(255)
+
+    def train_dataset(self, batch_size: int = 100, binarize_dynamically: bool = True, seed: int = 0,
+                      first_epoch: int = 0, epochs: int | None = None):
+        """Shuffled training minibatches streamed from the shards, a pure function of (seed, epoch),
+        like `data.train_dataset`: every epoch reads the files in a new seeded order, four at a
+        time, interleaved in blocks of 16 images, through a shuffle buffer of SHUFFLE_BUFFER
+        images, and drops the last partial batch; so a resumed run sees the same batches.
+
+        Returns:
+            A dataset of float32 batches (batch_size, D).
+        """
+        import tensorflow as tf
+
+        batch_size = check_positive_int("batch_size", batch_size)
+        seed = check_seed("seed", seed, allow_none=False)
+        steps = len(self) // batch_size
+        if steps == 0:
+            raise InvalidArgumentError(f"Need at least batch_size={batch_size} examples to train. Received: "
+                                       f"{len(self)} in {self.folder}")
+        files = tf.constant([str(self.folder / e["file"]) for e in self.manifest["train"]])
+        dim = self.input_dim
+        stop = 2**62 if epochs is None else first_epoch + check_positive_int("epochs", epochs)
+
+        def epoch_batches(epoch):
+            key = tf.stack([tf.constant(seed, tf.int64), epoch])
+            order = tf.argsort(tf.random.stateless_uniform([len(self.manifest["train"])], seed=key))
+            records = tf.data.Dataset.from_tensor_slices(tf.gather(files, order)).interleave(
+                lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 20), cycle_length=4, block_length=16,
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            records = records.shuffle(SHUFFLE_BUFFER, seed=key[0] * 1_000_003 + epoch)
+            batches = records.batch(batch_size, drop_remainder=True).take(steps)
+            return batches.enumerate().map(lambda i, raw: decode(raw, key, i), num_parallel_calls=tf.data.AUTOTUNE)
+
+        def decode(raw, key, i):
+            x = tf.cast(tf.reshape(tf.io.decode_raw(raw, tf.uint8), [batch_size, dim]), tf.float32) / 255.0
+            if binarize_dynamically:
+                step_key = tf.random.experimental.stateless_fold_in(key, i + 1)
+                noise = tf.random.stateless_uniform(tf.shape(x), seed=step_key)
+                x = tf.cast(noise < x, tf.float32)
+            return x
+
+        return tf.data.Dataset.range(first_epoch, stop).flat_map(epoch_batches).prefetch(tf.data.AUTOTUNE)
