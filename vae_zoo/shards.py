@@ -1,5 +1,5 @@
-"""Sharded data sets, for data larger than memory: TFRecord files of raw uint8 images (one
-image per record, no protobuf), a held-out file, and `shards.json` describing them.
+"""Sharded data sets, for data larger than memory: TFRecord files of raw uint8 images (up to
+RECORD_IMAGES images per record, no protobuf), a held-out file, and `shards.json` describing them.
 
     DIR/shards.json                     image shape, counts, sha256 of every file, the split
     DIR/train-00000-of-00008.tfrecord   training images, in a seeded random order
@@ -27,6 +27,7 @@ MANIFEST = "shards.json"
 FORMAT = "vae-zoo shards 1"
 HELDOUT = "heldout.tfrecord"
 RECORD_OVERHEAD = 16  # TFRecord framing per record: length (8), its CRC (4), data CRC (4)
+RECORD_IMAGES = 100  # images per record: one write per 100 images keeps writing fast
 SHUFFLE_BUFFER = 10_000  # images held for shuffling (~8 MB of 28x28 images)
 
 
@@ -87,8 +88,9 @@ def write(pixels: np.ndarray, out: str | os.PathLike, image_shape: tuple[int, in
     return manifest
 
 
-def _write_records(path: Path, pixels: np.ndarray, rows: np.ndarray, block: int = 4096) -> bool:
-    """Writes rows of `pixels` as uint8 records; returns whether all of them are 0 or 1."""
+def _write_records(path: Path, pixels: np.ndarray, rows: np.ndarray, block: int = 100 * RECORD_IMAGES) -> bool:
+    """Writes rows of `pixels` as uint8 records of RECORD_IMAGES images; returns whether all
+    pixels are 0 or 255."""
     import tensorflow as tf
 
     binary = True
@@ -97,9 +99,13 @@ def _write_records(path: Path, pixels: np.ndarray, rows: np.ndarray, block: int 
             chunk = np.asarray(pixels[rows[start:start + block]])
             as_bytes = chunk if chunk.dtype == np.uint8 else np.round(chunk * 255).astype(np.uint8)
             binary &= bool(np.isin(as_bytes, (0, 255)).all())
-            for row in as_bytes:
-                writer.write(row.tobytes())
+            for first in range(0, len(as_bytes), RECORD_IMAGES):
+                writer.write(as_bytes[first:first + RECORD_IMAGES].tobytes())
     return binary
+
+
+def _file_bytes(count: int, input_dim: int) -> int:
+    return count * input_dim + -(-count // RECORD_IMAGES) * RECORD_OVERHEAD
 
 
 class Shards:
@@ -131,7 +137,7 @@ class Shards:
         self.binary = manifest["binary"]
         for entry in [*manifest["train"], manifest["heldout"]]:
             path = self.folder / entry["file"]
-            expected = entry["count"] * (self.input_dim + RECORD_OVERHEAD)
+            expected = _file_bytes(entry["count"], self.input_dim)
             if not path.is_file():
                 raise DataNotFoundError(f"{path} is missing from the shard folder {self.folder}; rewrite the shards.")
             if path.stat().st_size != expected:
@@ -161,8 +167,8 @@ class Shards:
         import tensorflow as tf
 
         files = [str(self.folder / e["file"]) for e in self.manifest["train"]]
-        records = list(tf.data.TFRecordDataset(files).take(n).as_numpy_iterator())
-        return np.frombuffer(b"".join(records), np.uint8).reshape(len(records), self.input_dim) / np.float32(255)
+        records = list(tf.data.TFRecordDataset(files).take(-(-n // RECORD_IMAGES)).as_numpy_iterator())
+        return np.frombuffer(b"".join(records), np.uint8).reshape(-1, self.input_dim)[:n] / np.float32(255)
 
     def heldout(self) -> np.ndarray:
         """The held-out images, float32 (n, D) in [0, 1] (read whole: it is the small part)."""
@@ -172,14 +178,14 @@ class Shards:
         import tensorflow as tf
 
         records = list(tf.data.TFRecordDataset(str(self.folder / name)).as_numpy_iterator())
-        return np.frombuffer(b"".join(records), np.uint8).reshape(len(records), self.input_dim) / np.float32(255)
+        return np.frombuffer(b"".join(records), np.uint8).reshape(-1, self.input_dim) / np.float32(255)
 
     def train_dataset(self, batch_size: int = 100, binarize_dynamically: bool = True, seed: int = 0,
                       first_epoch: int = 0, epochs: int | None = None):
         """Shuffled training minibatches streamed from the shards, a pure function of (seed, epoch),
         like `data.train_dataset`: every epoch reads the files in a new seeded order, four at a
-        time, interleaved in blocks of 16 images, through a shuffle buffer of SHUFFLE_BUFFER
-        images, and drops the last partial batch; so a resumed run sees the same batches.
+        time, interleaved record by record, through a shuffle buffer of SHUFFLE_BUFFER images, and
+        drops the last partial batch; so a resumed run sees the same batches.
 
         Returns:
             A dataset of float32 batches (batch_size, D).
@@ -200,14 +206,15 @@ class Shards:
             key = tf.stack([tf.constant(seed, tf.int64), epoch])
             order = tf.argsort(tf.random.stateless_uniform([len(self.manifest["train"])], seed=key))
             records = tf.data.Dataset.from_tensor_slices(tf.gather(files, order)).interleave(
-                lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 20), cycle_length=4, block_length=16,
+                lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 20), cycle_length=4, block_length=1,
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            records = records.shuffle(SHUFFLE_BUFFER, seed=key[0] * 1_000_003 + epoch)
-            batches = records.batch(batch_size, drop_remainder=True).take(steps)
+            images = records.map(lambda r: tf.reshape(tf.io.decode_raw(r, tf.uint8), [-1, dim])).unbatch()
+            images = images.shuffle(SHUFFLE_BUFFER, seed=key[0] * 1_000_003 + epoch)
+            batches = images.batch(batch_size, drop_remainder=True).take(steps)
             return batches.enumerate().map(lambda i, raw: decode(raw, key, i), num_parallel_calls=tf.data.AUTOTUNE)
 
-        def decode(raw, key, i):
-            x = tf.cast(tf.reshape(tf.io.decode_raw(raw, tf.uint8), [batch_size, dim]), tf.float32) / 255.0
+        def decode(pixels, key, i):
+            x = tf.cast(pixels, tf.float32) / 255.0
             if binarize_dynamically:
                 step_key = tf.random.experimental.stateless_fold_in(key, i + 1)
                 noise = tf.random.stateless_uniform(tf.shape(x), seed=step_key)
