@@ -28,8 +28,6 @@ D = 784
 
 def child(source: str, steps: int) -> dict:
     """Runs in a fresh process: trains for `steps` steps from `source` ("memory" or a shard folder)."""
-    import resource
-
     import keras
 
     from vae_zoo import data, recipes, shards, training
@@ -53,8 +51,16 @@ def child(source: str, steps: int) -> dict:
     timer = Timer()
     model.fit(stream, epochs=1, steps_per_epoch=50, verbose=0)  # warm-up: tracing, XLA
     model.fit(stream, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
-    return {"samples_per_s": steps * 100 / timer.seconds,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"samples_per_s": steps * 100 / timer.seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike getrusage's ru_maxrss, which Linux
+    carries over from the parent through fork and exec, it starts afresh with the program)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def make_shards(gb: float, folder: Path) -> int:
