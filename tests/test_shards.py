@@ -96,3 +96,15 @@ def test_shard_command_writes_a_folder_that_train_streams(tmp_path, mnist_subset
     assert card["data"]["kind"] == "shards" and card["data"]["examples"] == 400 and card["metrics"]["n_test"] == 40
     again = run_cli("shard", "--data", tmp_path / "s", "--out", tmp_path / "t", check=False)
     assert again.returncode == 2 and "already a shard folder" in again.stderr
+
+
+def test_write_takes_image_stacks_and_refuses_bad_pixels_writing_nothing(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (30, 6, 5)).astype(np.uint8)
+    manifest = shards.write(images, tmp_path / "ok", holdout=0.2)
+    assert manifest["input_dim"] == 30 and manifest["image_shape"] == [6, 5]
+    assert shards.Shards(tmp_path / "ok").head(3).shape == (3, 30)
+    bad = images.astype(np.float32) / 255
+    bad[7, 2, 2] = np.nan
+    with pytest.raises(InvalidArgumentError, match="finite floats in \\[0, 1\\]"):
+        shards.write(bad, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

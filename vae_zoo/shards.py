@@ -39,8 +39,8 @@ def write(pixels: np.ndarray, out: str | os.PathLike, image_shape: tuple[int, in
           shard_size: int = 50_000, holdout: float = 0.1, seed: int = 0, source: dict | None = None) -> dict:
     """Writes `pixels` (n, D) as a shard folder at `out`.
 
-    `pixels` may be uint8 (0-255, stored as they are) or floats in [0, 1] (stored as
-    round(255 x)); it is read a block of rows at a time, so a `numpy.memmap` larger than
+    `pixels` (n, D) or (n, h, w) may be uint8 (0-255, stored as they are) or floats in
+    [0, 1] (stored as round(255 x)); it is read a block of rows at a time, so a `numpy.memmap` larger than
     memory works. The rows are put in the order of
     numpy default_rng(seed).permutation(n), the last `holdout` share of it going to the
     held-out file. The folder is assembled beside `out` and renamed into place.
@@ -57,6 +57,8 @@ def write(pixels: np.ndarray, out: str | os.PathLike, image_shape: tuple[int, in
     shard_size = check_positive_int("shard_size", shard_size)
     seed = check_seed("seed", seed, allow_none=False)
     n = len(pixels)
+    if pixels.ndim == 3 and image_shape is None:
+        image_shape = tuple(pixels.shape[1:])
     k = max(1, int(round(holdout * n))) if 0 < holdout < 1 else None
     if k is None or n - k < 1:
         raise InvalidArgumentError(f"`holdout` must be a fraction in (0, 1) leaving rows on both sides. Received: "
@@ -75,7 +77,7 @@ def write(pixels: np.ndarray, out: str | os.PathLike, image_shape: tuple[int, in
         binary &= _write_records(tmp / HELDOUT, pixels, np.sort(held_rows))
         manifest = {
             "format": FORMAT,
-            "input_dim": int(pixels.shape[1]),
+            "input_dim": int(np.prod(pixels.shape[1:])),
             "image_shape": list(image_shape) if image_shape else None,
             "binary": bool(binary),
             "train": files,
@@ -96,7 +98,11 @@ def _write_records(path: Path, pixels: np.ndarray, rows: np.ndarray, block: int 
     binary = True
     with tf.io.TFRecordWriter(str(path)) as writer:
         for start in range(0, len(rows), block):
-            chunk = np.asarray(pixels[rows[start:start + block]])
+            chunk = np.asarray(pixels[rows[start:start + block]]).reshape(len(rows[start:start + block]), -1)
+            if chunk.dtype != np.uint8 and not (np.isfinite(chunk).all() and chunk.min() >= 0 and chunk.max() <= 1):
+                raise InvalidArgumentError(f"Pixels must be uint8, or finite floats in [0, 1]; rows {start} to "
+                                           f"{start + len(chunk) - 1} of the shuffled order are not. Nothing was "
+                                           "written.")
             as_bytes = chunk if chunk.dtype == np.uint8 else np.round(chunk * 255).astype(np.uint8)
             binary &= bool(np.isin(as_bytes, (0, 255)).all())
             for first in range(0, len(as_bytes), RECORD_IMAGES):
