@@ -62,11 +62,14 @@ def test_table_says_who_is_ahead_at_1e6_and_at_the_end(tmp_path):
     ])
     rows = reproduce.table(results).splitlines()
     assert len(rows) == 4 and rows[2].startswith("| mnist | 3 | 1,000 | aevb | -150.00 | -160.00 |")
-    assert rows[2].endswith("| aevb / wake-sleep |")  # by the test numbers: AEVB early, wake-sleep at the end
+    assert rows[2].endswith("| aevb / wake-sleep @ 1e+07 |")  # by the test numbers: AEVB early, wake-sleep late
     viz.plot_figure(results, tmp_path / "f.png")
     assert Image.open(tmp_path / "f.png").size[0] > 300
     short = _results([("a", 1000, "aevb", [(10**5, -200, -201)]), ("w", 1000, "wake-sleep", [(10**5, -1, -1)])])
     assert "| - | - |" in reproduce.table(short)  # not run to 1e6: no comparison there
+    uneven = _results([("a", 1000, "aevb", [(10**6, -150, -150), (10**7, -100, -100)]),
+                       ("w", 1000, "wake-sleep", [(10**6, -140, -140)])])
+    assert reproduce.table(uneven).splitlines()[2].endswith("| wake-sleep / wake-sleep @ 1e+06 |")
 
 
 def _weights(workdir):

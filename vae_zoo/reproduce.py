@@ -240,22 +240,24 @@ def nearest(points: list[dict], samples: float) -> dict:
 
 
 def table(results: dict, at: float = 1e6) -> str:
-    """A markdown table: per panel and method, train/test at ~`at` samples and at the end, who is
-    ahead (by test) at each, and the wall time."""
+    """A markdown table: per panel and method, train/test at ~`at` samples and at the end, and
+    who is ahead by the test number at `at` and at the panel's common end (the most samples
+    every method of the panel reached), with the wall time."""
     panels: dict[tuple, dict] = {}
     for c in results["curves"].values():
         panels.setdefault((c["dataset"], c["latent_dim"], c["n_train"]), {})[c["method"]] = c
     head = (f"| data | N_z | N | method | train @ {at:.0e} | test @ {at:.0e} | samples | train | test | "
-            "wall time | ahead @ 1e6 / at end (test) |")
+            "wall time | ahead (test) @ 1e6 / @ common end |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for (dataset, z, n), methods in sorted(panels.items()):
         reached = all(c["samples"] >= at for c in methods.values())
         early = max(methods, key=lambda m: nearest(methods[m]["points"], at)["test"]) if reached else "-"
-        late = max(methods, key=lambda m: methods[m]["points"][-1]["test"])
+        common = min(c["samples"] for c in methods.values())
+        late = max(methods, key=lambda m: nearest(methods[m]["points"], common)["test"])
         for method, c in methods.items():
             p, last = nearest(c["points"], at), c["points"][-1]
             early_values = f"{p['train']:.2f} | {p['test']:.2f}" if reached else "- | -"
             lines.append(f"| {dataset} | {z} | {n:,} | {method} | {early_values} | "
                          f"{c['samples']:.2g} | {last['train']:.2f} | {last['test']:.2f} | "
-                         f"{c['wall_seconds'] / 60:.1f} min | {early} / {late} |")
+                         f"{c['wall_seconds'] / 60:.1f} min | {early} / {late} @ {common:.2g} |")
     return "\n".join(lines)
