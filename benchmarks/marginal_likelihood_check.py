@@ -5,6 +5,7 @@ the others only the two estimates are compared. Prints, per preset, the mean of 
 over the first N binarized MNIST test images and how far they are from the exact value.
 
     python benchmarks/marginal_likelihood_check.py [--presets mnist-z2 mnist-z3] [--n 100]
+        [--hmc-samples 400 --hmc-burnin 300 --hmc-leapfrog 10]
 """
 
 import argparse
@@ -36,7 +37,10 @@ def main():
     parser.add_argument("--presets", nargs="+", default=["mnist-z2", "mnist-z3"])
     parser.add_argument("--n", type=int, default=100, help="test images")
     parser.add_argument("--k", type=int, default=5000, help="importance samples")
-    parser.add_argument("--hmc-samples", type=int, default=400)
+    parser.add_argument("--hmc-samples", type=int, default=400, help="App. D: L posterior samples, twice")
+    parser.add_argument("--hmc-burnin", type=int, default=300)
+    parser.add_argument("--hmc-leapfrog", type=int, default=10, help="leapfrog steps per HMC step (Figure 3 "
+                        "measures with --hmc-samples 100 --hmc-burnin 100 --hmc-leapfrog 4)")
     args = parser.parse_args()
     x = data.test_set("mnist", binary=True)[: args.n]
     print(f"first {len(x)} binarized MNIST test images; nats per image (mean over images)")
@@ -46,7 +50,8 @@ def main():
         model = vae_zoo.load(name, compile=False)
         iw = model.log_likelihood(x, num_samples=args.k, seed=0)
         start = time.perf_counter()
-        hmc, acceptance = model.log_likelihood_hmc(x, num_samples=args.hmc_samples, seed=0)
+        hmc, acceptance = model.log_likelihood_hmc(x, num_samples=args.hmc_samples, num_burnin=args.hmc_burnin,
+                                                   num_leapfrog_steps=args.hmc_leapfrog, seed=0)
         seconds = time.perf_counter() - start
         row = f"{name:<10} {np.mean(iw):>12.2f} {np.mean(hmc):>13.2f}"
         if model.latent_dim == 2:
