@@ -71,14 +71,12 @@ def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike, overwrite:
         path: PNG file to write.
         overwrite: replace an existing file.
     """
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend stays as it is
 
     if not overwrite and os.path.lexists(path):
         raise refuse_existing(path)  # before rendering
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    ax = fig.subplots()
     for i, (label, rows) in enumerate(logs.items()):
         color = f"C{i % 10}"
         ax.plot([r["samples_seen"] for r in rows], [r["train_elbo"] for r in rows], color=color, lw=1,
@@ -98,7 +96,6 @@ def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike, overwrite:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue(), overwrite)
 
 
@@ -115,12 +112,10 @@ def plot_figure(results: dict, path: str | os.PathLike, overwrite: bool = False)
         path: PNG file to write.
         overwrite: replace an existing file.
     """
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend stays as it is
 
     if not overwrite and os.path.lexists(path):
         raise refuse_existing(path)  # before rendering
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     curves = [c for c in results["curves"].values() if c["points"]]
     by_panel: dict[str, dict[tuple, list]] = {}
@@ -129,7 +124,8 @@ def plot_figure(results: dict, path: str | os.PathLike, overwrite: bool = False)
         by_panel.setdefault(c["dataset"], {}).setdefault(key, []).append(c)
     rows = len(by_panel) or 1
     columns = max([len(p) for p in by_panel.values()] or [1])
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.9 * rows), dpi=110, squeeze=False)
+    fig = Figure(figsize=(3.2 * columns, 2.9 * rows), dpi=110)
+    axes = fig.subplots(rows, columns, squeeze=False)
     methods = sorted({c["method"] for c in curves})
     for r, (dataset, panels) in enumerate(sorted(by_panel.items(), key=lambda kv: kv[0] != "mnist")):
         for col, (key, group) in enumerate(sorted(panels.items())):
@@ -160,6 +156,5 @@ def plot_figure(results: dict, path: str | os.PathLike, overwrite: bool = False)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue(), overwrite)
 
