@@ -40,6 +40,8 @@ STEPS_PER_EXECUTION = 50
 # choose. Left to "auto_select", XLA picks ThreeFry, which draws other numbers (a compiled step
 # would not reproduce an eager one) and on CPU is ~40x slower (15 ms for 100 x 784 uniforms).
 RNG = "philox"
+# Chain starts of the App. D estimate: the best of the encoder's mean and this many prior draws.
+HMC_START_DRAWS = 100
 
 
 @keras.saving.register_keras_serializable(package="vae_zoo")
@@ -270,9 +272,12 @@ class VAE(keras.Model):
                            seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, float]:
         """The marginal-likelihood estimate of the paper's App. D, in nats (see
         `objectives.marginal_likelihood_app_d`): HMC samples of the true posterior p(z|x),
-        started at the encoder's means, a Gaussian fitted to them, and a harmonic-mean-type
-        estimate on new samples. Independent of the encoder's quality, so it also measures
-        models whose q(z|x) is poor (wake-sleep, MCEM); meant for small latent spaces.
+        a Gaussian fitted to them, and a harmonic-mean-type estimate on new samples; meant for
+        small latent spaces. Each chain starts at the most probable (by log p(x, z)) of the
+        encoder's mean and HMC_START_DRAWS draws from the prior, so the estimate does not hinge
+        on the encoder: models whose q(z|x) is poor or untrained (wake-sleep, MCEM) are measured
+        as well as AEVB's. (Started at an untrained encoder's mean, MCEM's chains stayed in a
+        poor mode: 35 nats lower on Figure 3's N = 1,000 model.)
 
         Args:
             x: data, shape (n, input_dim).
@@ -305,8 +310,14 @@ class VAE(keras.Model):
         def log_joint(z):
             return self.decoder(z).log_prob(x) + self.prior().log_prob(z)
 
-        return objectives.marginal_likelihood_app_d(log_joint, self.encoder(x).mean(), num_samples, num_burnin,
-                                                    num_leapfrog_steps, seed=seed)
+        draws = tf.random.stateless_normal([HMC_START_DRAWS, tf.shape(x)[0], self.latent_dim],
+                                           seed=tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1),
+                                           dtype=self.compute_dtype, alg=RNG)
+        candidates = tf.concat([self.encoder(x).mean()[None], draws], axis=0)  # (1 + K, batch, Z)
+        best = tf.argmax(log_joint(candidates), axis=0)
+        start = tf.gather(tf.transpose(candidates, [1, 0, 2]), best, batch_dims=1)
+        return objectives.marginal_likelihood_app_d(log_joint, start, num_samples, num_burnin, num_leapfrog_steps,
+                                                    seed=seed)
 
     # -- generation --------------------------------------------------------------------
 
