@@ -277,7 +277,7 @@ class VAE(keras.Model):
         encoder's mean and HMC_START_DRAWS draws from the prior, so the estimate does not hinge
         on the encoder: models whose q(z|x) is poor or untrained (wake-sleep, MCEM) are measured
         as well as AEVB's. (Started at an untrained encoder's mean, MCEM's chains stayed in a
-        poor mode: 35 nats lower on Figure 3's N = 1,000 model.)
+        poor mode: 30 nats lower on the training images of Figure 3's N = 1,000 model.)
 
         Args:
             x: data, shape (n, input_dim).
