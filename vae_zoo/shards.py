@@ -215,7 +215,9 @@ class Shards:
                 lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 20), cycle_length=4, block_length=1,
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             images = records.map(lambda r: tf.reshape(tf.io.decode_raw(r, tf.uint8), [-1, dim])).unbatch()
-            images = images.shuffle(SHUFFLE_BUFFER, seed=key[0] * 1_000_003 + epoch)
+            # A fixed op seed (a tensor seed fails under AutoGraph): each epoch's shuffle is the
+            # same function of its input, which differs by epoch through the file order.
+            images = images.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=False)
             batches = images.batch(batch_size, drop_remainder=True).take(steps)
             return batches.enumerate().map(lambda i, raw: decode(raw, key, i), num_parallel_calls=tf.data.AUTOTUNE)
 
