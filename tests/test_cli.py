@@ -180,6 +180,7 @@ BAD_FLAGS = [
     ["reproduce", "figure3", "--samples", "1.5e0"],
     ["reproduce", "figure3", "--n-train", "50"], ["reproduce", "figure2", "--dataset", "cifar"],
     ["reproduce", "figure2", "--n-train", "1000"], ["reproduce", "figure3", "--ml-samples", "-1"],
+    ["reproduce", "figure2", "--plot-only"],
 ]
 
 

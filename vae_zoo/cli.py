@@ -254,7 +254,13 @@ def cmd_reproduce(args) -> int:
     from vae_zoo import reproduce, viz
 
     if args.plot_only:
-        results = json.loads((args.out / f"{args.figure}.json").read_text())
+        from vae_zoo.errors import DataNotFoundError
+
+        path = args.out / f"{args.figure}.json"
+        if not path.is_file():
+            raise DataNotFoundError(f"{path} does not exist: run `vae-zoo reproduce {args.figure}` first, or point "
+                                    "--out to the folder of its results.")
+        results = json.loads(path.read_text())
         viz.plot_figure(results, args.out / f"{args.figure}.png", overwrite=True)
     else:
         selection = {"datasets": args.dataset, "latent_dims": args.nz, "n_train": args.n_train, "methods": args.methods}

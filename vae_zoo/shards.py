@@ -59,12 +59,8 @@ def write(pixels: np.ndarray, out: str | os.PathLike, image_shape: tuple[int, in
     n = len(pixels)
     if pixels.ndim == 3 and image_shape is None:
         image_shape = tuple(pixels.shape[1:])
-    k = max(1, int(round(holdout * n))) if 0 < holdout < 1 else None
-    if k is None or n - k < 1:
-        raise InvalidArgumentError(f"`holdout` must be a fraction in (0, 1) leaving rows on both sides. Received: "
-                                   f"holdout={holdout!r} for {n} rows")
-    order = np.random.default_rng(seed).permutation(n)
-    train_rows, held_rows = order[:-k], order[-k:]
+    train_rows, held_rows, split = holdout_rows(n, holdout, seed)
+    k = len(held_rows)
     count = -(-len(train_rows) // shard_size)
     binary = True
     with staged_dir(out) as tmp:
@@ -82,12 +78,29 @@ def write(pixels: np.ndarray, out: str | os.PathLike, image_shape: tuple[int, in
             "binary": bool(binary),
             "train": files,
             "heldout": {"file": HELDOUT, "count": int(k), "sha256": file_sha256(tmp / HELDOUT)},
-            "split": (f"held out: the last {k} of numpy default_rng({seed}).permutation({n}) ({holdout:g} of the "
-                      f"data); the other {n - k} in the training shards, in that order"),
+            "split": f"{split}; the other {n - k} in the training shards, in that order",
             "source": source,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def holdout_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The deterministic split of n rows: numpy default_rng(seed).permutation(n), its last
+    round(fraction * n) (at least one) held out.
+
+    Returns:
+        (training rows in the permutation's order, held-out rows, a statement of the split).
+    """
+    seed = check_seed("seed", seed, allow_none=False)
+    if not 0 < fraction < 1:
+        raise InvalidArgumentError(f"`holdout` must be a fraction in (0, 1). Received: {fraction!r}")
+    k = max(1, int(round(fraction * n)))
+    if n - k < 1:
+        raise InvalidArgumentError(f"{n} examples cannot be split into training and held-out parts: give more data.")
+    order = np.random.default_rng(seed).permutation(n)
+    return order[:-k], order[-k:], (f"held out: the last {k} of numpy default_rng({seed}).permutation({n}) "
+                                    f"({fraction:g} of the data)")
 
 
 def _write_records(path: Path, pixels: np.ndarray, rows: np.ndarray, block: int = 100 * RECORD_IMAGES) -> bool:

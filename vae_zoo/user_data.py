@@ -22,7 +22,6 @@ import numpy as np
 
 from vae_zoo import shards
 from vae_zoo.errors import DataNotFoundError, InvalidArgumentError
-from vae_zoo.validation import check_seed
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -186,14 +185,5 @@ def holdout(x: np.ndarray, fraction: float = 0.1, seed: int = 0) -> tuple[np.nda
     Returns:
         (train, held_out, statement): the statement says how the split was made.
     """
-    seed = check_seed("seed", seed, allow_none=False)
-    if not 0 < fraction < 1:
-        raise InvalidArgumentError(f"`holdout` must be a fraction in (0, 1). Received: {fraction!r}")
-    n = len(x)
-    k = max(1, int(round(fraction * n)))
-    if n - k < 1:
-        raise InvalidArgumentError(f"{n} examples cannot be split into training and held-out parts: give more data.")
-    order = np.random.default_rng(seed).permutation(n)
-    statement = (f"held out: the last {k} of numpy default_rng({seed}).permutation({n}) "
-                 f"({fraction:g} of the data); trained on the other {n - k}")
-    return x[np.sort(order[:-k])], x[np.sort(order[-k:])], statement
+    train, held, split = shards.holdout_rows(len(x), fraction, seed)
+    return x[np.sort(train)], x[np.sort(held)], f"{split}; trained on the other {len(train)}"
