@@ -110,19 +110,32 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _cluster(args):
+    """The cluster of --workers/--task-index or TF_CONFIG, joined before any other TensorFlow work."""
+    from vae_zoo import distributed
+
+    cluster = distributed.cluster_from(args.workers, args.task_index)
+    if cluster is not None:
+        distributed.connect(cluster, args.peer_timeout)
+    return cluster
+
+
 def _train_on_data(args, preset: str | None, architecture: dict | None) -> int:
     from vae_zoo import user_data
     from vae_zoo.recipes import Recipe
     from vae_zoo.training import train_on_data
 
+    cluster = _cluster(args)
     recipe = Recipe(optimizer=args.optimizer or "adam", learning_rate=args.lr or (1e-4 if preset else 1e-3),
                     epochs=args.epochs or (10 if preset else 100), batch_size=args.batch_size or 100,
                     seed=args.seed or 0, estimator=getattr(args, "estimator", None) or "B",
                     num_samples=getattr(args, "samples", None) or 1)
     path = train_on_data(user_data.read(args.data), args.out, recipe, args.workdir, preset, architecture,
                          getattr(args, "freeze", None), args.binarize, args.holdout, args.resume, args.overwrite,
-                         command=" ".join(["vae-zoo", *sys.argv[1:]]), verbose=1 if sys.stdout.isatty() else 2)
-    print(f"Saved preset to {path}")
+                         command=" ".join(["vae-zoo", *sys.argv[1:]]), verbose=1 if sys.stdout.isatty() else 2,
+                         cluster=cluster, peer_timeout=args.peer_timeout)
+    print(f"Saved preset to {path}" if path else
+          f"Worker {cluster.index} done; the chief (worker 0) writes the preset.")
     return 0
 
 
@@ -158,6 +171,9 @@ def cmd_train(args) -> int:
                                                 likelihood=args.likelihood))
     if args.name is None:
         raise InvalidArgumentError("Name a preset to train (vae-zoo list), or give --data PATH --latent-dim Z.")
+    if args.workers or args.task_index is not None:
+        raise InvalidArgumentError("--workers trains your data (--data) across workers; a preset of the zoo trains "
+                                   "in one process.")
     overrides = dict(epochs=args.epochs, estimator=args.estimator, num_samples=args.samples,
                      batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed)
     path = train_preset(args.name, args.workdir, args.out or Path("presets"), args.resume, overrides,
@@ -174,8 +190,19 @@ def cmd_evaluate(args) -> int:
     if args.write_card and (args.n_test is not None or args.k != 5000):
         raise InvalidArgumentError("--write-card records the card's protocol only: the full test set and k=5000. "
                          f"Received: --n-test {args.n_test} --k {args.k}")
+    cluster = _cluster(args)
     model = _load(args.model)
-    metrics = evaluate(model, k=args.k, n_test=args.n_test, seed=args.seed, verbose=not args.quiet)
+    sharded = None
+    if cluster is not None:
+        from vae_zoo import distributed
+
+        def sharded(m, x, k, seed, verbose):
+            return distributed.log_likelihood(m, x, k, seed, cluster, args.peer_timeout, verbose)
+    metrics = evaluate(model, k=args.k, n_test=args.n_test, seed=args.seed, verbose=not args.quiet,
+                       log_likelihood=sharded)
+    if cluster is not None and not cluster.is_chief:
+        print(f"Worker {cluster.index} done; the chief (worker 0) prints the metrics.")
+        return 0
     print(json.dumps(metrics, indent=1))
     if args.write_card:
         registry.update_card(args.model, metrics=metrics,
@@ -366,6 +393,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--resume", action="store_true", help=resume_help)
         p.add_argument("--workdir", type=Path, default=Path("runs"), help="checkpoint folder (default: runs)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing preset folder")
+        add_cluster_flags(p, "train")
+
+    def add_cluster_flags(p, what):
+        p.add_argument("--workers", nargs="+", metavar="HOST:PORT", help=f"{what} data-parallel across these "
+                       "worker processes (tf.distribute; or set TF_CONFIG); start each with the same list")
+        p.add_argument("--task-index", type=NON_NEGATIVE_INT, help="this worker's place in --workers (0: the chief, "
+                       "which alone writes checkpoints and results)")
+        p.add_argument("--peer-timeout", type=POSITIVE_FLOAT, default=300.0,
+                       help="seconds to wait for the other workers before stopping with an error (default 300)")
 
     def add_recipe_flags(p, epochs_help, lr_help):
         p.add_argument("--epochs", type=POSITIVE_INT, help=epochs_help)
@@ -412,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-test", type=POSITIVE_INT, help="first N test points only (default: the full test set)")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="seed of the Monte Carlo noise")
     p.add_argument("--write-card", action="store_true", help="record the metrics in the preset's card.json")
+    add_cluster_flags(p, "share the log p(x) estimate")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = add("sample", cmd_sample, "write a PNG grid of decoder means at z ~ N(0, I)")
@@ -473,17 +510,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _import_tensorflow_quietly() -> None:
+def _import_tensorflow_quietly(initialize: bool = True) -> None:
     """Imports TensorFlow with file descriptor 2 muted: its C++ start-up logs
     (CUDA probing, CPU features) bypass TF_CPP_MIN_LOG_LEVEL and would bury
-    the command's own messages."""
+    the command's own messages. Without `initialize` the devices are left alone
+    (a worker of a cluster configures them when it joins)."""
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
         import tensorflow as tf
         import tensorflow_probability  # noqa: F401
 
-        tf.constant(0.0) + 1.0  # initialises the devices, which logs too
+        if initialize:
+            tf.constant(0.0) + 1.0  # initialises the devices, which logs too
     finally:
         os.dup2(saved, 2)
         os.close(devnull)
@@ -494,7 +533,7 @@ def main(argv=None) -> int:
     from vae_zoo.errors import VaeZooError
 
     args = build_parser().parse_args(argv)
-    _import_tensorflow_quietly()
+    _import_tensorflow_quietly(initialize=not (getattr(args, "workers", None) or os.environ.get("TF_CONFIG")))
     try:
         return args.run(args)
     except BrokenPipeError:  # e.g. `vae-zoo list | head`: the reader left, nothing to report

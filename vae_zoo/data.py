@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_zoo.errors import DataIntegrityError, DataNotFoundError, InvalidArgumentError
-from vae_zoo.validation import check_choice, check_data, check_positive_int, check_seed
+from vae_zoo.validation import check_choice, check_data, check_positive_int, check_seed, worker_batch_size
 
 DATA_ENV = "VAE_ZOO_DATA"
 OFFLINE_ENV = "VAE_ZOO_OFFLINE"  # set to forbid downloads
@@ -264,6 +264,7 @@ def train_dataset(
     first_epoch: int = 0,
     epochs: int | None = None,
     with_indices: bool = False,
+    worker: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
     """Shuffled minibatches for training, a pure function of (seed, epoch).
 
@@ -282,9 +283,12 @@ def train_dataset(
         epochs: number of epochs to yield (None: endless).
         with_indices: yield (x, index) pairs, `index` (batch_size,) int32 holding the
             examples' rows in `x` (for models that keep per-example state, e.g. `MCEM`).
+        worker: (i, count): yield only worker i's slice of every batch, rows
+            i * batch_size / count onwards (data-parallel training; the slices of all workers
+            are the batches of one process, binarization included).
 
     Returns:
-        A dataset of float32 batches of shape (batch_size, D) (or of pairs, see `with_indices`).
+        A dataset of float32 batches of shape (batch_size / count, D) (or of pairs, see `with_indices`).
     """
     x = check_data(x, None, "bernoulli" if binarize_dynamically else "gaussian")
     batch_size = check_positive_int("batch_size", batch_size)
@@ -298,6 +302,8 @@ def train_dataset(
             f"Need at least batch_size={batch_size} examples to train. Received: {n} examples"
         )
     steps = n // batch_size
+    local = worker_batch_size(batch_size, worker)
+    first = worker[0] * local
     pixels = tf.constant(x, dtype=tf.float32)
     stop = None if epochs is None else first_epoch + epochs
 
@@ -308,10 +314,13 @@ def train_dataset(
         return batches.enumerate().map(lambda i, idx: _batch(idx, key, i), num_parallel_calls=tf.data.AUTOTUNE)
 
     def _batch(idx, key, i):
+        if binarize_dynamically:  # the whole batch's noise, so every worker's slice is one process's
+            noise = tf.random.stateless_uniform([batch_size, x.shape[1]],
+                                                seed=tf.random.experimental.stateless_fold_in(key, i + 1))
+        idx = idx[first:first + local]
         xb = tf.gather(pixels, idx)
         if binarize_dynamically:
-            noise = tf.random.stateless_uniform(tf.shape(xb), seed=tf.random.experimental.stateless_fold_in(key, i + 1))
-            xb = tf.cast(noise < xb, tf.float32)
+            xb = tf.cast(noise[first:first + local] < xb, tf.float32)
         return (xb, tf.cast(idx, tf.int32)) if with_indices else xb
 
     epochs_ds = tf.data.Dataset.range(first_epoch, 2**62 if stop is None else stop)

@@ -38,7 +38,8 @@ def dataset_of(model: VAE) -> str:
     )
 
 
-def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0, verbose: bool = True) -> dict:
+def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0, verbose: bool = True,
+             log_likelihood=None) -> dict:
     """Measures a model on its data set's test (and train) split, in nats per datapoint.
 
     Args:
@@ -47,6 +48,8 @@ def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0
         n_test: use only the first n test points (None: the full test set).
         seed: seed of all Monte Carlo noise; same seed, same numbers.
         verbose: print progress.
+        log_likelihood: (model, x, k, seed, verbose) -> per-row estimates, in place of
+            `model.log_likelihood` (e.g. `distributed.log_likelihood`, shared out across workers).
 
     Returns:
         A dict for the card's "metrics": test ELBO with estimators B and A
@@ -62,7 +65,7 @@ def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0
     if model.is_binary:
         x_train = data.binarize(x_train, TRAIN_BINARIZATION_SEED)
     return {"dataset": name, **measure(
-        model, x_test, x_train, k, seed, verbose,
+        model, x_test, x_train, k, seed, verbose, log_likelihood=log_likelihood,
         test_set=f"{len(x_test)} {name} test images" + (", fixed binarization (see data)" if model.is_binary else ""),
         train_set=f"all {len(x_train)} training images" + (
             f", binarized with numpy default_rng({TRAIN_BINARIZATION_SEED})" if model.is_binary else ""),
@@ -70,7 +73,7 @@ def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0
 
 
 def measure(model: VAE, x_test: np.ndarray, x_train: np.ndarray, k: int, seed: int = 0, verbose: bool = False,
-            test_set: str = "", train_set: str = "") -> dict:
+            test_set: str = "", train_set: str = "", log_likelihood=None) -> dict:
     """The card's metrics of `model` on given test and training data (already binarized
     where the model is Bernoulli): ELBO B and A on `x_test`, ELBO B on `x_train`, and the
     importance-weighted log p(x) of `x_test` with `k` samples (0 skips it)."""
@@ -86,7 +89,8 @@ def measure(model: VAE, x_test: np.ndarray, x_train: np.ndarray, k: int, seed: i
     }
     if k:
         start = time.time()
-        ll = model.log_likelihood(x_test, num_samples=k, seed=seed, verbose=verbose)
+        ll = (log_likelihood(model, x_test, k, seed, verbose) if log_likelihood
+              else model.log_likelihood(x_test, num_samples=k, seed=seed, verbose=verbose))
         metrics["test_log_likelihood"] = {**_mean_and_se(ll), "k": k, "seconds": round(time.time() - start, 1)}
     metrics["units"] = "nats per datapoint (sum over pixels)"
     metrics["test_set"] = test_set

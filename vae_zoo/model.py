@@ -194,9 +194,15 @@ class VAE(keras.Model):
             return None
         return tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
 
-    def _bound(self, x, estimator: str, num_samples: int, seed=None) -> objectives.Bound:
+    def _bound(self, x, estimator: str, num_samples: int, seed=None, rows=None) -> objectives.Bound:
+        """The bound of x; with `rows` = (first, global_batch_size), x is the rows from `first` on of
+        a global batch (one worker's slice) and gets those rows of the global batch's noise."""
         posterior = self.encoder(x)
-        eps = self._noise((num_samples, tf.shape(x)[0], self.latent_dim), seed)
+        if rows is None:
+            eps = self._noise((num_samples, tf.shape(x)[0], self.latent_dim), seed)
+        else:
+            first, global_size = rows
+            eps = self._noise((num_samples, global_size, self.latent_dim), seed)[:, first:first + tf.shape(x)[0]]
         z = objectives.reparameterize(posterior, eps)
         return objectives.ESTIMATORS[estimator](x, posterior, self.prior(), self.decoder, z)
 
@@ -221,7 +227,7 @@ class VAE(keras.Model):
         return bound if return_terms else bound.elbo
 
     def log_likelihood(self, x, num_samples: int = 5000, seed: int = 0, batch_size: int = 100,
-                       verbose: bool = False) -> np.ndarray:
+                       verbose: bool = False, shard: tuple[int, int] = (0, 1)) -> np.ndarray:
         """Importance-weighted estimate of log p(x) with q(z|x) as proposal, in nats.
 
             log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i|x),   z_i ~ q(z|x)
@@ -234,17 +240,21 @@ class VAE(keras.Model):
             seed: seed of the samples (same seed, same estimate).
             batch_size: datapoints per step.
             verbose: show a progress bar.
+            shard: (i, count): compute only the batches i, i + count, ... (worker i's share; each
+                row's estimate is the one a single process gets).
 
         Returns:
-            float32 array of shape (n,).
+            float32 array of shape (n,) (with `shard`: the rows of its batches, in order).
         """
         num_samples = check_positive_int("num_samples", num_samples)
         batch_size = check_positive_int("batch_size", batch_size)
         seed = check_seed("seed", seed, allow_none=False)
         x = self._check_x(x)
         out = []
-        progress = keras.utils.Progbar(len(x), unit_name="datapoint", stateful_metrics=["mean"]) if verbose else None
-        for start in range(0, len(x), batch_size):
+        progress = keras.utils.Progbar(len(shard_rows(len(x), batch_size, shard)), unit_name="datapoint",
+                                       stateful_metrics=["mean"]) if verbose else None
+        index, count = shard
+        for start in range(index * batch_size, len(x), count * batch_size):
             xb = tf.constant(x[start:start + batch_size])
             chunk = max(1, min(num_samples, _IW_ROWS_PER_CHUNK // len(xb)))
             parts = []
@@ -255,7 +265,7 @@ class VAE(keras.Model):
             out.append(objectives.combine_logmeanexp(parts).numpy())
             if progress is not None:
                 progress.add(len(xb), [("mean", float(np.mean(np.concatenate(out))))])
-        return np.concatenate(out)
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     @tf.function(reduce_retracing=True)
     def _iw_chunk(self, x, seed, k):
@@ -559,6 +569,12 @@ class VAE(keras.Model):
 def check_estimator(estimator: str) -> str:
     """Returns `estimator` if it names an SGVB estimator: "A" (eq. 6) or "B" (eq. 7)."""
     return check_choice("estimator", estimator, objectives.ESTIMATORS)
+
+
+def shard_rows(n: int, batch_size: int, shard: tuple[int, int]) -> np.ndarray:
+    """The rows of n that worker shard[0] of shard[1] evaluates, batch_size rows at a time."""
+    rows = np.arange(n)
+    return rows[(rows // batch_size) % shard[1] == shard[0]]
 
 
 def _features(data):

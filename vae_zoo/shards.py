@@ -21,7 +21,7 @@ import numpy as np
 
 from vae_zoo.errors import DataNotFoundError, InvalidArgumentError
 from vae_zoo.io import file_sha256, refuse_existing, staged_dir
-from vae_zoo.validation import check_positive_int, check_seed
+from vae_zoo.validation import check_positive_int, check_seed, worker_batch_size
 
 MANIFEST = "shards.json"
 FORMAT = "vae-zoo shards 1"
@@ -199,31 +199,48 @@ class Shards:
         records = list(tf.data.TFRecordDataset(str(self.folder / name)).as_numpy_iterator())
         return np.frombuffer(b"".join(records), np.uint8).reshape(-1, self.input_dim) / np.float32(255)
 
+    def steps_per_epoch(self, batch_size: int, worker: tuple[int, int] = (0, 1)) -> int:
+        """Steps per epoch at global batch `batch_size` when `worker[1]` workers each read their own files."""
+        local = worker_batch_size(batch_size, worker)
+        count = worker[1]
+        if count > len(self.manifest["train"]):
+            raise InvalidArgumentError(
+                f"{self.folder} has {len(self.manifest['train'])} training shards for {count} workers; each worker "
+                f"reads its own shards: rewrite them smaller (vae-zoo shard --shard-size) or use fewer workers.")
+        return min(sum(e["count"] for e in self.manifest["train"][i::count]) for i in range(count)) // local
+
     def train_dataset(self, batch_size: int = 100, binarize_dynamically: bool = True, seed: int = 0,
-                      first_epoch: int = 0, epochs: int | None = None):
+                      first_epoch: int = 0, epochs: int | None = None, worker: tuple[int, int] = (0, 1)):
         """Shuffled training minibatches streamed from the shards, a pure function of (seed, epoch),
         like `data.train_dataset`: every epoch reads the files in a new seeded order, four at a
         time, interleaved record by record, through a shuffle buffer of SHUFFLE_BUFFER images, and
         drops the last partial batch; so a resumed run sees the same batches.
 
+        With `worker` = (i, count), worker i reads only its own files (i, i + count, ...) and
+        yields batches of batch_size / count images; every worker makes as many steps per epoch
+        as the one with the fewest images allows (the global batch is the workers' batches).
+
         Returns:
-            A dataset of float32 batches (batch_size, D).
+            A dataset of float32 batches (batch_size / count, D).
         """
         import tensorflow as tf
 
         batch_size = check_positive_int("batch_size", batch_size)
         seed = check_seed("seed", seed, allow_none=False)
-        steps = len(self) // batch_size
+        steps = self.steps_per_epoch(batch_size, worker)
         if steps == 0:
             raise InvalidArgumentError(f"Need at least batch_size={batch_size} examples to train. Received: "
                                        f"{len(self)} in {self.folder}")
-        files = tf.constant([str(self.folder / e["file"]) for e in self.manifest["train"]])
+        index, count = worker
+        own = self.manifest["train"][index::count]
+        batch_size = worker_batch_size(batch_size, worker)
+        files = tf.constant([str(self.folder / e["file"]) for e in own])
         dim = self.input_dim
         stop = 2**62 if epochs is None else first_epoch + check_positive_int("epochs", epochs)
 
         def epoch_batches(epoch):
             key = tf.stack([tf.constant(seed, tf.int64), epoch])
-            order = tf.argsort(tf.random.stateless_uniform([len(self.manifest["train"])], seed=key))
+            order = tf.argsort(tf.random.stateless_uniform([len(own)], seed=key))
             records = tf.data.Dataset.from_tensor_slices(tf.gather(files, order)).interleave(
                 lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 20), cycle_length=4, block_length=1,
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -3,25 +3,34 @@ training a preset of the zoo into a preset folder (what `vae-zoo train NAME` run
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import platform
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from vae_zoo import data as data_lib
-from vae_zoo import evaluation
+from vae_zoo import distributed, evaluation
 from vae_zoo.baselines import MCEM, WakeSleep
-from vae_zoo.errors import InvalidArgumentError, OutputExistsError, TrainingError
+from vae_zoo.checkpoints import (  # noqa: F401 (re-exported: training.save_checkpoint etc.)
+    CHECKPOINT_STEPS,
+    EpochCheckpoint,
+    StopOnNonFiniteLoss,
+    _kept,
+    has_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    start_or_resume,
+)
+from vae_zoo.errors import InvalidArgumentError, OutputExistsError
 from vae_zoo.evaluation import dataset_of
-from vae_zoo.io import atomic_write_text, exclusive_lock, file_sha256, staged_dir
+from vae_zoo.io import exclusive_lock, file_sha256
 from vae_zoo.model import VAE
 from vae_zoo.preset_format import WEIGHTS, preset_path, unknown_preset
 from vae_zoo.presets import PRESETS
-from vae_zoo.recipes import Recipe, compile_model
+from vae_zoo.recipes import Recipe
 from vae_zoo.shards import Shards
 from vae_zoo.user_data import UserData
 from vae_zoo.validation import check_choice
@@ -51,108 +60,6 @@ def build_model(architecture: dict, recipe: Recipe, n_train: int, method: str = 
         kernel_initializer=init,
         seed=recipe.seed,
     )
-
-
-# A checkpoint is one folder, replaced as a unit: the model with its optimizer state, and
-# the training state (epoch, log, recipe), so the two always belong together.
-CHECKPOINT_DIR = "checkpoint"
-CHECKPOINT = "model.keras"
-# Checkpoint every epoch, or every few epochs when epochs are shorter than this
-# many steps (Frey Face: 17 steps), so saving does not dominate training.
-CHECKPOINT_STEPS = 500
-STATE = "state.json"
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: logs the training bound; at the epochs `evaluate_at` accepts (and at
-    the end) adds `evaluate(model)`'s numbers to the log and prints the progress and ETA; every
-    `save_every` epochs, at evaluations and at the end, saves the model (with optimizer state)
-    and the log atomically.
-
-    An interruption at any moment leaves the previous complete checkpoint.
-    """
-
-    def __init__(self, directory: Path, state: dict, evaluate=None, evaluate_at=lambda epoch: True,
-                 report: bool = True, save_every: int = 1):
-        super().__init__()
-        self.save_every = save_every
-        self.directory = Path(directory)
-        self.state = state
-        self.evaluate = evaluate
-        self.evaluate_at = evaluate_at
-        self.report = report
-        self._t0 = time.time()
-        self._first_epoch = state["epoch"]
-        self._session_seconds = 0.0
-
-    def on_epoch_end(self, epoch, logs=None):
-        done = epoch + 1
-        logs = logs or {}
-        row = {"epoch": done, "samples_seen": done * self.state["samples_per_epoch"]}
-        row.update({f"train_{k}": round(float(logs[k]), 4) for k in ("elbo", "kl") if k in logs})
-        evaluated = self.evaluate is not None and (self.evaluate_at(done) or done == self.state["epochs"])
-        if evaluated:
-            row.update({k: round(float(v), 4) for k, v in self.evaluate(self.model).items()})
-        seconds = time.time() - self._t0
-        self._t0 = time.time()
-        self._session_seconds += seconds
-        self.state["wall_seconds"] += seconds
-        self.state["epoch"] = done
-        self.state["log"].append(row)
-        if evaluated or done % self.save_every == 0 or done == self.state["epochs"]:
-            if not all(np.isfinite(w).all() for w in self.model.get_weights()):
-                raise TrainingError(f"Training diverged: non-finite weights after epoch {done}. "
-                                    f"{_kept(self.directory)} Try a lower learning rate (--lr).")
-            save_checkpoint(self.model, self.directory, self.state)
-        if self.report and evaluated:
-            eta = self._session_seconds / (done - self._first_epoch) * (self.state["epochs"] - done)
-            measured = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in row.items()
-                                 if k not in ("epoch", "samples_seen", "train_kl"))
-            print(f"epoch {done}/{self.state['epochs']}: {measured}; ETA {eta / 60:.1f} min", flush=True)
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops training with a `TrainingError` naming the step as soon as the loss is NaN or inf;
-    the last checkpoint, saved from finite weights, stays as it is."""
-
-    def __init__(self, directory: Path):
-        super().__init__()
-        self.directory = Path(directory)
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)):
-            step = int(self.model.optimizer.iterations)
-            raise TrainingError(
-                f"Training diverged: the loss is {float(loss)} at step {step}. {_kept(self.directory)} "
-                "Try a lower learning rate (--lr) or check the data."
-            )
-
-
-def _kept(directory: Path) -> str:
-    state = directory / CHECKPOINT_DIR / STATE
-    if not state.is_file():
-        return "No checkpoint was saved yet; nothing was written."
-    return f"The checkpoint of epoch {json.loads(state.read_text())['epoch']} is in {directory} (kept)."
-
-
-def save_checkpoint(model: VAE, directory: Path, state: dict) -> None:
-    """Writes the model (with optimizer state) and `state` as one folder, replaced atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with staged_dir(directory / CHECKPOINT_DIR, overwrite=True) as tmp:
-        model.save(tmp / CHECKPOINT)
-        atomic_write_text(tmp / STATE, json.dumps(state, indent=1))
-
-
-def has_checkpoint(directory: Path) -> bool:
-    return (Path(directory) / CHECKPOINT_DIR / STATE).is_file()
-
-
-def load_checkpoint(directory: Path) -> tuple[VAE, dict]:
-    folder = Path(directory) / CHECKPOINT_DIR
-    state = json.loads((folder / STATE).read_text())
-    model = keras.saving.load_model(folder / CHECKPOINT)
-    return model, state
 
 
 def fit_with_checkpoints(
@@ -207,26 +114,7 @@ def fit_with_checkpoints(
 def _fit_with_checkpoints(model, x_train, recipe, directory, binarize, resume, verbose, evaluate, evaluate_at,
                           report):
     steps = len(x_train) // recipe.batch_size
-    if resume:
-        model, state = load_checkpoint(directory)
-        requested = recipe.to_dict()
-        changed = {k: (v, requested.get(k)) for k, v in state["recipe"].items()
-                   if k != "epochs" and requested.get(k) != v}
-        if changed:
-            raise InvalidArgumentError(
-                f"The checkpoint in {directory} was trained with another recipe; only `epochs` may change "
-                f"when resuming. Differences (checkpoint, requested): {changed}"
-            )
-    else:
-        if has_checkpoint(directory):
-            raise OutputExistsError(
-                f"{directory} already holds a checkpoint. Pass resume=True (--resume) to continue it, "
-                "or choose another directory."
-            )
-        compile_model(model, recipe, steps)
-        state = {"epoch": 0, "epochs": recipe.epochs, "samples_per_epoch": steps * recipe.batch_size,
-                 "wall_seconds": 0.0, "recipe": recipe.to_dict(), "log": []}
-    state["epochs"] = recipe.epochs
+    model, state = start_or_resume(model, recipe, directory, resume, steps)
     if state["epoch"] >= recipe.epochs:
         return model, state
     if isinstance(x_train, Shards):  # streamed from disk
@@ -314,7 +202,9 @@ def train_on_data(
     command: str = "",
     k: int = 1000,
     verbose: int | str = 2,
-) -> Path:
+    cluster: distributed.Cluster | None = None,
+    peer_timeout: float = distributed.DEFAULT_TIMEOUT,
+) -> Path | None:
     """Fine-tunes `preset` (or trains a fresh model of `architecture`) on the user's data and
     writes a preset folder at `out` that `vae_zoo.load(out)` reads.
 
@@ -340,9 +230,12 @@ def train_on_data(
         command: the command line, for the card.
         k: importance samples of the held-out log p(x) (0 skips it).
         verbose: Keras verbosity.
+        cluster: train data-parallel across these workers (`distributed.fit`; every worker calls
+            this with the same arguments, having called `distributed.connect` first thing).
+        peer_timeout: seconds a worker waits for its peers before it stops with an error.
 
     Returns:
-        The preset folder.
+        The preset folder (None on workers other than the chief, which writes it).
     """
     out = Path(out)
     if os.path.lexists(out) and not overwrite:
@@ -378,7 +271,7 @@ def train_on_data(
         raise InvalidArgumentError(f"{len(x_train)} training examples after the hold-out are fewer than one batch "
                                    f"({recipe.batch_size}): lower --batch-size or give more data.")
     x_held = data_lib.binarize(x_held, recipe.seed) if binarize else x_held
-    before = _held_out_log_likelihood(model, x_held, k, recipe.seed) if preset is not None and k else None
+    before = _held_out_log_likelihood(model, x_held, k, recipe.seed, cluster) if preset is not None and k else None
     if preset is None:
         model = build_model({**architecture, "input_dim": data.input_dim}, recipe, len(x_train))
     if freeze is not None:
@@ -387,9 +280,16 @@ def train_on_data(
     def held_out_elbo(m):
         return {"heldout_elbo": np.mean(m.elbo(x_held, "B", 1, seed=recipe.seed))}
 
-    model, state = fit_with_checkpoints(model, x_train, recipe, Path(workdir) / out.name, binarize, resume=resume,
-                                        verbose=verbose, evaluate=held_out_elbo,
-                                        evaluate_at=lambda e: e % max(1, recipe.epochs // 10) == 0)
+    fit = fit_with_checkpoints if cluster is None else functools.partial(distributed.fit, cluster=cluster,
+                                                                          timeout=peer_timeout)
+    model, state = fit(model, x_train, recipe, Path(workdir) / out.name, binarize, resume=resume,
+                       evaluate=held_out_elbo, evaluate_at=lambda e: e % max(1, recipe.epochs // 10) == 0,
+                       **({"verbose": verbose} if cluster is None else {}))
+    held_out_ll = _held_out_log_likelihood(model, x_held, k, recipe.seed, cluster) if k else None
+    if cluster is not None:
+        distributed.done()
+        if not cluster.is_chief:
+            return None
     n = TRAIN_ROWS_MEASURED
     x_train_eval = x_train.head(n) if isinstance(x_train, Shards) else x_train[:n]
     x_train_eval = data_lib.binarize(x_train_eval, recipe.seed + 1) if binarize else x_train_eval
@@ -397,7 +297,7 @@ def train_on_data(
                                  test_set=f"{len(x_held)} held-out rows of {source_name}",
                                  train_set=f"the first {len(x_train_eval)} of the {len(x_train)} training rows")
     if k:
-        metrics["test_log_likelihood"] = _held_out_log_likelihood(model, x_held, k, recipe.seed)
+        metrics["test_log_likelihood"] = held_out_ll
     if before is not None:
         metrics["source_preset_test_log_likelihood"] = before
     card = {
@@ -419,9 +319,12 @@ def train_on_data(
     return model.save_to_preset(out, card, overwrite=overwrite)
 
 
-def _held_out_log_likelihood(model: VAE, x: np.ndarray, k: int, seed: int) -> dict:
-    """Importance-weighted log p(x) (k samples) of the first 1,000 held-out rows: mean, standard error."""
-    ll = model.log_likelihood(x[:1000], num_samples=k, seed=seed)
+def _held_out_log_likelihood(model: VAE, x: np.ndarray, k: int, seed: int,
+                             cluster: distributed.Cluster | None = None) -> dict:
+    """Importance-weighted log p(x) (k samples) of the first 1,000 held-out rows: mean, standard error
+    (shared out across the `cluster`'s workers, if given)."""
+    ll = (model.log_likelihood(x[:1000], num_samples=k, seed=seed) if cluster is None
+          else distributed.log_likelihood(model, x[:1000], k, seed, cluster))
     return {"mean": round(float(ll.mean()), 3), "standard_error": round(float(ll.std() / np.sqrt(len(ll))), 3),
             "k": k, "n": len(ll)}
 

@@ -209,3 +209,15 @@ def graph_check_error(err: Exception) -> InvalidArgumentError | None:
     for cut in (" Condition x == y", " [Condition"):
         message = message.split(cut, 1)[0]
     return InvalidArgumentError(message.strip().rstrip("]").strip() + " Received: a batch of the dataset")
+
+
+def worker_batch_size(batch_size: int, worker: tuple[int, int]) -> int:
+    """One worker's share of a global batch: batch_size / workers (which must divide it)."""
+    index, count = worker
+    if not (isinstance(count, int) and count >= 1 and isinstance(index, int) and 0 <= index < count):
+        raise InvalidArgumentError(f"`worker` must be (index, count) with 0 <= index < count. Received: {worker}")
+    if batch_size % count:
+        raise InvalidArgumentError(
+            f"The batch size {batch_size} does not split evenly across {count} workers: choose a --batch-size "
+            f"that is a multiple of {count}, e.g. {batch_size - batch_size % count or count}.")
+    return batch_size // count

@@ -1,0 +1,144 @@
+"""Checkpoints of a training run: one folder holding the model (with optimizer state) and the
+training state (epoch, log, recipe), replaced as a unit; the per-epoch callback that writes them."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from vae_zoo.errors import InvalidArgumentError, OutputExistsError, TrainingError
+from vae_zoo.io import atomic_write_text, staged_dir
+from vae_zoo.model import VAE
+from vae_zoo.recipes import Recipe, compile_model
+
+# A checkpoint is one folder, replaced as a unit: the model with its optimizer state, and
+# the training state (epoch, log, recipe), so the two always belong together.
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT = "model.keras"
+# Checkpoint every epoch, or every few epochs when epochs are shorter than this
+# many steps (Frey Face: 17 steps), so saving does not dominate training.
+CHECKPOINT_STEPS = 500
+STATE = "state.json"
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch: logs the training bound; at the epochs `evaluate_at` accepts (and at
+    the end) adds `evaluate(model)`'s numbers to the log and prints the progress and ETA; every
+    `save_every` epochs, at evaluations and at the end, saves the model (with optimizer state)
+    and the log atomically.
+
+    An interruption at any moment leaves the previous complete checkpoint.
+    """
+
+    def __init__(self, directory: Path, state: dict, evaluate=None, evaluate_at=lambda epoch: True,
+                 report: bool = True, save_every: int = 1):
+        super().__init__()
+        self.save_every = save_every
+        self.directory = Path(directory)
+        self.state = state
+        self.evaluate = evaluate
+        self.evaluate_at = evaluate_at
+        self.report = report
+        self._t0 = time.time()
+        self._first_epoch = state["epoch"]
+        self._session_seconds = 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        logs = logs or {}
+        row = {"epoch": done, "samples_seen": done * self.state["samples_per_epoch"]}
+        row.update({f"train_{k}": round(float(logs[k]), 4) for k in ("elbo", "kl") if k in logs})
+        evaluated = self.evaluate is not None and (self.evaluate_at(done) or done == self.state["epochs"])
+        if evaluated:
+            row.update({k: round(float(v), 4) for k, v in self.evaluate(self.model).items()})
+        seconds = time.time() - self._t0
+        self._t0 = time.time()
+        self._session_seconds += seconds
+        self.state["wall_seconds"] += seconds
+        self.state["epoch"] = done
+        self.state["log"].append(row)
+        if evaluated or done % self.save_every == 0 or done == self.state["epochs"]:
+            if not all(np.isfinite(w).all() for w in self.model.get_weights()):
+                raise TrainingError(f"Training diverged: non-finite weights after epoch {done}. "
+                                    f"{_kept(self.directory)} Try a lower learning rate (--lr).")
+            save_checkpoint(self.model, self.directory, self.state)
+        if self.report and evaluated:
+            eta = self._session_seconds / (done - self._first_epoch) * (self.state["epochs"] - done)
+            measured = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in row.items()
+                                 if k not in ("epoch", "samples_seen", "train_kl"))
+            print(f"epoch {done}/{self.state['epochs']}: {measured}; ETA {eta / 60:.1f} min", flush=True)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training with a `TrainingError` naming the step as soon as the loss is NaN or inf;
+    the last checkpoint, saved from finite weights, stays as it is."""
+
+    def __init__(self, directory: Path):
+        super().__init__()
+        self.directory = Path(directory)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            step = int(self.model.optimizer.iterations)
+            raise TrainingError(
+                f"Training diverged: the loss is {float(loss)} at step {step}. {_kept(self.directory)} "
+                "Try a lower learning rate (--lr) or check the data."
+            )
+
+
+def _kept(directory: Path) -> str:
+    state = directory / CHECKPOINT_DIR / STATE
+    if not state.is_file():
+        return "No checkpoint was saved yet; nothing was written."
+    return f"The checkpoint of epoch {json.loads(state.read_text())['epoch']} is in {directory} (kept)."
+
+
+def save_checkpoint(model: VAE, directory: Path, state: dict) -> None:
+    """Writes the model (with optimizer state) and `state` as one folder, replaced atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with staged_dir(directory / CHECKPOINT_DIR, overwrite=True) as tmp:
+        model.save(tmp / CHECKPOINT)
+        atomic_write_text(tmp / STATE, json.dumps(state, indent=1))
+
+
+def has_checkpoint(directory: Path) -> bool:
+    return (Path(directory) / CHECKPOINT_DIR / STATE).is_file()
+
+
+def load_checkpoint(directory: Path) -> tuple[VAE, dict]:
+    folder = Path(directory) / CHECKPOINT_DIR
+    state = json.loads((folder / STATE).read_text())
+    model = keras.saving.load_model(folder / CHECKPOINT)
+    return model, state
+
+
+def start_or_resume(model: VAE, recipe: Recipe, directory: Path, resume: bool, steps: int) -> tuple[VAE, dict]:
+    """The model and training state to start from: the checkpoint in `directory` (`resume`; only
+    the recipe's `epochs` may differ), or `model` compiled per `recipe` with a fresh state
+    (refused if `directory` already holds a checkpoint)."""
+    if resume:
+        model, state = load_checkpoint(directory)
+        requested = recipe.to_dict()
+        changed = {k: (v, requested.get(k)) for k, v in state["recipe"].items()
+                   if k != "epochs" and requested.get(k) != v}
+        if changed:
+            raise InvalidArgumentError(
+                f"The checkpoint in {directory} was trained with another recipe; only `epochs` may change "
+                f"when resuming. Differences (checkpoint, requested): {changed}"
+            )
+    else:
+        if has_checkpoint(directory):
+            raise OutputExistsError(
+                f"{directory} already holds a checkpoint. Pass resume=True (--resume) to continue it, "
+                "or choose another directory."
+            )
+        compile_model(model, recipe, steps)
+        state = {"epoch": 0, "epochs": recipe.epochs, "samples_per_epoch": steps * recipe.batch_size,
+                 "wall_seconds": 0.0, "recipe": recipe.to_dict(), "log": []}
+    state["epochs"] = recipe.epochs
+    return model, state
