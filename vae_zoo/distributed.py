@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -33,7 +34,7 @@ import numpy as np
 
 from vae_zoo import data as data_lib
 from vae_zoo.checkpoints import CHECKPOINT_STEPS, EpochCheckpoint, _kept, start_or_resume
-from vae_zoo.errors import InvalidArgumentError, TrainingError
+from vae_zoo.errors import ClusterError, InvalidArgumentError, TrainingError
 from vae_zoo.io import exclusive_lock
 from vae_zoo.model import VAE, shard_rows
 from vae_zoo.recipes import Recipe, compile_model
@@ -118,7 +119,7 @@ class Watchdog:
 
     def __init__(self, cluster: Cluster, timeout: float):
         self.cluster, self.timeout = cluster, timeout
-        self.activity = "connecting to its peers"
+        self.activity = "connecting"
         self._last = time.monotonic()
         self._stop = threading.Event()
         threading.Thread(target=self._watch, daemon=True).start()
@@ -133,13 +134,18 @@ class Watchdog:
     def _watch(self):
         while not self._stop.wait(1.0):
             if time.monotonic() - self._last > self.timeout:
-                c = self.cluster
-                print(f"error: worker {c.index} of {c.size} ({c.workers[c.index]}) heard nothing from its peers "
-                      f"for {self.timeout:g} s while {self.activity}. Start every worker with the same --workers "
-                      "list (or TF_CONFIG cluster) and check each can reach the others' HOST:PORT; after a worker "
-                      "stopped, restart all with --resume to continue from the chief's last checkpoint "
-                      "(--peer-timeout sets the wait).", file=sys.stderr, flush=True)
+                print(f"error: {self.message()}", file=sys.stderr, flush=True)
                 os._exit(EXIT_CODE)
+
+    def message(self) -> str:
+        return _no_answer(self.cluster, self.timeout, self.activity)
+
+
+def _no_answer(c: Cluster, timeout: float, activity: str) -> str:
+    return (f"worker {c.index} of {c.size} ({c.workers[c.index]}) heard nothing from its peers for {timeout:g} s "
+            f"while {activity}. Start every worker with the same --workers list (or TF_CONFIG cluster) and check "
+            "each can reach the others' HOST:PORT; after a worker stopped, restart all with --resume to continue "
+            "from the chief's last checkpoint (--peer-timeout sets the wait).")
 
 
 _connected: dict = {}
@@ -154,16 +160,70 @@ def connect(cluster: Cluster, timeout: float = DEFAULT_TIMEOUT):
             raise InvalidArgumentError("This process already joined another cluster.")
         return _connected["strategy"]
     os.environ["TF_CONFIG"] = cluster.tf_config()
+    _rendezvous(cluster, timeout)
     watchdog = Watchdog(cluster, timeout)
     import tensorflow as tf
 
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(
-        communication_options=tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.RING))
-    _all_reduce(strategy, [tf.zeros([1])])  # a barrier: every peer is up
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(
+                implementation=tf.distribute.experimental.CommunicationImplementation.RING))
+        _all_reduce(strategy, [tf.zeros([1])])  # a barrier: every peer is up
+    except (tf.errors.OpError, RuntimeError) as e:
+        watchdog.stop()
+        raise ClusterError(f"{watchdog.message()} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     watchdog.kick("training")
     _connected.update(cluster=cluster, strategy=strategy, watchdog=watchdog)
     return strategy
+
+
+def _rendezvous(cluster: Cluster, timeout: float) -> None:
+    """Waits, with a deadline, until every worker is up: each listens on its own port and
+    contacts every peer's; it stops listening once it reached all peers and all reached it (so
+    no peer can still need it), and the port is free for TensorFlow's server. (TensorFlow's own
+    start-up waits without a bound and blocks Python meanwhile.)
+
+    Raises:
+        ClusterError: some peer did not answer within `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    host, port = cluster.workers[cluster.index].rsplit(":", 1)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("" if host not in ("localhost", "127.0.0.1") else host, int(port)))
+    except OSError as e:
+        raise ClusterError(f"worker {cluster.index} cannot listen on {cluster.workers[cluster.index]}: {e}. "
+                           "Give it a free port in --workers.") from None
+    listener.listen(cluster.size)
+    listener.settimeout(0.1)
+    heard_from, reached = set(), set()
+    peers = [i for i in range(cluster.size) if i != cluster.index]
+    try:
+        while len(heard_from) < len(peers) or len(reached) < len(peers):
+            if time.monotonic() > deadline:
+                missing = sorted(set(peers) - reached | set(peers) - heard_from)
+                raise ClusterError(_no_answer(cluster, timeout, "connecting") + " Not answering: " +
+                                   ", ".join(cluster.workers[i] for i in missing) + ".")
+            try:
+                conn, _ = listener.accept()
+                with conn:  # the peer sends its index and closes first
+                    conn.settimeout(5)
+                    message = b"".join(iter(lambda: conn.recv(64), b""))
+                    if message.startswith(b"vae-zoo "):
+                        heard_from.add(int(message.split()[1]))
+            except (TimeoutError, OSError, ValueError):
+                pass
+            for i in set(peers) - reached:
+                peer_host, peer_port = cluster.workers[i].rsplit(":", 1)
+                try:
+                    with socket.create_connection((peer_host, int(peer_port)), timeout=0.5) as conn:
+                        conn.sendall(f"vae-zoo {cluster.index}".encode())
+                    reached.add(i)
+                except OSError:
+                    pass
+    finally:
+        listener.close()
 
 
 def _all_reduce(strategy, tensors):
@@ -245,6 +305,8 @@ def fit(model: VAE, x_train, recipe: Recipe, directory: str | os.PathLike, binar
     Returns:
         The trained model, and on the chief the training state (None on other workers).
     """
+    import tensorflow as tf
+
     strategy = connect(cluster, timeout)
     watchdog = _connected["watchdog"]
     if type(model) is not VAE:
@@ -277,22 +339,33 @@ def fit(model: VAE, x_train, recipe: Recipe, directory: str | os.PathLike, binar
             callback = EpochCheckpoint(directory, state, evaluate, evaluate_at, report=report,
                                        save_every=max(1, CHECKPOINT_STEPS // steps))
             callback.set_model(model)
-        batches = iter(ds)
-        for epoch in range(epoch, recipe.epochs):
-            totals = np.zeros(3)
-            for _ in range(steps):
-                stats = step(next(batches)).numpy()
-                watchdog.kick()
-                if not np.isfinite(stats[0]):
-                    raise TrainingError(
-                        f"Training diverged: the loss is {stats[0]} at step {int(model.optimizer.iterations)}. "
-                        f"{_kept(directory) if cluster.is_chief else ''} Try a lower learning rate (--lr).")
-                totals += stats
-            if callback is not None:
-                watchdog.kick("the chief evaluated and saved a checkpoint")
-                callback.on_epoch_end(epoch, {"elbo": totals[1] / steps, "kl": totals[2] / steps})
-            watchdog.kick("training")
+        try:
+            _train(model, ds, step, steps, epoch, recipe.epochs, callback, watchdog, directory, cluster)
+        except tf.errors.OpError as e:  # a peer died mid-step (TensorFlow noticed before the watchdog)
+            raise ClusterError(f"worker {cluster.index} lost its peers during training "
+                               f"({type(e).__name__}: {str(e).splitlines()[0][:160]}). "
+                               f"{_kept(directory) if cluster.is_chief else ''} Restart every worker with --resume "
+                               "to continue from the chief's last checkpoint.") from None
     return model, state if cluster.is_chief else None
+
+
+def _train(model, ds, step, steps, epoch, epochs, callback, watchdog, directory, cluster):
+    """The epochs from `epoch` on: steps, a finite-loss check, and the chief's per-epoch callback."""
+    batches = iter(ds)
+    for epoch in range(epoch, epochs):
+        totals = np.zeros(3)
+        for _ in range(steps):
+            stats = step(next(batches)).numpy()
+            watchdog.kick()
+            if not np.isfinite(stats[0]):
+                raise TrainingError(
+                    f"Training diverged: the loss is {stats[0]} at step {int(model.optimizer.iterations)}. "
+                    f"{_kept(directory) if cluster.is_chief else ''} Try a lower learning rate (--lr).")
+            totals += stats
+        if callback is not None:
+            watchdog.kick("the chief evaluated and saved a checkpoint")
+            callback.on_epoch_end(epoch, {"elbo": totals[1] / steps, "kl": totals[2] / steps})
+        watchdog.kick("training")
 
 
 def log_likelihood(model: VAE, x: np.ndarray, num_samples: int, seed: int, cluster: Cluster,

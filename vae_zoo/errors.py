@@ -51,3 +51,7 @@ class TrainingError(VaeZooError, RuntimeError):
 
 class ParityError(VaeZooError, RuntimeError):
     """An exported graph disagrees with the Keras model beyond the tolerance."""
+
+
+class ClusterError(VaeZooError, RuntimeError):
+    """A worker of a data-parallel run could not reach, or lost, its peers."""
