@@ -19,7 +19,6 @@ numbers are for the cost of communication, not for the speed-up of separate mach
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -91,16 +90,6 @@ def keras_fit(steps: int) -> dict:
     return {"workers": "1 (Keras fit)", "samples_per_s": steps * BATCH / (time.perf_counter() - start)}
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
@@ -108,12 +97,14 @@ def main() -> None:
     parser.add_argument("--reduces", type=int, default=50)
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)  # INDEX HOST:PORT,... (internal)
     args = parser.parse_args()
+    from vae_zoo import distributed
+
     if args.worker:
         worker(int(args.worker[0]), args.worker[1].split(","), args.steps, args.reduces)
         return
     rows = []
     for n in args.workers:
-        addresses = ",".join(f"127.0.0.1:{p}" for p in free_ports(n))
+        addresses = ",".join(distributed.local_workers(n))
         procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(i), addresses, "--steps", str(args.steps),
                                    "--reduces", str(args.reduces)], stdout=subprocess.PIPE, text=True)
                  for i in range(n)]

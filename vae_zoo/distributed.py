@@ -69,6 +69,17 @@ class Cluster:
         return json.dumps({"cluster": {"worker": list(self.workers)}, "task": {"type": "worker", "index": self.index}})
 
 
+def local_workers(n: int) -> list[str]:
+    """n "127.0.0.1:PORT" addresses with ports free now, for a cluster of processes on this machine."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    return addresses
+
+
 def cluster_from(workers: list[str] | None = None, task_index: int | None = None,
                  environ: dict | None = None) -> Cluster | None:
     """The cluster given by flags (`--workers HOST:PORT ... --task-index I`) or by `TF_CONFIG` (as
