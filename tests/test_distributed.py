@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import vae_zoo
 from vae_zoo import distributed
@@ -24,9 +26,14 @@ ENV.pop("TF_CONFIG", None)
 TIME_BOUND = 300  # seconds any one process may take
 
 
-def start(args, cwd, index=None, workers=None, extra=()):
-    cluster = [] if workers is None else ["--workers", *workers, "--task-index", str(index)]
-    return subprocess.Popen([SCRIPT, *map(str, args), *cluster, *extra], cwd=cwd, env=ENV, text=True,
+def start(args, cwd, index=None, workers=None, extra=(), tf_config=False):
+    """A `vae-zoo` process; a worker of `workers` given by flags, or by TF_CONFIG (`tf_config`)."""
+    env, cluster = ENV, []
+    if workers is not None and tf_config:
+        env = {**ENV, "TF_CONFIG": distributed.Cluster(tuple(workers), index).tf_config()}
+    elif workers is not None:
+        cluster = ["--workers", *workers, "--task-index", str(index)]
+    return subprocess.Popen([SCRIPT, *map(str, args), *cluster, *extra], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -45,9 +52,9 @@ def finish(processes, bound=TIME_BOUND):
     return results
 
 
-def run_cluster(args, cwd, n, extra=()):
+def run_cluster(args, cwd, n, extra=(), tf_config=False):
     workers = distributed.local_workers(n)
-    results = finish([start(args, cwd, i, workers, extra) for i in range(n)])
+    results = finish([start(args, cwd, i, workers, extra, tf_config) for i in range(n)])
     for rc, out, err in results:
         assert rc == 0, err[-3000:]
     return results
@@ -79,7 +86,7 @@ def one_process(grey_data):
 
 @pytest.mark.parametrize("n", [2, 3])
 def test_workers_train_the_weights_of_one_process(grey_data, one_process, n):
-    results = run_cluster(train_args(f"w{n}-out", f"w{n}"), grey_data, n)
+    results = run_cluster(train_args(f"w{n}-out", f"w{n}"), grey_data, n, tf_config=n == 3)  # flags, TF_CONFIG
     assert "Saved preset to" in results[0][1]
     assert all("the chief (worker 0) writes the preset" in out for _, out, _ in results[1:])
     # 54 steps of Adam from the same seed and global batches: float summation order only
@@ -130,7 +137,10 @@ def test_sharded_evaluation_equals_one_process(tmp_path):
     one = subprocess.run([SCRIPT, *args], env=ENV, text=True, capture_output=True, timeout=TIME_BOUND)
     assert one.returncode == 0, one.stderr[-3000:]
     results = run_cluster(args, tmp_path, 3)
-    assert json.loads(results[0][1]) == json.loads(one.stdout)
+    many, single = json.loads(results[0][1]), json.loads(one.stdout)
+    for metrics in (many, single):
+        metrics["test_log_likelihood"].pop("seconds")  # wall time, the one thing that differs
+    assert many == single
     assert results[1][1].startswith("Worker 1 done")
 
 
@@ -187,3 +197,36 @@ def test_finetune_across_workers_equals_one_process(tmp_path):
     cards = [json.loads((tmp_path / name / "card.json").read_text()) for name in ("one", "two")]
     assert cards[0]["metrics"]["source_preset_test_log_likelihood"] == \
         cards[1]["metrics"]["source_preset_test_log_likelihood"]
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-3, 70000) | st.text(max_size=12),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                        max_size=3), max_leaves=8)
+tf_configs = st.fixed_dictionaries({"cluster": st.dictionaries(st.sampled_from(["chief", "worker", "ps"]),
+                                                               st.lists(st.text(max_size=12) | json_values, max_size=3)
+                                                               | json_values),
+                                    "task": st.fixed_dictionaries({"type": st.sampled_from(["chief", "worker", "ps"])
+                                                                   | json_values, "index": json_values})}) | json_values
+
+
+@settings(max_examples=300, deadline=None)
+@given(config=tf_configs, raw=st.booleans())
+def test_any_tf_config_is_a_cluster_or_a_one_line_error(config, raw):
+    text = str(config) if raw else json.dumps(config)
+    try:
+        cluster = distributed.cluster_from(environ={"TF_CONFIG": text})
+    except InvalidArgumentError as e:
+        assert "\n" not in str(e)
+        return
+    assert cluster is None or (0 <= cluster.index < cluster.size and all(":" in w for w in cluster.workers))
+
+
+@settings(max_examples=200, deadline=None)
+@given(workers=st.lists(st.text(max_size=20), min_size=1, max_size=4), index=st.integers(-2, 5))
+def test_any_worker_flags_are_a_cluster_or_a_one_line_error(workers, index):
+    try:
+        cluster = distributed.cluster_from(workers, index, environ={})
+    except InvalidArgumentError as e:
+        assert "\n" not in str(e)
+        return
+    assert cluster is None or 0 <= cluster.index < cluster.size

@@ -105,7 +105,7 @@ def cluster_from(workers: list[str] | None = None, task_index: int | None = None
             index = int(task["index"]) + (len(jobs.get("chief", [])) if task["type"] == "worker" else 0)
             if task["type"] not in ("chief", "worker"):
                 raise ValueError(f"task type {task['type']!r}")
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise InvalidArgumentError(
                 f"TF_CONFIG is not a cluster of chief/worker tasks ({e}). Expected e.g. "
                 '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}'
@@ -113,12 +113,12 @@ def cluster_from(workers: list[str] | None = None, task_index: int | None = None
     else:
         return None
     for address in addresses:
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
+        host, _, port = address.rpartition(":") if isinstance(address, str) else ("", "", "")
+        if not host or not (port.isdigit() and port.isascii() and 0 < int(port) < 65536):
             raise InvalidArgumentError(f"A worker address must be HOST:PORT. Received: {address!r}")
     if len(set(addresses)) != len(addresses):
-        raise InvalidArgumentError(f"Worker addresses repeat: {', '.join(addresses)}")
-    if not 0 <= index < len(addresses):
+        raise InvalidArgumentError(f"Worker addresses repeat: {', '.join(map(repr, addresses))}")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(addresses):
         raise InvalidArgumentError(f"The task index must be in 0..{len(addresses) - 1} for {len(addresses)} "
                                    f"workers. Received: {index}")
     return Cluster(addresses, index) if len(addresses) > 1 else None
