@@ -91,7 +91,8 @@ def test_an_mcem_step_is_one_hmc_transition_of_the_batch_chains_then_five_decode
     ds = tf.data.Dataset.from_tensors((x_all[index], index))
     model.fit(ds, epochs=1, verbose=0)
     after = model.chains.numpy()
-    np.testing.assert_allclose(after[index], z.numpy(), rtol=1e-6)  # the batch's chains took the HMC step
+    np.testing.assert_allclose(after[index], z.numpy(), rtol=1e-6, atol=1e-6)  # the batch's chains took the HMC step
+    # (atol: compiled fit vs the eager step differ by float32 rounding, 1.5e-8 seen on an entry of 6e-4)
     others = np.setdiff1d(np.arange(20), index)
     np.testing.assert_array_equal(after[others], chains[others])  # no other chain moved
     factor = 1.01 if float(acceptance) > 0.9 else 1 / 1.01

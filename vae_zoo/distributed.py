@@ -310,8 +310,9 @@ def fit(model: VAE, x_train, recipe: Recipe, directory: str | os.PathLike, binar
 
     Every worker runs this with the same arguments; each reads its share of `x_train` (its slice
     of every batch of an array; its own files of `Shards`). The chief checkpoints into
-    `directory` (every epoch, and at evaluations), evaluates and logs; a rerun with `resume`
-    continues from its last checkpoint.
+    `directory` as `fit_with_checkpoints` does (every epoch, or every few for short epochs, at
+    evaluations and at the end), evaluates and logs; a rerun with `resume` continues from its
+    last checkpoint.
 
     Returns:
         The trained model, and on the chief the training state (None on other workers).
