@@ -164,8 +164,12 @@ _connected: dict = {}
 
 def connect(cluster: Cluster, timeout: float = DEFAULT_TIMEOUT):
     """Joins the cluster (once per process, before any other TensorFlow work: collectives are
-    configured at startup) and returns the strategy; a peer that does not answer within
-    `timeout` seconds ends the process with a one-line error (see `Watchdog`)."""
+    configured at startup) and returns the strategy.
+
+    Raises:
+        ClusterError: a peer did not answer within `timeout` seconds (`_rendezvous`); later
+            silences of that length end the process with a one-line error (`Watchdog`).
+    """
     if _connected:
         if _connected["cluster"] != cluster:
             raise InvalidArgumentError("This process already joined another cluster.")
