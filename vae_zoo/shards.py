@@ -28,7 +28,8 @@ FORMAT = "vae-zoo shards 1"
 HELDOUT = "heldout.tfrecord"
 RECORD_OVERHEAD = 16  # TFRecord framing per record: length (8), its CRC (4), data CRC (4)
 RECORD_IMAGES = 100  # images per record: one write per 100 images keeps writing fast
-SHUFFLE_BUFFER = 10_000  # images held for shuffling (~8 MB of 28x28 images)
+SHUFFLE_BUFFER = 10_000  # images held for shuffling (~8 MB of 28x28 images), as whole records
+SHUFFLE_GROUP = 10  # records whose images are mixed together before batching
 
 
 def is_shards(path: str | os.PathLike) -> bool:
@@ -213,8 +214,9 @@ class Shards:
                       first_epoch: int = 0, epochs: int | None = None, worker: tuple[int, int] = (0, 1)):
         """Shuffled training minibatches streamed from the shards, a pure function of (seed, epoch),
         like `data.train_dataset`: every epoch reads the files in a new seeded order, four at a
-        time, interleaved record by record, through a shuffle buffer of SHUFFLE_BUFFER images, and
-        drops the last partial batch; so a resumed run sees the same batches.
+        time, interleaved record by record; shuffles whole records in a buffer of SHUFFLE_BUFFER
+        images, permutes the images of every SHUFFLE_GROUP records together, and drops the last
+        partial batch; so a resumed run sees the same batches.
 
         With `worker` = (i, count), worker i reads only its own files (i, i + count, ...) and
         yields batches of batch_size / count images; every worker makes as many steps per epoch
@@ -244,12 +246,21 @@ class Shards:
             records = tf.data.Dataset.from_tensor_slices(tf.gather(files, order)).interleave(
                 lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 20), cycle_length=4, block_length=1,
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            images = records.map(lambda r: tf.reshape(tf.io.decode_raw(r, tf.uint8), [-1, dim])).unbatch()
-            # A fixed op seed (a tensor seed fails under AutoGraph): each epoch's shuffle is the
-            # same function of its input, which differs by epoch through the file order.
-            images = images.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=False)
-            batches = images.batch(batch_size, drop_remainder=True).take(steps)
+            records = records.map(lambda r: tf.reshape(tf.io.decode_raw(r, tf.uint8), [-1, dim]))
+            # Shuffled a record (RECORD_IMAGES images) at a time, then within groups of
+            # SHUFFLE_GROUP records: tf.data does per-record, not per-image, work. A fixed op seed
+            # (a tensor seed fails under AutoGraph): each epoch's shuffle is the same function of
+            # its input, which differs by epoch through the file order.
+            records = records.shuffle(SHUFFLE_BUFFER // RECORD_IMAGES, seed=seed, reshuffle_each_iteration=False)
+            groups = records.rebatch(SHUFFLE_GROUP * RECORD_IMAGES).enumerate().map(
+                lambda g, images: mix(images, key, g), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            batches = groups.rebatch(batch_size, drop_remainder=True).take(steps)
             return batches.enumerate().map(lambda i, raw: decode(raw, key, i), num_parallel_calls=tf.data.AUTOTUNE)
+
+        def mix(images, key, g):
+            fold_in = tf.random.experimental.stateless_fold_in
+            group_key = fold_in(fold_in(key, 0), g)  # batches use fold_in(key, i + 1)
+            return tf.gather(images, tf.argsort(tf.random.stateless_uniform([tf.shape(images)[0]], seed=group_key)))
 
         def decode(pixels, key, i):
             x = tf.cast(pixels, tf.float32) / 255.0
