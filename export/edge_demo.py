@@ -3,11 +3,12 @@
 Samples z ~ N(0, I), decodes them to a PNG grid, and reconstructs a few given
 images through encoder + decoder. TensorFlow is not needed (nor imported).
 
-    python export/edge_demo.py --model mnist-z20 -o demo.png [--images images.npy] [-n 64] [--seed 0]
+    python export/edge_demo.py --model mnist-z20 -o demo.png [--quantized int8-dynamic] [--images images.npy]
 
 `--model` names a folder under export/ (or any folder written by `vae-zoo export`
-with encoder.onnx and decoder.onnx). Every file is checked against the sha256 in
-its manifest.json before it runs. `--images` is a .npy array of shape (n, D) or
+with encoder.onnx and decoder.onnx). `--quantized MODE` runs decoder.MODE.onnx (and
+encoder.MODE.onnx where the folder has one) instead of the float32 graphs. Every file
+is checked against the sha256 in its manifest.json before it runs. `--images` is a .npy array of shape (n, D) or
 (n, height, width) with pixels in [0, 1]; without it the demo reconstructs some of
 its own samples. Bad input exits with status 2 and one line naming the problem.
 """
@@ -43,8 +44,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def verify(folder: Path) -> None:
-    """Checks encoder.onnx and decoder.onnx of `folder` against the manifest.json that lists them
+def verify(folder: Path, names: tuple[str, ...] = ("encoder.onnx", "decoder.onnx")) -> None:
+    """Checks the graphs `names` of `folder` against the manifest.json that lists them
     (the folder's own, or the bundle's one level up)."""
     for manifest_path in (folder / "manifest.json", folder.parent / "manifest.json"):
         if not manifest_path.is_file():
@@ -52,7 +53,7 @@ def verify(folder: Path) -> None:
         manifest = json.loads(manifest_path.read_text())
         entries = manifest["presets"].values() if "presets" in manifest else [manifest]
         recorded = {(manifest_path.parent / a["file"]).resolve(): a["sha256"] for e in entries for a in e["artifacts"]}
-        for name in ("encoder.onnx", "decoder.onnx"):
+        for name in names:
             path = (folder / name).resolve()
             if path not in recorded:
                 break
@@ -61,8 +62,8 @@ def verify(folder: Path) -> None:
                                 f"{manifest_path}. Restore it or export again (vae-zoo export).")
         else:
             return
-    raise DemoError(f"No manifest.json lists {folder}/encoder.onnx and decoder.onnx, so they cannot be verified. "
-                    "Use a folder written by vae-zoo export.")
+    raise DemoError(f"No manifest.json lists {' and '.join(f'{folder}/{n}' for n in names)}, so they cannot be "
+                    "verified. Use a folder written by vae-zoo export.")
 
 
 def read_images(path: Path, input_dim: int, shape: tuple[int, int]) -> np.ndarray:
@@ -128,6 +129,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="mnist-z20", help="folder with encoder.onnx and decoder.onnx")
     parser.add_argument("-o", "--output", type=Path, default=Path("edge_demo.png"))
+    parser.add_argument("--quantized", metavar="MODE", help="run decoder.MODE.onnx (e.g. int8-dynamic, float16)")
     parser.add_argument("--images", type=Path, help=".npy array (n, D), pixels in [0, 1], to reconstruct")
     parser.add_argument("-n", type=positive_int, default=64, help="number of samples")
     parser.add_argument("--seed", type=non_negative_int, default=0)
@@ -140,15 +142,28 @@ def main(argv=None) -> int:
         return 2
 
 
-def run(args) -> int:
-    folder = Path(args.model) if Path(args.model).is_dir() else HERE / args.model
+def graph_names(folder: Path, quantized: str | None) -> tuple[str, str]:
+    """The encoder and decoder files to run: float32, or the `quantized` decoder (and encoder,
+    where the folder has one) beside a float32 encoder."""
     if not (folder / "decoder.onnx").is_file() or not (folder / "encoder.onnx").is_file():
         raise DemoError(f"no encoder.onnx and decoder.onnx in {folder}")
+    if quantized is None:
+        return "encoder.onnx", "decoder.onnx"
+    decoder = f"decoder.{quantized}.onnx"
+    if not (folder / decoder).is_file():
+        modes = sorted(p.name[len("decoder."):-len(".onnx")] for p in folder.glob("decoder.*.onnx"))
+        raise DemoError(f"no {decoder} in {folder}. Quantized decoders there: {', '.join(modes) or 'none'}.")
+    encoder = f"encoder.{quantized}.onnx"
+    return (encoder if (folder / encoder).is_file() else "encoder.onnx"), decoder
+
+
+def run(args) -> int:
+    folder = Path(args.model) if Path(args.model).is_dir() else HERE / args.model
+    names = graph_names(folder, args.quantized)
     if args.output.exists() and not args.overwrite:
         raise DemoError(f"{args.output} exists. Choose another name or pass --overwrite.")
-    verify(folder)
-    encoder = ort.InferenceSession(str(folder / "encoder.onnx"), providers=["CPUExecutionProvider"])
-    decoder = ort.InferenceSession(str(folder / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    verify(folder, names)
+    encoder, decoder = (ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"]) for name in names)
     latent_dim = decoder.get_inputs()[0].shape[1]
     input_dim = encoder.get_inputs()[0].shape[1]
     shape = IMAGE_SHAPES[input_dim]
@@ -170,8 +185,8 @@ def run(args) -> int:
     pairs = np.stack([x, recon], axis=1).reshape(-1, input_dim)
     grid = np.concatenate([samples, padding, pairs])
     write_png(tile(grid, shape, columns), args.output)
-    print(json.dumps({"model": str(folder), "samples": len(samples), "reconstructions": len(x),
-                      "output": str(args.output)}))
+    print(json.dumps({"model": str(folder), "graphs": list(names), "samples": len(samples),
+                      "reconstructions": len(x), "output": str(args.output)}))
     return 0
 
 

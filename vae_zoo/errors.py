@@ -53,5 +53,9 @@ class ParityError(VaeZooError, RuntimeError):
     """An exported graph disagrees with the Keras model beyond the tolerance."""
 
 
+class QualityGateError(VaeZooError, RuntimeError):
+    """A quantized graph loses more log-likelihood than the export allows; nothing was written."""
+
+
 class ClusterError(VaeZooError, RuntimeError):
     """A worker of a data-parallel run could not reach, or lost, its peers."""

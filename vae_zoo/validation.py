@@ -39,10 +39,13 @@ def check_seed(name: str, value, allow_none: bool = True) -> int | None:
     return int(value)
 
 
-def check_positive_float(name: str, value) -> float:
-    """Returns `value` as a float if it is a finite number > 0 (a rate, a scale)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < value < float("inf")):
-        raise InvalidArgumentError(f"`{name}` must be a finite number > 0. Received: {name}={value!r}")
+def check_positive_float(name: str, value, allow_zero: bool = False) -> float:
+    """Returns `value` as a float if it is a finite number > 0 (a rate, a scale), or >= 0 if
+    `allow_zero` (a threshold)."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not number or not (value >= 0 if allow_zero else value > 0) or not value < float("inf"):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidArgumentError(f"`{name}` must be a finite number {bound}. Received: {name}={value!r}")
     return float(value)
 
 
