@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vae_zoo import registry
+from vae_zoo import quantization, registry
 from vae_zoo.io import tree_sha256
 
 BUNDLE = Path(__file__).resolve().parents[1] / "export"
@@ -30,10 +30,27 @@ def test_bundle_covers_every_shipped_preset_with_current_weights():
 
 def test_every_file_matches_its_sha256_and_parity():
     for entry in manifest()["presets"].values():
-        assert {(a["part"], a["format"]) for a in entry["artifacts"]} == {("encoder", "onnx"), ("decoder", "onnx")}
+        floats = [a for a in entry["artifacts"] if "quantize" not in a]
+        assert {(a["part"], a["format"]) for a in floats} == {("encoder", "onnx"), ("decoder", "onnx")}
         for artifact in entry["artifacts"]:
             assert tree_sha256(BUNDLE / artifact["file"]) == artifact["sha256"], artifact["file"]
+        for artifact in floats:
             assert artifact["max_abs_error"] <= 1e-5 and artifact["opset"] <= 18
+
+
+def test_quantized_decoders_are_shipped_exactly_where_they_cost_little():
+    for name, entry in manifest()["presets"].items():
+        results = entry["quality"]["results"]["onnx"]
+        assert entry["quality"]["protocol"]["log_px"].startswith("importance-weighted, k = 1000")
+        shipped = {a["quantize"] for a in entry["artifacts"] if "quantize" in a}
+        assert all(a["part"] == "decoder" for a in entry["artifacts"] if "quantize" in a)
+        refused = {n["file"].split(".")[1] for n in entry["not_shipped"]}
+        assert shipped | refused == {"float16", "int8-dynamic", "int8-static"} and not shipped & refused
+        for mode in shipped:
+            assert results[mode]["pair"]["log_px_drop"]["mean"] <= quantization.MAX_DROP, (name, mode)
+        for mode in refused:
+            assert results[mode]["pair"]["log_px_drop"]["mean"] > quantization.MAX_DROP, (name, mode)
+        assert "float16" in shipped, name  # float16 costs ~nothing everywhere
 
 
 def test_edge_demo_runs_without_tensorflow(tmp_path):
@@ -52,6 +69,17 @@ def test_edge_demo_runs_without_tensorflow(tmp_path):
     assert report["samples"] == 32 and report["reconstructions"] == 5
     image = Image.open(out)
     assert image.mode == "L" and image.size == ((16 * 29 + 1) * 3, (3 * 29 + 1) * 3)
+
+
+def test_edge_demo_runs_a_quantized_decoder(tmp_path):
+    out = tmp_path / "q.png"
+    result = subprocess.run([sys.executable, str(BUNDLE / "edge_demo.py"), "--model", "mnist-z20", "--quantized",
+                             "int8-dynamic", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["graphs"] == ["encoder.onnx", "decoder.int8-dynamic.onnx"] and out.exists()
+    result = subprocess.run([sys.executable, str(BUNDLE / "edge_demo.py"), "--model", "mnist-z20", "--quantized",
+                             "int4", "-o", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "no decoder.int4.onnx" in result.stderr and "float16" in result.stderr
 
 
 def test_tampered_bundle_is_refused_by_verify_and_the_demo(tmp_path):

@@ -517,8 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the ONNX encoder and decoder of every shipped preset (the edge bundle) to OUTPUT, and "
                         "with --quantize the quantized decoders that pass the quality gate")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder to create")
-    p.add_argument("--format", nargs="+", default=["saved_model", "onnx", "tflite"],
-                   help="any of saved_model, onnx, tflite (default: all)")
+    p.add_argument("--format", nargs="+",
+                   help="any of saved_model, onnx, tflite (default: all; with --quantize: onnx tflite)")
     p.add_argument("--part", nargs="+", default=["encoder", "decoder"],
                    help="any of encoder, decoder, sampling_encoder (default: encoder decoder)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")

@@ -119,7 +119,7 @@ def _io_spec(fn) -> tuple[dict, dict]:
 def export(
     model_or_name: VAE | str,
     out_dir: str | os.PathLike,
-    formats=FORMATS,
+    formats=None,
     parts=("encoder", "decoder"),
     overwrite: bool = False,
     tolerance: float = TOLERANCE,
@@ -137,7 +137,8 @@ def export(
         model_or_name: a `VAE`, a preset name or a preset folder.
         out_dir: folder to create (refused if it exists and is not empty,
             unless `overwrite`).
-        formats: any of "saved_model", "onnx", "tflite".
+        formats: any of "saved_model", "onnx", "tflite" (default: all three, or the two that
+            can be quantized when `quantize` asks for a quantized mode).
         parts: any of "encoder", "decoder", "sampling_encoder".
         overwrite: replace an existing non-empty `out_dir`.
         tolerance: the largest max abs difference from Keras accepted (float32 graphs).
@@ -166,11 +167,11 @@ def export(
         ParityError: a float32 graph differs from Keras by more than `tolerance`.
         QualityGateError: a quantized pair loses more than `max_drop` nats of log p(x).
     """
-    formats = check_choices("formats", formats, FORMATS, "format")
-    parts = check_choices("parts", parts, PARTS, "part")
     modes = check_choices("quantize", quantize, quantization.MODES, "quantization mode")
-    quantization.check_supported(modes, formats, parts)
     quantized = [m for m in modes if m != "none"]
+    formats = check_choices("formats", formats or (quantization.FORMATS if quantized else FORMATS), FORMATS, "format")
+    parts = check_choices("parts", parts, PARTS, "part")
+    quantization.check_supported(modes, formats, parts)
     if quantized:
         max_drop = None if max_drop is None else check_positive_float("max_drop", max_drop, allow_zero=True)
         quality_k = check_positive_int("quality_k", quality_k)
@@ -352,7 +353,7 @@ def _evaluation_data(model: VAE, path, seed: int, modes) -> dict:
         train, test, split = source.split(0.1, seed)
         if isinstance(train, shards.Shards):
             train = train.head(CALIBRATION_SIZE * 10)
-        described = {"data": source.describe(), "test_set": f"held out: {split}"}
+        described = {"data": source.describe(), "test_set": split.split(";")[0] + "; calibration rows from the rest"}
         if model.is_binary:
             test = data_lib.binarize(test, seed + 1)
             described["test_set"] += f"; binarized with numpy default_rng({seed + 1})"

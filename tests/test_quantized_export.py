@@ -1,0 +1,169 @@
+"""Quantized exports: every mode runs in its runtime under the declared names at any batch size,
+is as small as int8 or float16 should be, measures its cost reproducibly through the graphs, and
+is refused by the quality gate or by bad arguments with nothing written."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from test_cli import vae_zoo as run_cli
+
+import vae_zoo
+from vae_zoo import exporters, quantization
+from vae_zoo.errors import InvalidArgumentError, QualityGateError
+from vae_zoo.io import tree_sha256
+
+MODES = ("float16", "int8-dynamic", "int8-static")
+QUICK = dict(quality_k=20, quality_points=50)  # the protocol is k = 1000 on 1,000 images; tests need less
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quantized") / "mnist-z2"
+    manifest = exporters.export("mnist-z2", out, formats=("onnx", "tflite"), quantize=("none", *MODES),
+                                max_drop=None, **QUICK)
+    return out, manifest
+
+
+def _run(fmt, path, inputs):
+    """The graph in its own runtime, by the names it declares."""
+    if fmt == "onnx":
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == list(inputs)
+        assert all(i.shape[0] == "batch" for i in session.get_inputs())  # a dynamic batch dimension
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, inputs)))
+    runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+    return runner(**inputs)
+
+
+def test_every_mode_runs_in_its_runtime_with_the_declared_names_at_any_batch(quantized):
+    out, manifest = quantized
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    graphs = [a for a in manifest["artifacts"] if "quantize" in a]
+    assert {(a["format"], a["quantize"], a["part"]) for a in graphs} == {
+        (f, m, p) for f in ("onnx", "tflite") for m in MODES for p in ("encoder", "decoder")}
+    rng = np.random.default_rng(0)
+    for a in graphs:
+        assert a["file"] == f"{a['part']}.{a['quantize']}.{a['format']}" and a["sha256"] == tree_sha256(out / a["file"])
+        for n in (1, 7):
+            inputs = {name: (rng.random((n, shape[1]), dtype=np.float32) if name == "x"
+                             else rng.standard_normal((n, shape[1]), dtype=np.float32))
+                      for name, shape in a["inputs"].items()}
+            got = _run(a["format"], out / a["file"], inputs)
+            assert set(got) == set(a["outputs"]), a["file"]
+            for name, shape in a["outputs"].items():
+                assert got[name].shape == (n, shape[1]) and got[name].dtype == np.float32
+                assert np.isfinite(got[name]).all()
+
+
+def test_int8_decoders_are_at_least_3_5x_smaller_and_float16_ones_about_2x(quantized):
+    out, manifest = quantized
+    for a in manifest["artifacts"]:
+        if a.get("quantize") and a["part"] == "decoder":
+            ratio = a["float32_size_bytes"] / (out / a["file"]).stat().st_size
+            assert ratio == pytest.approx(a["smaller_by"], abs=0.01)
+            if a["quantize"] == "float16":
+                assert 1.9 <= ratio <= 2.1, a["file"]
+            else:
+                assert ratio >= 3.5, a["file"]
+
+
+def test_the_manifest_records_what_each_graph_costs(quantized):
+    _, manifest = quantized
+    quality = manifest["quality"]
+    assert quality["protocol"]["log_px"] == "importance-weighted, k = 20, the first 50 test images"
+    assert quality["calibration_set"]["size"] == 1000 and quality["calibration_set"]["seed"] == 0
+    assert quality["test_set"].startswith("the 10000 mnist test images")
+    for fmt in ("onnx", "tflite"):
+        results = quality["results"][fmt]
+        for mode in MODES:
+            for kind in ("pair", "decoder_only"):
+                entry = results[mode][kind]
+                assert set(entry) == {"elbo_B", "log_px", "elbo_B_drop", "log_px_drop"}
+                assert entry["log_px_drop"]["mean"] == pytest.approx(
+                    results["float32"]["log_px"]["mean"] - entry["log_px"]["mean"], abs=2e-3)
+        assert abs(results["float16"]["pair"]["log_px_drop"]["mean"]) < 0.05  # float16 costs ~nothing
+    for a in (a for a in manifest["artifacts"] if "quantize" in a):
+        assert a["difference_from_float32"]["max_abs"] >= a["difference_from_float32"]["mean_abs"] > 0
+        for speed in (a["speed"], a["float32_speed"]):
+            assert speed["batch1_p99_ms"] >= speed["batch1_p50_ms"] > 0 and speed["batch256_per_s"] > 0
+
+
+def test_rerunning_the_measurement_reproduces_the_quality_numbers(quantized, tmp_path):
+    _, manifest = quantized
+    again = exporters.export("mnist-z2", tmp_path / "again", formats="tflite", quantize="int8-dynamic",
+                             max_drop=None, **QUICK)
+    assert again["quality"]["results"]["tflite"] == {
+        k: manifest["quality"]["results"]["tflite"][k] for k in ("float32", "int8-dynamic")}
+
+
+def test_the_quality_gate_refuses_at_zero_giving_the_measured_drop(tmp_path):
+    with pytest.raises(QualityGateError, match=r"int8-static onnx decoder lower the test log p\(x\) by [0-9.]+ \+- "
+                                               r"[0-9.]+ nats per image .* more than max_drop=0\. Nothing was written"):
+        exporters.export("mnist-z2", tmp_path / "out", formats="onnx", parts="decoder", quantize="int8-static",
+                         max_drop=0, **QUICK)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(quantize="int4"), "Unknown quantization mode.*int4.*Available: none, float16, int8-dynamic, int8-static"),
+    (dict(formats="saved_model", quantize="float16"), "saved_model cannot be quantized.*formats onnx, tflite"),
+    (dict(formats="onnx", parts="sampling_encoder", quantize="int8-dynamic"), "parts encoder and decoder"),
+    (dict(formats="onnx", quantize="int8-static", max_drop=-1.0), "`max_drop` must be a finite number >= 0"),
+    (dict(formats="onnx", quantize="int8-static", max_drop=float("nan")), "`max_drop` must be a finite number"),
+    (dict(formats="onnx", quantize="int8-static"),
+     "need images to calibrate int8-static graphs.*no data set of the zoo fits this model.*Pass data=PATH"),
+])
+def test_bad_quantization_requests_are_refused_naming_the_choices(tmp_path, kwargs, message):
+    model = vae_zoo.VAE(input_dim=64, latent_dim=2, hidden_units=8, seed=0)  # no zoo data set has 64 pixels
+    with pytest.raises(InvalidArgumentError, match=message):
+        exporters.export(model, tmp_path / "out", **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_of_your_own_data_is_calibrated_and_measured_on_it(tmp_path):
+    images = np.random.default_rng(0).random((300, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "faces.npy", images)
+    model = vae_zoo.VAE(input_dim=64, latent_dim=2, hidden_units=8, likelihood="gaussian", seed=0)
+    manifest = exporters.export(model, tmp_path / "out", formats="onnx", quantize="int8-static",
+                                data=tmp_path / "faces.npy", max_drop=None, **QUICK)
+    quality = manifest["quality"]
+    assert quality["data"]["source"] == str(tmp_path / "faces.npy") and quality["data"]["examples"] == 300
+    assert quality["test_set"].startswith("held out: the last 30 of numpy default_rng(0).permutation(300)")
+    assert quality["calibration_set"]["size"] == 270
+    with pytest.raises(InvalidArgumentError, match="holds images of 64 pixels; the model takes 784"):
+        exporters.export("mnist-z2", tmp_path / "x", formats="onnx", quantize="float16",
+                         data=tmp_path / "faces.npy")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(modes=st.lists(st.one_of(st.sampled_from(quantization.MODES), st.text(max_size=12)), max_size=3),
+       formats=st.lists(st.sampled_from(exporters.FORMATS), min_size=1, max_size=3),
+       parts=st.lists(st.sampled_from(exporters.PARTS), min_size=1, max_size=3))
+def test_any_quantize_request_is_refused_before_work_or_is_valid(tmp_path, modes, formats, parts):
+    valid = modes and set(modes) <= set(quantization.MODES) and (set(modes) == {"none"} or (
+        set(formats) <= set(quantization.FORMATS) and set(parts) <= {"encoder", "decoder"}))
+    assume(not valid)
+    model = vae_zoo.VAE(input_dim=64, latent_dim=2, hidden_units=8, seed=0)
+    out = tmp_path / "never"
+    with pytest.raises(InvalidArgumentError) as info:
+        exporters.export(model, out, formats=formats, parts=parts, quantize=modes)
+    assert "\n" not in str(info.value) and not out.exists()
+
+
+def test_export_quantize_from_the_command_line(tmp_path):
+    result = run_cli("export", "mnist-z2", "--format", "onnx", "--part", "decoder", "--quantize", "int8-dynamic",
+                     "-o", tmp_path / "out", "--quality-k", "10", "--quality-points", "20")
+    assert "decoder.int8-dynamic.onnx" in result.stdout and "test log p(x) drop" in result.stdout
+    assert vae_zoo.verify(tmp_path / "out")["quality"]["max_drop"] == quantization.MAX_DROP
+    for args, message in ((("--quantize", "int4"), "Unknown quantization mode"),
+                          (("--format", "saved_model", "--quantize", "float16"), "saved_model cannot be quantized"),
+                          (("--quantize", "float16", "--max-drop", "-1"), "must be a finite number >= 0")):
+        bad = run_cli("export", "mnist-z2", "-o", tmp_path / "bad", *args, check=False)
+        assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "bad").exists()
