@@ -311,9 +311,14 @@ def cmd_export(args) -> int:
         for name, manifest in bundle["presets"].items():
             errors = ", ".join(f"{a['part']} {a['max_abs_error']:.1e}" for a in manifest["artifacts"]
                                if "quantize" not in a)
-            shipped = ", ".join(a["quantize"] for a in manifest["artifacts"] if "quantize" in a)
-            print(f"{name:<11} ONNX max abs error vs Keras: {errors}" + (
-                f"; quantized decoders: {shipped or 'none within the gate'}" if "quality" in manifest else ""))
+            print(f"{name:<11} ONNX max abs error vs Keras: {errors}")
+            if "quality" in manifest:
+                results = manifest["quality"]["results"]["onnx"]
+                shipped = {a["quantize"] for a in manifest["artifacts"] if "quantize" in a}
+                for mode in (m for m in results if m != "float32"):
+                    drop = results[mode]["pair"]["log_px_drop"]
+                    print(f"{'':<11} decoder.{mode}.onnx: test log p(x) drop {drop['mean']:.3f} +- "
+                          f"{drop['standard_error']:.3f} nats, {'shipped' if mode in shipped else 'not shipped'}")
         print(f"Wrote the ONNX bundle of {len(bundle['presets'])} presets and manifest.json to {args.output}")
         return 0
     if not args.model:

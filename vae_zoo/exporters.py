@@ -314,7 +314,8 @@ def _export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: P
                          "probe": f"differences: the first {len(probes['encoder']['x'])} test images (encoder), "
                                   f"{PROBE_ROWS} z ~ N(0, I) from default_rng({seed}) (decoder)",
                          "speed": "batch-1 latency over 300 runs and batch-256 throughput over 30 (probe rows), "
-                                  "after warm-up, in one process on this machine"},
+                                  "after warm-up, in one process on this machine, each runtime with its default "
+                                  "threads"},
             **images, "results": results}
 
 

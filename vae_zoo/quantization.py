@@ -23,7 +23,7 @@ import numpy as np
 from vae_zoo.errors import InvalidArgumentError
 
 MODES = ("none", "float16", "int8-dynamic", "int8-static")
-# The quality gate: 1 nat per image is a likelihood ratio of e, 2 to 4 standard errors of the
+# The quality gate: 1 nat per image is a likelihood ratio of e, 2 to 4.5 standard errors of the
 # MNIST cards' test log p(x) (0.22 to 0.48 nats), the resolution at which the zoo's own numbers
 # tell models apart; float16 and MNIST's int8 graphs cost far less (export/README.md).
 MAX_DROP = 1.0
