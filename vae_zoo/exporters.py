@@ -125,7 +125,7 @@ def export(
     tolerance: float = TOLERANCE,
     quantize="none",
     data: str | os.PathLike | None = None,
-    max_drop: float = quantization.MAX_DROP,
+    max_drop: float | None = quantization.MAX_DROP,
     seed: int = 0,
     quality_k: int = quantization.QUALITY_K,
     quality_points: int = quantization.QUALITY_POINTS,
@@ -169,7 +169,9 @@ def export(
     """
     modes = check_choices("quantize", quantize, quantization.MODES, "quantization mode")
     quantized = [m for m in modes if m != "none"]
-    formats = check_choices("formats", formats or (quantization.FORMATS if quantized else FORMATS), FORMATS, "format")
+    if formats is None:
+        formats = quantization.FORMATS if quantized else FORMATS
+    formats = check_choices("formats", formats, FORMATS, "format")
     parts = check_choices("parts", parts, PARTS, "part")
     quantization.check_supported(modes, formats, parts)
     if quantized:
