@@ -379,9 +379,9 @@ SAMPLE_COUNT = _number(_whole, lambda v: 0 < v <= 10**12, "a positive whole numb
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; building it imports nothing heavy, so --help is instant."""
     from vae_zoo.quantization import MAX_DROP, QUALITY_K, QUALITY_POINTS
 
-    """The argument parser; building it imports nothing heavy, so --help is instant."""
     parser = _Parser(prog="vae-zoo", description="Pretrained AEVB variational auto-encoders "
                      "(Kingma & Welling, arXiv 1312.6114).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

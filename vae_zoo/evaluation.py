@@ -15,7 +15,8 @@ from vae_zoo.validation import check_positive_int, check_seed
 TRAIN_BINARIZATION_SEED = data.TEST_BINARIZATION_SEED + 1
 
 
-def _mean_and_se(values: np.ndarray) -> dict:
+def mean_and_se(values: np.ndarray) -> dict:
+    """Mean and its standard error (std / sqrt(n)), rounded to 3 decimals (nats)."""
     return {"mean": round(float(np.mean(values)), 3),
             "standard_error": round(float(np.std(values) / np.sqrt(len(values))), 3)}
 
@@ -23,7 +24,7 @@ def _mean_and_se(values: np.ndarray) -> dict:
 def _elbo(model: VAE, x: np.ndarray, estimator: str, seed: int) -> dict:
     """Mean and standard error of the per-datapoint bound (L = 1), 1,000 datapoints at a time."""
     values = [model.elbo(x[i:i + 1000], estimator, 1, seed=seed).numpy() for i in range(0, len(x), 1000)]
-    return _mean_and_se(np.concatenate(values))
+    return mean_and_se(np.concatenate(values))
 
 
 def dataset_of(model: VAE) -> str:
@@ -91,7 +92,7 @@ def measure(model: VAE, x_test: np.ndarray, x_train: np.ndarray, k: int, seed: i
         start = time.time()
         ll = (log_likelihood(model, x_test, k, seed, verbose) if log_likelihood
               else model.log_likelihood(x_test, num_samples=k, seed=seed, verbose=verbose))
-        metrics["test_log_likelihood"] = {**_mean_and_se(ll), "k": k, "seconds": round(time.time() - start, 1)}
+        metrics["test_log_likelihood"] = {**mean_and_se(ll), "k": k, "seconds": round(time.time() - start, 1)}
     metrics["units"] = "nats per datapoint (sum over pixels)"
     metrics["test_set"] = test_set
     metrics["train_set"] = train_set

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from vae_zoo import graph_metrics, quantization, registry, runtimes, shards
+from vae_zoo import data as data_lib
+from vae_zoo import graph_metrics, quantization, registry, runtimes, shards, user_data
 from vae_zoo.errors import IntegrityError, InvalidArgumentError, ParityError, QualityGateError
+from vae_zoo.evaluation import dataset_of, mean_and_se
 from vae_zoo.io import atomic_write_text, replace_dir, staged_dir, tree_sha256
 from vae_zoo.model import VAE
 from vae_zoo.validation import check_choices, check_positive_float, check_positive_int, check_seed
@@ -323,20 +325,16 @@ def _export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: P
 
 def _summary(values: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     elbo, log_px = values
-    out = {"elbo_B": graph_metrics.mean_and_se(elbo), "log_px": graph_metrics.mean_and_se(log_px)}
+    out = {"elbo_B": mean_and_se(elbo), "log_px": mean_and_se(log_px)}
     if reference is not None:
-        out["elbo_B_drop"] = graph_metrics.mean_and_se(reference[0] - elbo)
-        out["log_px_drop"] = graph_metrics.mean_and_se(reference[1] - log_px)
+        out["elbo_B_drop"] = mean_and_se(reference[0] - elbo)
+        out["log_px_drop"] = mean_and_se(reference[1] - log_px)
     return out
 
 
 def _evaluation_data(model: VAE, path, seed: int, modes) -> dict:
     """Calibration images (up to CALIBRATION_SIZE training images, drawn with `seed`) and test
     images, binarized for Bernoulli models, with what they are."""
-    from vae_zoo import data as data_lib
-    from vae_zoo import user_data
-    from vae_zoo.evaluation import dataset_of
-
     if path is None:
         try:
             name = dataset_of(model)

@@ -71,12 +71,6 @@ def log_likelihood(encoder, decoder, likelihood: str, x: np.ndarray, k: int, see
     return np.concatenate(out)
 
 
-def mean_and_se(values: np.ndarray) -> dict:
-    """Mean and its standard error (std / sqrt(n)), in nats."""
-    return {"mean": round(float(np.mean(values)), 3),
-            "standard_error": round(float(np.std(values) / np.sqrt(len(values))), 3)}
-
-
 def differences(graph, reference, inputs: dict[str, np.ndarray]) -> dict:
     """Max and mean abs difference of every output of `graph` from `reference` on `inputs`."""
     got, expected = graph(inputs), reference(inputs)
