@@ -146,6 +146,7 @@ def test_commands_on_a_shipped_preset(tmp_path):
 
 def test_own_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
     from vae_zoo import cli
+    from vae_zoo.cli import catalog
     from vae_zoo.errors import InvalidArgumentError
 
     def user_mistake(args):
@@ -154,10 +155,10 @@ def test_own_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, caps
     def bug(args):
         raise KeyError("a bug, not a user mistake")
 
-    monkeypatch.setattr(cli, "cmd_list", user_mistake)
+    monkeypatch.setattr(catalog, "cmd_list", user_mistake)
     assert cli.main(["list"]) == 2
     assert capsys.readouterr().err.strip() == "vae-zoo list: error: `n` must be a positive int. Received: n=-5"
-    monkeypatch.setattr(cli, "cmd_list", bug)
+    monkeypatch.setattr(catalog, "cmd_list", bug)
     with pytest.raises(KeyError, match="a bug"):  # the console script prints its traceback, status 1
         cli.main(["list"])
 

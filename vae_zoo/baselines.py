@@ -31,7 +31,8 @@ import tensorflow_probability as tfp
 
 from vae_zoo import objectives
 from vae_zoo.errors import InvalidArgumentError
-from vae_zoo.model import RNG, VAE
+from vae_zoo.model import VAE
+from vae_zoo.objectives import RNG
 from vae_zoo.validation import check_positive_float, check_positive_int
 
 

@@ -36,7 +36,8 @@ from vae_zoo import data as data_lib
 from vae_zoo.checkpoints import CHECKPOINT_STEPS, EpochCheckpoint, _kept, start_or_resume
 from vae_zoo.errors import ClusterError, InvalidArgumentError, TrainingError
 from vae_zoo.io import exclusive_lock
-from vae_zoo.model import VAE, shard_rows
+from vae_zoo.marginal_likelihood import shard_rows
+from vae_zoo.model import VAE
 from vae_zoo.recipes import Recipe, compile_model
 from vae_zoo.shards import Shards
 from vae_zoo.validation import worker_batch_size

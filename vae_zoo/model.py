@@ -12,40 +12,23 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from vae_zoo import objectives, preset_format
+from vae_zoo import marginal_likelihood, objectives, saving
+from vae_zoo.checked_model import CheckedModel
 from vae_zoo.distributions import LIKELIHOODS, ConditionalDistribution, GaussianPosterior, StandardNormalPrior
 from vae_zoo.errors import InvalidArgumentError
 from vae_zoo.networks import hidden_sizes
-from vae_zoo.recipes import Recipe, make_optimizer, steps_per_execution
+from vae_zoo.objectives import RNG
 from vae_zoo.validation import (
     check_choice,
-    check_data,
-    check_dataset,
     check_latent,
     check_positive_int,
     check_seed,
-    graph_check_error,
 )
 
 tfd = tfp.distributions
 
-# Rows (samples x datapoints) pushed through the decoder at once by the
-# importance-weighted estimate; bounds its memory to a few hundred MB.
-_IW_ROWS_PER_CHUNK = 50_000
-# The fast path of `compile`: XLA, and up to this many steps per compiled call.
-STEPS_PER_EXECUTION = 50
-
-
-# The stateless random-number algorithm of all noise: Philox, the one TensorFlow's CPU kernels
-# choose. Left to "auto_select", XLA picks ThreeFry, which draws other numbers (a compiled step
-# would not reproduce an eager one) and on CPU is ~40x slower (15 ms for 100 x 784 uniforms).
-RNG = "philox"
-# Chain starts of the App. D estimate: the best of the encoder's mean and this many prior draws.
-HMC_START_DRAWS = 100
-
-
 @keras.saving.register_keras_serializable(package="vae_zoo")
-class VAE(keras.Model):
+class VAE(CheckedModel):
     """Variational auto-encoder trained by AEVB (Kingma & Welling, 2013).
 
     Encoder q(z|x): diagonal Gaussian; prior p(z) = N(0, I); decoder p(x|z):
@@ -119,7 +102,6 @@ class VAE(keras.Model):
         )
         self.prior = StandardNormalPrior(latent_dim, name="prior")
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
-        self._auto_steps_per_execution = False
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss", "elbo", "reconstruction", "kl")
         }
@@ -149,9 +131,6 @@ class VAE(keras.Model):
         self._num_samples = check_positive_int("num_samples", value)
         self._reset_compiled_functions()
 
-    def _reset_compiled_functions(self):
-        self.train_function = self.test_function = self.predict_function = None
-
     # -- distributions ---------------------------------------------------------------
 
     @property
@@ -165,11 +144,6 @@ class VAE(keras.Model):
     def decode(self, z) -> tfd.Distribution:
         """p(x|z) for z of shape (..., latent_dim); batch shape z.shape[:-1]."""
         return self.decoder(tf.constant(check_latent(z, self.latent_dim), dtype=self.compute_dtype))
-
-    def __call__(self, x, *args, **kwargs):
-        if tf.executing_eagerly():  # a direct model(x); fit/evaluate/predict check before tracing
-            x = tf.constant(self._check_x(x))
-        return super().__call__(x, *args, **kwargs)
 
     def call(self, x, training=False) -> dict[str, tf.Tensor]:
         out = self.encoder.outputs(x)
@@ -228,106 +202,26 @@ class VAE(keras.Model):
 
     def log_likelihood(self, x, num_samples: int = 5000, seed: int = 0, batch_size: int = 100,
                        verbose: bool = False, shard: tuple[int, int] = (0, 1)) -> np.ndarray:
-        """Importance-weighted estimate of log p(x) with q(z|x) as proposal, in nats.
-
-            log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i|x),   z_i ~ q(z|x)
-
-        Computed in chunks of samples so that k = 5000 fits in memory.
-
-        Args:
-            x: data, shape (n, input_dim).
-            num_samples: k, importance samples per datapoint.
-            seed: seed of the samples (same seed, same estimate).
-            batch_size: datapoints per step.
-            verbose: show a progress bar.
-            shard: (i, count): compute only the batches i, i + count, ... (worker i's share; each
-                row's estimate is the one a single process gets).
+        """Importance-weighted estimate of log p(x) with q(z|x) as proposal, in nats
+        (`marginal_likelihood.importance_weighted`, which documents the arguments).
 
         Returns:
             float32 array of shape (n,) (with `shard`: the rows of its batches, in order).
         """
-        num_samples = check_positive_int("num_samples", num_samples)
-        batch_size = check_positive_int("batch_size", batch_size)
-        seed = check_seed("seed", seed, allow_none=False)
-        x = self._check_x(x)
-        out = []
-        progress = keras.utils.Progbar(len(shard_rows(len(x), batch_size, shard)), unit_name="datapoint",
-                                       stateful_metrics=["mean"]) if verbose else None
-        index, count = shard
-        for start in range(index * batch_size, len(x), count * batch_size):
-            xb = tf.constant(x[start:start + batch_size])
-            chunk = max(1, min(num_samples, _IW_ROWS_PER_CHUNK // len(xb)))
-            parts = []
-            for i, first in enumerate(range(0, num_samples, chunk)):
-                k = min(chunk, num_samples - first)
-                lme = self._iw_chunk(xb, tf.constant([seed, start, i], tf.int64), k)
-                parts.append((lme, k))
-            out.append(objectives.combine_logmeanexp(parts).numpy())
-            if progress is not None:
-                progress.add(len(xb), [("mean", float(np.mean(np.concatenate(out))))])
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
-
-    @tf.function(reduce_retracing=True)
-    def _iw_chunk(self, x, seed, k):
-        posterior = self.encoder(x)
-        eps = tf.random.stateless_normal(
-            [k, tf.shape(x)[0], self.latent_dim], seed=tf.random.experimental.stateless_fold_in(seed[:2], seed[2]),
-            dtype=self.compute_dtype, alg=RNG,
-        )
-        z = objectives.reparameterize(posterior, eps)
-        log_w = objectives.log_weights(x, posterior, self.prior(), self.decoder, z)
-        return objectives.importance_weighted_bound(log_w)
+        return marginal_likelihood.importance_weighted(self, self._check_x(x), num_samples, seed, batch_size,
+                                                       verbose, shard)
 
     def log_likelihood_hmc(self, x, num_samples: int = 500, num_burnin: int = 300, num_leapfrog_steps: int = 10,
                            seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, float]:
-        """The marginal-likelihood estimate of the paper's App. D, in nats (see
-        `objectives.marginal_likelihood_app_d`): HMC samples of the true posterior p(z|x),
-        a Gaussian fitted to them, and a harmonic-mean-type estimate on new samples; meant for
-        small latent spaces. Each chain starts at the most probable (by log p(x, z)) of the
-        encoder's mean and HMC_START_DRAWS draws from the prior, so the estimate does not hinge
-        on the encoder: models whose q(z|x) is poor or untrained (wake-sleep, MCEM) are measured
-        as well as AEVB's. (Started at an untrained encoder's mean, MCEM's chains stayed in a
-        poor mode: 30 nats lower on the training images of Figure 3's N = 1,000 model.)
-
-        Args:
-            x: data, shape (n, input_dim).
-            num_samples: L, posterior samples per datapoint for each of the two steps.
-            num_burnin: HMC steps discarded first (the step size adapts during them).
-            num_leapfrog_steps: leapfrog steps per HMC proposal.
-            seed: seed of the chains (same seed, same estimate).
-            batch_size: datapoints (chains) run together.
+        """The marginal-likelihood estimate of the paper's App. D, in nats
+        (`marginal_likelihood.app_d`, which documents the arguments); independent of the encoder.
 
         Returns:
-            float32 array of shape (n,), and the HMC acceptance rate.
+            float32 array of shape (n,), and the HMC acceptance rate (mean over chains).
         """
-        x = self._check_x(x)
-        num_samples = check_positive_int("num_samples", num_samples)
-        num_burnin = check_positive_int("num_burnin", num_burnin)
-        num_leapfrog_steps = check_positive_int("num_leapfrog_steps", num_leapfrog_steps)
-        batch_size = check_positive_int("batch_size", batch_size)
-        seed = check_seed("seed", seed, allow_none=False)
-        estimates, rates = [], []
-        for start in range(0, len(x), batch_size):
-            xb = tf.constant(x[start:start + batch_size])
-            estimate, rate = self._app_d_chunk(xb, tf.constant([seed, start], tf.int32), num_samples, num_burnin,
-                                               num_leapfrog_steps)
-            estimates.append(estimate.numpy())
-            rates.append(float(rate) * len(xb))
-        return np.concatenate(estimates).astype(np.float32), sum(rates) / len(x)
-
-    @tf.function(jit_compile=True, reduce_retracing=True)
-    def _app_d_chunk(self, x, seed, num_samples, num_burnin, num_leapfrog_steps):
-        def log_joint(z):
-            return self.decoder(z).log_prob(x) + self.prior().log_prob(z)
-
-        draws = tf.random.stateless_normal([HMC_START_DRAWS, tf.shape(x)[0], self.latent_dim],
-                                           seed=tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1),
-                                           dtype=self.compute_dtype, alg=RNG)
-        candidates = tf.concat([self.encoder(x).mean()[None], draws], axis=0)  # (1 + K, batch, Z)
-        best = tf.argmax(log_joint(candidates), axis=0)
-        start = tf.gather(tf.transpose(candidates, [1, 0, 2]), best, batch_dims=1)
-        return objectives.marginal_likelihood_app_d(log_joint, start, num_samples, num_burnin, num_leapfrog_steps,
-                                                    seed=seed)
+        estimates, acceptance = marginal_likelihood.app_d(self, self._check_x(x), num_samples, num_burnin,
+                                                          num_leapfrog_steps, seed, batch_size)
+        return estimates, float(np.mean(acceptance))
 
     # -- generation --------------------------------------------------------------------
 
@@ -399,81 +293,6 @@ class VAE(keras.Model):
         bound = self._bound(_features(data), self.estimator, self.num_samples)
         return self._record(bound, -tf.reduce_mean(bound.elbo))
 
-    def _check_x(self, x) -> np.ndarray:
-        return check_data(x, self.input_dim, self.likelihood)
-
-    def compile(self, optimizer="adam", *, steps_per_execution: int | None = None, jit_compile=True,
-                run_eagerly: bool = False, **kwargs):
-        """Configures training, fast by default (Keras leaves XLA off on CPUs).
-
-        Args:
-            optimizer: a Keras optimizer or its name.
-            steps_per_execution: minibatch steps per compiled call; None: up to
-                50, fitted to `steps_per_epoch` when `fit` is given one, so a
-                call never runs past the end of an epoch.
-            jit_compile: compile the steps with XLA (the loss has no loss
-                argument: the model's own bound is the loss). False or
-                `run_eagerly=True` give Keras' slower, debuggable paths.
-            run_eagerly: run the steps eagerly (for debugging).
-            **kwargs: passed to `keras.Model.compile`.
-        """
-        self._auto_steps_per_execution = steps_per_execution is None
-        super().compile(
-            optimizer=optimizer,
-            steps_per_execution=STEPS_PER_EXECUTION if steps_per_execution is None else steps_per_execution,
-            jit_compile=bool(jit_compile) and not run_eagerly,
-            run_eagerly=run_eagerly,
-            **kwargs,
-        )
-
-    def get_compile_config(self) -> dict:
-        config = super().get_compile_config()
-        if config and self._auto_steps_per_execution:
-            config["steps_per_execution"] = None
-        return config
-
-    def compile_from_config(self, config: dict) -> None:
-        """Compiles a loaded model as it was saved (optimizer state is restored after)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        self.optimizer.build(self.trainable_variables)
-
-    def fit(self, x=None, y=None, **kwargs):
-        steps = kwargs.get("steps_per_epoch")
-        if steps and self._auto_steps_per_execution:
-            per_call = steps_per_execution(steps, STEPS_PER_EXECUTION)
-            if per_call != self.steps_per_execution:
-                self.steps_per_execution = per_call
-                self._reset_compiled_functions()
-        if isinstance(x, tf.data.Dataset):
-            kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras would warn
-        return self._checked(super().fit, x, y, **kwargs)
-
-    def evaluate(self, x=None, y=None, **kwargs):
-        return self._checked(super().evaluate, x, y, **kwargs)
-
-    def predict(self, x, **kwargs):
-        return self._checked(super().predict, x, **kwargs)
-
-    def _checked(self, run, x, *args, **kwargs):
-        """Runs Keras' `fit`/`evaluate`/`predict` on checked input: arrays (numpy, lists,
-        tensors, pandas, `__array__`) on the host, a `tf.data.Dataset` in the graph."""
-        for name in ("batch_size", "steps_per_epoch", "steps", "epochs"):
-            if kwargs.get(name) is not None:
-                kwargs[name] = check_positive_int(name, kwargs[name])
-        if kwargs.get("initial_epoch") is not None:
-            kwargs["initial_epoch"] = check_seed("initial_epoch", kwargs["initial_epoch"], allow_none=False)
-        if isinstance(x, tf.data.Dataset):
-            x = check_dataset(x, self.input_dim, self.likelihood)
-        elif x is not None and not isinstance(x, keras.utils.PyDataset):
-            x = self._check_x(x)
-        try:
-            return run(x, *args, **kwargs)
-        except tf.errors.InvalidArgumentError as err:
-            ours = graph_check_error(err)
-            if ours is None:
-                raise
-            raise ours from None
-
     # -- presets ---------------------------------------------------------------------
 
     @classmethod
@@ -499,21 +318,7 @@ class VAE(keras.Model):
             PresetError: a missing config or weights file, or weights whose
                 sha256 differs from the card's (truncated or changed file).
         """
-        folder = preset_format.preset_path(name_or_path)
-        config = preset_format.read_config(folder)
-        card = preset_format.read_card(folder)
-        weights = preset_format.verified(folder, preset_format.WEIGHTS) if pretrained else None
-        model = keras.saving.deserialize_keras_object(config)
-        if not isinstance(model, cls):
-            raise preset_format.PresetError(f"{folder / preset_format.CONFIG} describes a "
-                                            f"{type(model).__name__}, not a {cls.__name__}.")
-        if weights is not None:
-            model.load_weights(weights)
-        if compile:
-            recipe = Recipe.from_dict(card["recipe"]) if "recipe" in card else Recipe()
-            rate = recipe.final_learning_rate if pretrained else recipe.learning_rate
-            model.compile(make_optimizer(Recipe(optimizer=recipe.optimizer, learning_rate=rate), 1))
-        return model
+        return saving.load_preset(cls, name_or_path, pretrained, compile)
 
     def save_to_preset(self, path: str | os.PathLike, card: dict | None = None, overwrite: bool = False) -> Path:
         """Writes a preset folder (config.json, model.weights.h5, card.json) that
@@ -535,20 +340,7 @@ class VAE(keras.Model):
             InvalidArgumentError: non-finite weights (a broken model is never written).
             OutputExistsError: `path` exists and `overwrite` is False.
         """
-        if not all(np.isfinite(w).all() for w in self.get_weights()):
-            raise InvalidArgumentError(f"Refusing to save {path}: the model's weights contain NaN or inf "
-                                       "(training diverged?). Nothing was written.")
-        config = keras.saving.serialize_keras_object(self)
-        config.pop("compile_config", None)  # the card's recipe says how to compile
-
-        def write_weights(file: Path) -> None:
-            # A compiled model's save_weights also stores the optimizer's state,
-            # which would triple the file: save from an uncompiled twin.
-            bare = keras.saving.deserialize_keras_object(config)
-            bare.set_weights(self.get_weights())
-            bare.save_weights(file)
-
-        return preset_format.write_preset(path, config, write_weights, card, overwrite)
+        return saving.save_preset(self, path, card, overwrite)
 
     def get_config(self):
         return {
@@ -569,12 +361,6 @@ class VAE(keras.Model):
 def check_estimator(estimator: str) -> str:
     """Returns `estimator` if it names an SGVB estimator: "A" (eq. 6) or "B" (eq. 7)."""
     return check_choice("estimator", estimator, objectives.ESTIMATORS)
-
-
-def shard_rows(n: int, batch_size: int, shard: tuple[int, int]) -> np.ndarray:
-    """The rows of n that worker shard[0] of shard[1] evaluates, batch_size rows at a time."""
-    rows = np.arange(n)
-    return rows[(rows // batch_size) % shard[1] == shard[0]]
 
 
 def _features(data):

@@ -1,0 +1,115 @@
+"""`CheckedModel`: a Keras model of flat data whose loops check their input and run fast.
+
+The base of `VAE`. Its `fit`, `evaluate`, `predict` and direct calls check the data first
+(shape (batch, input_dim), finite, in the likelihood's range: arrays on the host, a
+`tf.data.Dataset` in the graph), so a bad batch is one clear error, not a failure deep in a
+compiled step; and `compile` takes the fast path by default: XLA, and several minibatch steps
+per compiled call, fitted to the epoch.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae_zoo.recipes import steps_per_execution
+from vae_zoo.validation import check_data, check_dataset, check_positive_int, check_seed, graph_check_error
+
+# The fast path of `compile`: XLA, and up to this many steps per compiled call.
+STEPS_PER_EXECUTION = 50
+
+
+class CheckedModel(keras.Model):
+    """A `keras.Model` of data of shape (batch, input_dim), checked before every loop.
+
+    Subclasses set `input_dim` and `likelihood` ("bernoulli": data in [0, 1]; see
+    `validation.check_data`) before their first call.
+    """
+
+    input_dim: int
+    likelihood: str
+    _auto_steps_per_execution = False
+
+    def _check_x(self, x) -> np.ndarray:
+        return check_data(x, self.input_dim, self.likelihood)
+
+    def _reset_compiled_functions(self):
+        self.train_function = self.test_function = self.predict_function = None
+
+    def __call__(self, x, *args, **kwargs):
+        if tf.executing_eagerly():  # a direct model(x); fit/evaluate/predict check before tracing
+            x = tf.constant(self._check_x(x))
+        return super().__call__(x, *args, **kwargs)
+
+    def compile(self, optimizer="adam", *, steps_per_execution: int | None = None, jit_compile=True,
+                run_eagerly: bool = False, **kwargs):
+        """Configures training, fast by default (Keras leaves XLA off on CPUs).
+
+        Args:
+            optimizer: a Keras optimizer or its name.
+            steps_per_execution: minibatch steps per compiled call; None: up to
+                50, fitted to `steps_per_epoch` when `fit` is given one, so a
+                call never runs past the end of an epoch.
+            jit_compile: compile the steps with XLA (the loss has no loss
+                argument: the model's own bound is the loss). False or
+                `run_eagerly=True` give Keras' slower, debuggable paths.
+            run_eagerly: run the steps eagerly (for debugging).
+            **kwargs: passed to `keras.Model.compile`.
+        """
+        self._auto_steps_per_execution = steps_per_execution is None
+        super().compile(
+            optimizer=optimizer,
+            steps_per_execution=STEPS_PER_EXECUTION if steps_per_execution is None else steps_per_execution,
+            jit_compile=bool(jit_compile) and not run_eagerly,
+            run_eagerly=run_eagerly,
+            **kwargs,
+        )
+
+    def get_compile_config(self) -> dict:
+        config = super().get_compile_config()
+        if config and self._auto_steps_per_execution:
+            config["steps_per_execution"] = None
+        return config
+
+    def compile_from_config(self, config: dict) -> None:
+        """Compiles a loaded model as it was saved (optimizer state is restored after)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, **kwargs):
+        steps = kwargs.get("steps_per_epoch")
+        if steps and self._auto_steps_per_execution:
+            per_call = steps_per_execution(steps, STEPS_PER_EXECUTION)
+            if per_call != self.steps_per_execution:
+                self.steps_per_execution = per_call
+                self._reset_compiled_functions()
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras would warn
+        return self._checked(super().fit, x, y, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        return self._checked(super().evaluate, x, y, **kwargs)
+
+    def predict(self, x, **kwargs):
+        return self._checked(super().predict, x, **kwargs)
+
+    def _checked(self, run, x, *args, **kwargs):
+        """Runs Keras' `fit`/`evaluate`/`predict` on checked input: arrays (numpy, lists,
+        tensors, pandas, `__array__`) on the host, a `tf.data.Dataset` in the graph."""
+        for name in ("batch_size", "steps_per_epoch", "steps", "epochs"):
+            if kwargs.get(name) is not None:
+                kwargs[name] = check_positive_int(name, kwargs[name])
+        if kwargs.get("initial_epoch") is not None:
+            kwargs["initial_epoch"] = check_seed("initial_epoch", kwargs["initial_epoch"], allow_none=False)
+        if isinstance(x, tf.data.Dataset):
+            x = check_dataset(x, self.input_dim, self.likelihood)
+        elif x is not None and not isinstance(x, keras.utils.PyDataset):
+            x = self._check_x(x)
+        try:
+            return run(x, *args, **kwargs)
+        except tf.errors.InvalidArgumentError as err:
+            ours = graph_check_error(err)
+            if ours is None:
+                raise
+            raise ours from None

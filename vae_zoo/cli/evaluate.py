@@ -1,0 +1,51 @@
+"""`vae-zoo evaluate`: the measured numbers of a model card."""
+
+from __future__ import annotations
+
+import json
+
+from vae_zoo.cli.arguments import NON_NEGATIVE_INT, POSITIVE_INT, add_cluster_flags, add_command, join_cluster, load
+
+
+def cmd_evaluate(args) -> int:
+    from vae_zoo import registry
+    from vae_zoo.errors import InvalidArgumentError
+    from vae_zoo.evaluation import evaluate
+
+    if args.write_card and (args.n_test is not None or args.k != 5000):
+        raise InvalidArgumentError("--write-card records the card's protocol only: the full test set and k=5000. "
+                         f"Received: --n-test {args.n_test} --k {args.k}")
+    cluster = join_cluster(args)
+    model = load(args.model)
+    sharded = None
+    if cluster is not None:
+        from vae_zoo import distributed
+
+        def sharded(m, x, k, seed, verbose):
+            return distributed.log_likelihood(m, x, k, seed, cluster, args.peer_timeout, verbose)
+    metrics = evaluate(model, k=args.k, n_test=args.n_test, seed=args.seed, verbose=not args.quiet,
+                       log_likelihood=sharded)
+    if cluster is not None and not cluster.is_chief:
+        print(f"Worker {cluster.index} done; the chief (worker 0) prints the metrics.")
+        return 0
+    print(json.dumps(metrics, indent=1))
+    if args.write_card:
+        registry.update_card(args.model, metrics=metrics,
+                             metrics_command=f"vae-zoo evaluate {args.model} --seed {args.seed}")
+        print(f"Updated the model card of {args.model}")
+    return 0
+
+
+
+
+def add_parsers(sub) -> None:
+    p = add_command(sub, "evaluate", cmd_evaluate, "test ELBO (A and B), importance-weighted log-likelihood, "
+                    "train ELBO")
+    p.add_argument("model", help="preset name or preset folder")
+    p.add_argument("--k", type=NON_NEGATIVE_INT, default=5000,
+                   help="importance samples per test point (default 5000; 0 skips)")
+    p.add_argument("--n-test", type=POSITIVE_INT, help="first N test points only (default: the full test set)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="seed of the Monte Carlo noise")
+    p.add_argument("--write-card", action="store_true", help="record the metrics in the preset's card.json")
+    add_cluster_flags(p, "share the log p(x) estimate")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")

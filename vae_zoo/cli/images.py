@@ -1,0 +1,99 @@
+"""`vae-zoo sample`, `reconstruct`, `manifold` and `curves`: pictures of a model, as PNG files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vae_zoo.cli.arguments import GRID, NON_NEGATIVE_INT, POSITIVE_INT, add_command, add_output, image_shape, load
+
+
+def cmd_sample(args) -> int:
+    from vae_zoo import viz
+
+    model = load(args.model)
+    images = model.sample(args.n, seed=args.seed)
+    viz.save_png(viz.grid(images, image_shape(model, args.model)), args.output, overwrite=args.overwrite)
+    print(f"Wrote {args.n} samples of {args.model} to {args.output}")
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    import numpy as np
+
+    from vae_zoo import data, viz
+    from vae_zoo.errors import InvalidArgumentError
+    from vae_zoo.evaluation import dataset_of
+
+    model = load(args.model)
+    x = data.test_set(dataset_of(model), model.is_binary)
+    if args.n > len(x):
+        raise InvalidArgumentError(f"-n must be at most the {len(x)} test images. Received: -n {args.n}")
+    x = x[: args.n]
+    pairs = np.stack([x, model.reconstruct(x)], axis=1).reshape(-1, model.input_dim)
+    viz.save_png(viz.grid(pairs, image_shape(model, args.model), columns=2 * args.pairs_per_row), args.output,
+                 overwrite=args.overwrite)
+    print(f"Wrote {len(x)} test images (left) and their reconstructions (right) to {args.output}")
+    return 0
+
+
+def cmd_manifold(args) -> int:
+    from vae_zoo import viz
+
+    model = load(args.model)
+    shape = image_shape(model, args.model)
+    viz.save_png(viz.grid(viz.manifold(model, args.grid), shape, columns=args.grid, pad=0), args.output,
+                 overwrite=args.overwrite)
+    print(f"Wrote the {args.grid}x{args.grid} latent manifold of {args.model} to {args.output}")
+    return 0
+
+
+def _read_log(source: str) -> tuple[str, list[dict]]:
+    from vae_zoo import registry
+    from vae_zoo.errors import InvalidArgumentError
+
+    path = Path(source)
+    if path.is_file():
+        content = json.loads(path.read_text())
+        return path.parent.name if path.name == "state.json" else path.stem, content["log"]
+    for state in (path / "state.json", path / "checkpoint" / "state.json"):  # a checkpoint or a run folder
+        if state.is_file():
+            return path.name, json.loads(state.read_text())["log"]
+    card = registry.read_card(source)
+    if "training" not in card:
+        raise InvalidArgumentError(f"{source}'s card has no training log.")
+    return card.get("name", source), card["training"]["log"]
+
+
+def cmd_curves(args) -> int:
+    from vae_zoo import viz
+
+    logs = dict(_read_log(s) for s in args.logs)
+    viz.plot_curves(logs, args.output, overwrite=args.overwrite)
+    print(f"Wrote lower-bound curves of {', '.join(logs)} to {args.output}")
+    return 0
+
+
+
+
+def add_parsers(sub) -> None:
+    p = add_command(sub, "sample", cmd_sample, "write a PNG grid of decoder means at z ~ N(0, I)")
+    p.add_argument("model", help="preset name or preset folder")
+    p.add_argument("-n", type=POSITIVE_INT, default=64, help="number of samples (default 64)")
+    add_output(p, "samples.png")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
+
+    p = add_command(sub, "reconstruct", cmd_reconstruct, "write test images beside their reconstructions as a PNG")
+    p.add_argument("model", help="preset name or preset folder")
+    p.add_argument("-n", type=POSITIVE_INT, default=32, help="number of test images (default 32)")
+    p.add_argument("--pairs-per-row", type=POSITIVE_INT, default=8)
+    add_output(p, "reconstructions.png")
+
+    p = add_command(sub, "manifold", cmd_manifold, "write the learned 2-D manifold as a PNG (paper Figure 4)")
+    p.add_argument("model", help="a preset with a 2-D latent space, e.g. mnist-z2")
+    p.add_argument("--grid", type=GRID, default=20, help="images per side (default 20, at most 200)")
+    add_output(p, "manifold.png")
+
+    p = add_command(sub, "curves", cmd_curves, "plot lower bound against training samples (paper Figure 2)")
+    p.add_argument("logs", nargs="+", help="preset names/folders, checkpoint folders or state.json files")
+    add_output(p, "curves.png")

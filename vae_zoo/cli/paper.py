@@ -1,0 +1,63 @@
+"""`vae-zoo reproduce`: the paper's Figures 2 and 3."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from vae_zoo.cli.arguments import NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_COUNT, add_command
+
+
+def cmd_reproduce(args) -> int:
+    from vae_zoo import reproduce, viz
+
+    if args.plot_only:
+        from vae_zoo.errors import DataNotFoundError
+
+        path = args.out / f"{args.figure}.json"
+        if not path.is_file():
+            raise DataNotFoundError(f"{path} does not exist: run `vae-zoo reproduce {args.figure}` first, or point "
+                                    "--out to the folder of its results.")
+        results = json.loads(path.read_text())
+        viz.plot_figure(results, args.out / f"{args.figure}.png", overwrite=True)
+    else:
+        selection = {"datasets": args.dataset, "latent_dims": args.nz, "n_train": args.n_train, "methods": args.methods}
+        settings = {k: v for k, v in {"seed": args.seed, "learning_rate": args.lr, "eval_points": args.eval_points,
+                                      "ml_samples": args.ml_samples, "ml_burnin": args.ml_burnin,
+                                      "ml_leapfrog": args.ml_leapfrog}.items() if v is not None}
+        results = reproduce.run(args.figure, args.out, args.workdir, args.samples, selection, settings,
+                                command=" ".join(["vae-zoo", *sys.argv[1:]]), overwrite=args.overwrite,
+                                verbose=not args.quiet)
+    print(reproduce.table(results))
+    print(f"Wrote {args.out / args.figure}.json and .png")
+    return 0
+
+
+
+
+def add_parsers(sub) -> None:
+    p = add_command(sub, "reproduce", cmd_reproduce, "rerun the paper's Figure 2 (AEVB vs wake-sleep) or Figure 3 "
+                    "(AEVB vs wake-sleep vs MCEM); rerunning continues an interrupted run")
+    p.add_argument("figure", choices=["figure2", "figure3"])
+    p.add_argument("--dataset", nargs="+", help="figure2: mnist and/or frey (default both)")
+    p.add_argument("--nz", nargs="+", type=POSITIVE_INT, help="latent sizes (default: the paper's)")
+    p.add_argument("--n-train", nargs="+", type=POSITIVE_INT, help="figure3: training-set sizes (default 1000 50000)")
+    p.add_argument("--methods", nargs="+", help="aevb, wake-sleep, mcem (figure3) (default: all of the figure's)")
+    p.add_argument("--samples", type=SAMPLE_COUNT, help="training samples evaluated per curve, e.g. 3e6 "
+                   "(default 1e7; the paper went to 1e8)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, help="shared seed of every method (default 0)")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, help="Adagrad step size (default 0.02, from the paper's grid)")
+    p.add_argument("--eval-points", type=POSITIVE_INT,
+                   help="first N training and test points measured (default 10000 / 1000)")
+    p.add_argument("--ml-samples", type=POSITIVE_INT, help="figure3: App. D posterior samples L per point "
+                   "(default 100)")
+    p.add_argument("--ml-burnin", type=POSITIVE_INT, help="figure3: HMC burn-in steps (default 100)")
+    p.add_argument("--ml-leapfrog", type=POSITIVE_INT, help="figure3: leapfrog steps per HMC step (default 4)")
+    p.add_argument("--workdir", type=Path, default=Path("runs/reproduce"),
+                   help="checkpoints of the curves (default runs/reproduce)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="folder of FIGURE.json and FIGURE.png "
+                   "(default results)")
+    p.add_argument("--overwrite", action="store_true", help="replace results of a run with other settings")
+    p.add_argument("--plot-only", action="store_true", help="redraw OUT/FIGURE.png from OUT/FIGURE.json")
+    p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -1,0 +1,113 @@
+"""`vae-zoo train`, `shard` and `finetune`: presets of the zoo and models of your own data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from vae_zoo.cli.arguments import (
+    FRACTION,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    add_command,
+    add_data_flags,
+    add_recipe_flags,
+    join_cluster,
+)
+
+
+def _train_on_data(args, preset: str | None, architecture: dict | None) -> int:
+    from vae_zoo import user_data
+    from vae_zoo.recipes import Recipe
+    from vae_zoo.training import train_on_data
+
+    cluster = join_cluster(args)
+    recipe = Recipe(optimizer=args.optimizer or "adam", learning_rate=args.lr or (1e-4 if preset else 1e-3),
+                    epochs=args.epochs or (10 if preset else 100), batch_size=args.batch_size or 100,
+                    seed=args.seed or 0, estimator=getattr(args, "estimator", None) or "B",
+                    num_samples=getattr(args, "samples", None) or 1)
+    path = train_on_data(user_data.read(args.data), args.out, recipe, args.workdir, preset, architecture,
+                         getattr(args, "freeze", None), args.binarize, args.holdout, args.resume, args.overwrite,
+                         command=" ".join(["vae-zoo", *sys.argv[1:]]), verbose=1 if sys.stdout.isatty() else 2,
+                         cluster=cluster, peer_timeout=args.peer_timeout)
+    print(f"Saved preset to {path}" if path else
+          f"Worker {cluster.index} done; the chief (worker 0) writes the preset.")
+    return 0
+
+
+def cmd_shard(args) -> int:
+    from vae_zoo import shards, user_data
+    from vae_zoo.errors import InvalidArgumentError
+
+    data = user_data.read(args.data)
+    if isinstance(data, shards.Shards):
+        raise InvalidArgumentError(f"{args.data} is already a shard folder.")
+    manifest = shards.write(data.x, args.out, data.image_shape, args.shard_size, args.holdout, args.seed or 0,
+                            source=data.describe())
+    print(f"Wrote {len(manifest['train'])} training shards ({sum(e['count'] for e in manifest['train'])} images) "
+          f"and {manifest['heldout']['count']} held-out images to {args.out}; {manifest['split']}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    return _train_on_data(args, args.preset, None)
+
+
+def cmd_train(args) -> int:
+    from vae_zoo.errors import InvalidArgumentError
+    from vae_zoo.training import train_preset
+
+    if args.data is not None:
+        if args.out is None:
+            raise InvalidArgumentError("With --data, name the preset folder to write: --out DIR.")
+        if args.name is not None or args.latent_dim is None:
+            raise InvalidArgumentError("With --data, give --latent-dim (and no preset name); to continue training a "
+                                       "preset on your data use: vae-zoo finetune PRESET --data PATH --out DIR.")
+        return _train_on_data(args, None, dict(latent_dim=args.latent_dim, hidden_units=args.hidden,
+                                                likelihood=args.likelihood))
+    if args.name is None:
+        raise InvalidArgumentError("Name a preset to train (vae-zoo list), or give --data PATH --latent-dim Z.")
+    if args.workers or args.task_index is not None:
+        raise InvalidArgumentError("--workers trains your data (--data) across workers; a preset of the zoo trains "
+                                   "in one process.")
+    overrides = dict(epochs=args.epochs, estimator=args.estimator, num_samples=args.samples,
+                     batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed)
+    path = train_preset(args.name, args.workdir, args.out or Path("presets"), args.resume, overrides,
+                        overwrite=args.overwrite, verbose=1 if sys.stdout.isatty() else 2)
+    print(f"Saved preset to {path}")
+    return 0
+
+
+
+
+def add_parsers(sub) -> None:
+    p = add_command(sub, "train", cmd_train, "train a preset, or a fresh model on your data (--data); checkpoints "
+                    "every epoch, --resume continues")
+    p.add_argument("name", nargs="?", help="preset name, e.g. mnist-z20 (omit with --data)")
+    add_recipe_flags(p, "total epochs (default: the preset's recipe; 100 with --data)",
+                     "initial learning rate (default: the preset's; 1e-3 with --data)")
+    p.add_argument("--estimator", choices=["A", "B"], help="SGVB estimator (eq. 6 or eq. 7)")
+    p.add_argument("--samples", type=POSITIVE_INT, help="L, samples of z per datapoint")
+    p.add_argument("--latent-dim", type=POSITIVE_INT, help="with --data: N_z of the fresh model")
+    p.add_argument("--hidden", type=POSITIVE_INT, nargs="+", default=[500],
+                   help="with --data: hidden units per layer (default 500)")
+    p.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli",
+                   help="with --data: the decoder (default bernoulli)")
+    add_data_flags(p, "continue from the checkpoint in WORKDIR/NAME (or WORKDIR/<OUT's name> with --data)")
+    p.add_argument("--out", type=Path, help="the finished preset goes to OUT/NAME (default: presets; the zoo's "
+                   "own: saved_models); with --data, OUT is the preset folder itself (required)")
+
+    p = add_command(sub, "shard", cmd_shard, "write your data as TFRecord shards (+ a held-out file) that train "
+                    "and finetune stream from disk")
+    p.add_argument("--data", type=Path, required=True, help="a .npy/.npz file or a folder of PNG/JPEG images")
+    p.add_argument("--out", type=Path, required=True, help="the shard folder to create")
+    p.add_argument("--shard-size", type=POSITIVE_INT, default=50_000, help="images per shard (default 50000)")
+    p.add_argument("--holdout", type=FRACTION, default=0.1, help="share held out (default 0.1)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, help="seed of the order and the split (default 0)")
+
+    p = add_command(sub, "finetune", cmd_finetune, "continue training a preset on your data; writes a preset folder")
+    p.add_argument("preset", help="preset name or folder, e.g. mnist-z20")
+    add_recipe_flags(p, "epochs (default 10)", "learning rate (default 1e-4, Adam)")
+    p.add_argument("--freeze", choices=["encoder", "decoder"], help="keep one network's weights fixed")
+    add_data_flags(p, "continue from the checkpoint in WORKDIR/<OUT's name>")
+    p.add_argument("--out", type=Path, required=True, help="the preset folder to write")
