@@ -223,6 +223,18 @@ class VAE(CheckedModel):
                                                           num_leapfrog_steps, seed, batch_size)
         return estimates, float(np.mean(acceptance))
 
+    def log_likelihood_ais(self, x, num_chains: int = 16, num_steps: int = 1000, num_leapfrog_steps: int = 10,
+                           seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, float]:
+        """Annealed importance sampling estimate of log p(x), in nats (`marginal_likelihood.ais`,
+        which documents the arguments); a stochastic lower bound, independent of the encoder.
+
+        Returns:
+            float32 array of shape (n,), and the HMC acceptance rate (mean over datapoints).
+        """
+        estimates, acceptance = marginal_likelihood.ais(self, self._check_x(x), num_chains, num_steps,
+                                                        num_leapfrog_steps, seed, batch_size)
+        return estimates, float(np.mean(acceptance))
+
     # -- generation --------------------------------------------------------------------
 
     def sample(self, n: int, seed: int | None = None, mean: bool = True) -> np.ndarray:

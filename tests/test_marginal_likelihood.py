@@ -1,0 +1,78 @@
+"""The marginal-likelihood estimators on small Bernoulli models: never an impossible value, and
+exact where log p(x) is known by quadrature."""
+
+import numpy as np
+import pytest
+import scipy.special
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vae_zoo
+from vae_zoo import marginal_likelihood
+
+
+def quadrature(model, x, half_width=6.0, points=301) -> np.ndarray:
+    """Exact log p(x) of a 2-D latent model by the midpoint rule on a grid."""
+    grid = np.linspace(-half_width, half_width, points, dtype=np.float32)
+    z = np.stack([g.ravel() for g in np.meshgrid(grid, grid)], axis=1)[:, None, :]
+    log_joint = np.concatenate([(model.decoder(tf.constant(z[i:i + 20_000])).log_prob(x)
+                                 + model.prior().log_prob(z[i:i + 20_000])).numpy()
+                                for i in range(0, len(z), 20_000)])
+    return scipy.special.logsumexp(log_joint, axis=0) + 2 * np.log(grid[1] - grid[0])
+
+
+_MODELS = {}
+
+
+def small_model(seed: int, scale: float):
+    """A 12-8-2 Bernoulli VAE with N(0, scale^2) weights: untrained (0.01), or badly conditioned (3.0).
+    One model object whose weights change, so the estimators' compiled loops are traced once."""
+    if "model" not in _MODELS:
+        _MODELS["model"] = vae_zoo.VAE(input_dim=12, latent_dim=2, hidden_units=8, seed=0)
+    model = _MODELS["model"]
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0.0, scale, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), scale=st.sampled_from([0.01, 0.3, 1.0, 3.0]),
+       ones=st.floats(0.0, 1.0))
+def test_estimates_of_a_bernoulli_model_are_never_positive_and_match_quadrature(seed, scale, ones):
+    model = small_model(seed, scale)
+    x = (np.random.default_rng(seed + 1).random((6, model.input_dim)) < ones).astype(np.float32)
+    exact = quadrature(model, x)
+    app_d, app_d_acceptance = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200,
+                                                        num_leapfrog_steps=5, seed=seed)
+    ais, _ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=200, num_leapfrog_steps=5, seed=seed)
+    for estimate in (app_d, ais):
+        assert np.all(np.isfinite(estimate)) and np.all(estimate <= 0), estimate
+    assert np.all(exact <= 0)
+    # Both within a nat of the exact value on the models of moderate weights. On the badly conditioned
+    # ones (weights ~ N(0, 9), rugged posteriors) only the contract above is asserted: there App. D's
+    # single chain can miss a mode (seen: 1.1 nats low) and 200 AIS steps spread over +-1.4 nats.
+    if scale <= 1.0:
+        np.testing.assert_allclose(ais, exact, atol=1.0)
+        np.testing.assert_allclose(app_d, exact, atol=1.0)
+    assert abs(float(np.mean(app_d_acceptance)) - 0.9) < 0.1
+
+
+def test_ais_matches_quadrature_on_a_trained_2d_model():
+    model = vae_zoo.load("mnist-z2", compile=False)
+    from vae_zoo import data
+
+    x = data.test_set("mnist", binary=True)[:10]
+    exact = quadrature(model, x, points=601)
+    ais, acceptance = model.log_likelihood_ais(x, num_chains=16, num_steps=200, seed=0)
+    assert np.mean(ais - exact) < 0.05 and np.mean(ais - exact) > -0.3 and np.all(np.abs(ais - exact) < 1.5)
+    assert abs(float(np.mean(acceptance)) - 0.65) < 0.1
+    np.testing.assert_array_equal(ais, model.log_likelihood_ais(x, num_chains=16, num_steps=200, seed=0)[0])
+
+
+@pytest.mark.parametrize("kwargs", [{"num_chains": 0}, {"num_steps": -1}, {"seed": -2}, {"batch_size": 1.5}])
+def test_ais_refuses_bad_arguments(kwargs):
+    model = small_model(0, 0.3)
+    x = np.zeros((2, model.input_dim), np.float32)
+    with pytest.raises(vae_zoo.VaeZooError):
+        model.log_likelihood_ais(x, **kwargs)
