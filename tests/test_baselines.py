@@ -114,6 +114,7 @@ def test_an_mcem_step_is_one_hmc_transition_of_the_batch_chains_then_five_decode
         np.testing.assert_allclose(v.numpy(), r.numpy(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mcem_raises_the_marginal_likelihood_of_a_small_model(mnist_subset, tmp_path):
     from vae_zoo import data, training
     from vae_zoo.recipes import RECIPES, compile_model

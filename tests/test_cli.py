@@ -21,6 +21,35 @@ def vae_zoo(*args, cwd=None, check=True):
     return result
 
 
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def in_process(capsys, monkeypatch):
+    """`vae-zoo ARGS` as `vae_zoo.cli.main(ARGS)` in this interpreter (TensorFlow already
+    imported): the console script is `sys.exit(main())`, so its exit status, output and files
+    are these. Used for refusals and small commands; the console script itself runs in the
+    tests that train, export and evaluate."""
+    from vae_zoo import cli
+
+    def run(*args, cwd=None, check=True):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as stop:  # argparse's own errors and --help
+            code = stop.code
+        out = capsys.readouterr()
+        if check and code != 0:
+            raise AssertionError(f"vae-zoo {' '.join(map(str, args))} failed:\n{out.err}")
+        return Result(code, out.out, out.err)
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """mnist-z2 trained for 2 epochs through the command line."""
@@ -32,6 +61,7 @@ def trained(tmp_path_factory):
     return root, preset
 
 
+@pytest.mark.slow
 def test_train_writes_a_preset_with_its_log(trained):
     root, preset = trained
     card = json.loads((preset / "card.json").read_text())
@@ -43,6 +73,7 @@ def test_train_writes_a_preset_with_its_log(trained):
     assert state["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_train_resume_continues_and_an_existing_run_is_not_clobbered(trained, tmp_path):
     root, _ = trained
     result = vae_zoo("train", "mnist-z2", "--epochs", "2", "--workdir", root / "runs", "--out", tmp_path, check=False)
@@ -53,6 +84,7 @@ def test_train_resume_continues_and_an_existing_run_is_not_clobbered(trained, tm
     assert [r["epoch"] for r in card["training"]["log"]] == [1, 2, 3]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command, size", [
     (["sample", "-n", "16"], (4 * 29 + 1, 4 * 29 + 1)),
     (["reconstruct", "-n", "8", "--pairs-per-row", "4"], (8 * 29 + 1, 2 * 29 + 1)),
@@ -66,6 +98,7 @@ def test_picture_commands_write_pngs(trained, tmp_path, command, size):
     assert image.size == (size[0] * 3, size[1] * 3) and image.mode == "L"
 
 
+@pytest.mark.slow
 def test_curves_plots_the_training_log(trained, tmp_path):
     root, preset = trained
     out = tmp_path / "curves.png"
@@ -73,6 +106,7 @@ def test_curves_plots_the_training_log(trained, tmp_path):
     assert "mnist-z2" in result.stdout and Image.open(out).size[0] > 500
 
 
+@pytest.mark.slow
 def test_evaluate_reports_both_estimators_and_log_likelihood(trained):
     _, preset = trained
     result = vae_zoo("evaluate", preset, "--k", "20", "--n-test", "100", "--quiet")
@@ -83,6 +117,7 @@ def test_evaluate_reports_both_estimators_and_log_likelihood(trained):
     assert result.returncode == 2 and "k=5000" in result.stderr
 
 
+@pytest.mark.slow
 def test_export_command_and_info(trained, tmp_path):
     _, preset = trained
     result = vae_zoo("export", preset, "-o", tmp_path / "edge", "--format", "onnx", "--part", "decoder")
@@ -100,8 +135,8 @@ def test_export_command_and_info(trained, tmp_path):
     (["manifold", "frey-z5x"], "Unknown preset"),
     (["export", "mnist-z2", "-o", "x", "--format", "coreml"], "Unknown format"),
 ])
-def test_user_mistakes_give_one_line_and_status_2(args, message, tmp_path):
-    result = vae_zoo(*args, cwd=tmp_path, check=False)
+def test_user_mistakes_give_one_line_and_status_2(args, message, tmp_path, in_process):
+    result = in_process(*args, cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -114,6 +149,7 @@ def test_bad_arguments_and_help():
         assert "usage: vae-zoo " + command in vae_zoo(command, "--help").stdout
 
 
+@pytest.mark.slow
 def test_missing_data_offline_is_one_line(trained, tmp_path):
     _, preset = trained
     env = {"VAE_ZOO_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
@@ -128,7 +164,8 @@ def test_python_dash_m_works():
     assert result.returncode == 0 and "usage: vae-zoo" in result.stdout
 
 
-def test_commands_on_a_shipped_preset(tmp_path):
+def test_commands_on_a_shipped_preset(tmp_path, in_process):
+    vae_zoo = in_process
     listing = vae_zoo("list").stdout
     row = next(line for line in listing.splitlines() if line.startswith("mnist-z20 "))
     from vae_zoo import registry
@@ -186,26 +223,27 @@ BAD_FLAGS = [
 
 
 @pytest.mark.parametrize("args", BAD_FLAGS, ids=[" ".join(a) for a in BAD_FLAGS])
-def test_every_bad_flag_value_is_one_line_status_2_and_writes_nothing(args, tmp_path):
-    result = vae_zoo(*args, cwd=tmp_path, check=False)
+def test_every_bad_flag_value_is_one_line_status_2_and_writes_nothing(args, tmp_path, in_process):
+    result = in_process(*args, cwd=tmp_path, check=False)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr and "error:" in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_output_files_are_never_overwritten_without_asking(tmp_path):
+def test_existing_output_files_are_never_overwritten_without_asking(tmp_path, in_process):
     mine = tmp_path / "mine.png"
     mine.write_bytes(b"the user's file")
     for command in (["sample", "mnist-z2"], ["reconstruct", "mnist-z2"], ["manifold", "mnist-z2"],
                     ["curves", "mnist-z2"]):
-        result = vae_zoo(*command, "-o", mine, check=False)
+        result = in_process(*command, "-o", mine, check=False)
         assert result.returncode == 2 and "--overwrite" in result.stderr
         assert mine.read_bytes() == b"the user's file"
-    vae_zoo("sample", "mnist-z2", "-n", "4", "-o", mine, "--overwrite")
+    in_process("sample", "mnist-z2", "-n", "4", "-o", mine, "--overwrite")
     assert Image.open(mine).mode == "L"
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_naming_the_step_and_writes_no_preset(tmp_path):
     result = vae_zoo("train", "frey-z2", "--epochs", "2", "--lr", "1e30", "--workdir", tmp_path / "runs",
                      "--out", tmp_path / "out", check=False)

@@ -20,6 +20,8 @@ import vae_zoo
 from vae_zoo import distributed
 from vae_zoo.errors import InvalidArgumentError
 
+pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
+
 SCRIPT = shutil.which("vae-zoo", path=str(Path(sys.executable).parent)) or "vae-zoo"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 ENV.pop("TF_CONFIG", None)

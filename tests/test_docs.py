@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", "export/README.md"]
 FENCE = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)

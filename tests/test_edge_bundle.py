@@ -7,10 +7,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from vae_zoo import quantization, registry
 from vae_zoo.io import tree_sha256
+
+pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
 
 BUNDLE = Path(__file__).resolve().parents[1] / "export"
 SHIPPED = registry.shipped_presets()

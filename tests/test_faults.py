@@ -19,6 +19,8 @@ import pytest
 import vae_zoo
 from vae_zoo import data, training
 
+pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
+
 WRITER = Path(__file__).with_name("fault_writer.py")
 KILLS = 5
 

@@ -58,6 +58,7 @@ def test_estimates_of_a_bernoulli_model_are_never_positive_and_match_quadrature(
     assert abs(float(np.mean(app_d_acceptance)) - 0.9) < 0.1
 
 
+@pytest.mark.slow
 def test_ais_matches_quadrature_on_a_trained_2d_model():
     model = vae_zoo.load("mnist-z2", compile=False)
     from vae_zoo import data

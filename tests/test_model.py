@@ -75,6 +75,7 @@ def test_log_likelihood_matches_quadrature_for_a_2d_latent():
     assert np.all(np.abs(small_chunks - exact) < 0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "recipe",
     [
@@ -233,6 +234,7 @@ def test_from_preset_is_load(mnist_subset):
     np.testing.assert_array_equal(a.elbo(x, seed=0), b.elbo(x, seed=0))
 
 
+@pytest.mark.slow
 def test_app_d_estimate_matches_quadrature_on_a_trained_2d_model():
     """mnist-z2 has a 2-D latent space, so log p(x) is computed exactly on a grid."""
     model = vae_zoo.load("mnist-z2", compile=False)

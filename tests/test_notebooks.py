@@ -6,6 +6,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 

@@ -53,6 +53,7 @@ def test_card_test_elbo_is_reproduced(name):
     assert card["metrics"]["test_log_likelihood"]["mean"] > card["metrics"]["test_elbo_B"]["mean"]
 
 
+@pytest.mark.slow
 def test_fine_tuning_on_one_digit_raises_its_test_elbo(tmp_path):
     x, y = data.load("mnist", "train", labels=True)
     xt, yt = data.load("mnist", "test", labels=True)
@@ -81,6 +82,7 @@ def test_fine_tuning_on_one_digit_raises_its_test_elbo(tmp_path):
     np.testing.assert_array_equal(reloaded.elbo(test_threes, seed=1), model.elbo(test_threes, seed=1))
 
 
+@pytest.mark.slow
 def test_non_editable_install_ships_the_presets(tmp_path):
     """Build the wheel, install it into a bare folder and load mnist-z20 from elsewhere, offline."""
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "wheel"), str(REPO)],

@@ -41,6 +41,7 @@ def _run(fmt, path, inputs):
     return runner(**inputs)
 
 
+@pytest.mark.slow
 def test_every_mode_runs_in_its_runtime_with_the_declared_names_at_any_batch(quantized):
     out, manifest = quantized
     assert json.loads((out / "manifest.json").read_text()) == manifest
@@ -61,6 +62,7 @@ def test_every_mode_runs_in_its_runtime_with_the_declared_names_at_any_batch(qua
                 assert np.isfinite(got[name]).all()
 
 
+@pytest.mark.slow
 def test_int8_decoders_are_at_least_3_5x_smaller_and_float16_ones_about_2x(quantized):
     out, manifest = quantized
     for a in manifest["artifacts"]:
@@ -73,6 +75,7 @@ def test_int8_decoders_are_at_least_3_5x_smaller_and_float16_ones_about_2x(quant
                 assert ratio >= 3.5, a["file"]
 
 
+@pytest.mark.slow
 def test_the_manifest_records_what_each_graph_costs(quantized):
     _, manifest = quantized
     quality = manifest["quality"]
@@ -94,6 +97,7 @@ def test_the_manifest_records_what_each_graph_costs(quantized):
             assert speed["batch1_p99_ms"] >= speed["batch1_p50_ms"] > 0 and speed["batch256_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_rerunning_the_measurement_reproduces_the_quality_numbers(quantized, tmp_path):
     _, manifest = quantized
     again = exporters.export("mnist-z2", tmp_path / "again", formats="tflite", quantize="int8-dynamic",
@@ -126,6 +130,7 @@ def test_bad_quantization_requests_are_refused_naming_the_choices(tmp_path, kwar
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_model_of_your_own_data_is_calibrated_and_measured_on_it(tmp_path):
     images = np.random.default_rng(0).random((300, 8, 8)).astype(np.float32)
     np.save(tmp_path / "faces.npy", images)
@@ -156,6 +161,7 @@ def test_any_quantize_request_is_refused_before_work_or_is_valid(tmp_path, modes
     assert "\n" not in str(info.value) and not out.exists()
 
 
+@pytest.mark.slow
 def test_export_quantize_from_the_command_line(tmp_path):
     result = run_cli("export", "mnist-z2", "--format", "onnx", "--part", "decoder", "--quantize", "int8-dynamic",
                      "-o", tmp_path / "out", "--quality-k", "10", "--quality-points", "20")

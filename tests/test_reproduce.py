@@ -16,8 +16,9 @@ from test_cli import SCRIPT, vae_zoo
 from vae_zoo import reproduce, viz
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError
 
+# The smallest App. D settings whose points pass the gate (5 burn-in steps and 5 samples gave log p(x) > 0).
 TINY_FIGURE3 = ["reproduce", "figure3", "--n-train", "200", "--samples", "1000", "--eval-points", "50",
-                "--ml-samples", "5", "--ml-burnin", "5", "--ml-leapfrog", "2", "--quiet"]
+                "--ml-samples", "20", "--ml-burnin", "40", "--ml-leapfrog", "2", "--quiet"]
 
 
 def test_rounds_and_measuring_points():
@@ -77,6 +78,7 @@ def _weights(workdir):
             for d in sorted((workdir / "figure3").iterdir())}
 
 
+@pytest.mark.slow
 def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     result = vae_zoo(*TINY_FIGURE3, "--workdir", straight / "w", "--out", straight / "o")
@@ -94,8 +96,15 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path)
     assert json.loads(state.read_text())["epoch"] < 5
     vae_zoo(*args)  # the same command continues
     a, b = (json.loads((d / "o" / "figure3.json").read_text()) for d in (straight, killed))
+    def measured(points):  # the points without the time their measurement took
+        return [{k: v for k, v in p.items() if k != "measure_seconds"} for p in points]
+
     for name, curve in a["curves"].items():
-        assert curve["points"] == b["curves"][name]["points"], name
+        assert measured(curve["points"]) == measured(b["curves"][name]["points"]), name
+        for point in curve["points"]:  # every point carries its diagnostics, and passed the gate
+            assert point["train_nonfinite"] == point["test_nonfinite"] == 0 and point["measure_seconds"] > 0
+            assert point["test"] <= 0 and abs(point["test_acceptance"] - 0.9) <= 0.05, (name, point)
+            assert point["test_median"] <= 0
     assert sorted(a["curves"]) == [f"mnist-n200-z3-{m}" for m in ("aevb", "mcem", "wake-sleep")]
     assert a["command"] == "vae-zoo " + " ".join(map(str, [*TINY_FIGURE3, "--workdir", straight / "w", "--out",
                                                             straight / "o"]))
@@ -109,6 +118,7 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path)
                       {"eval_points": 60, "ml_samples": 5, "ml_burnin": 5, "ml_leapfrog": 2})
 
 
+@pytest.mark.slow
 def test_figure2_end_to_end_with_a_tiny_budget(tmp_path):
     result = vae_zoo("reproduce", "figure2", "--dataset", "frey", "--nz", "2", "--samples", "3400",
                      "--eval-points", "100", "--workdir", tmp_path / "w", "--out", tmp_path / "o")
@@ -119,3 +129,21 @@ def test_figure2_end_to_end_with_a_tiny_budget(tmp_path):
         assert all(np.isfinite([p["train"], p["test"]]).all() for p in curve["points"])
     assert "| frey | 2 | 1,765 | aevb |" in result.stdout
     assert Image.open(tmp_path / "o" / "figure2.png").size[0] > 300
+
+
+@pytest.mark.parametrize("point, message", [
+    ({"samples": 6000, "train": -202.4, "test": 37.76, "train_acceptance": 0.9, "test_acceptance": 0.9},
+     "mcem at 6,000 samples: the test log p.x. = 37.76 > 0 is impossible"),
+    ({"samples": 10_000, "train": -200.0, "test": float("nan"), "train_acceptance": 0.9, "test_acceptance": 0.9},
+     "at 10,000 samples: the test estimate is not finite"),
+    ({"samples": 10_000, "train": -200.0, "test": -201.0, "test_nonfinite": 1, "train_acceptance": 0.9,
+      "test_acceptance": 0.9}, "1 images non-finite"),
+    ({"samples": 10_000, "train": -200.0, "test": -201.0, "train_acceptance": 0.73, "test_acceptance": 0.9},
+     "train HMC acceptance 0.730 is not within 0.05 of its target 0.9"),
+])
+def test_an_impossible_or_badly_measured_point_is_an_error_naming_curve_and_point(point, message):
+    from vae_zoo.errors import EstimateError
+
+    with pytest.raises(EstimateError, match=message):
+        reproduce.check_point("mnist-n1000-z3-mcem", point, binary=True, metric="marginal_likelihood")
+    reproduce.check_point("frey-n1765-z2-aevb", {"samples": 1, "train": 600.0, "test": 590.0}, False, "bound")

@@ -52,6 +52,7 @@ def test_the_stream_is_a_pure_function_of_seed_and_epoch(folder):
     assert set(np.unique(two[0])) <= {0.0, 1.0}  # dynamically binarized
 
 
+@pytest.mark.slow
 def test_training_from_shards_resumes_with_the_same_weights(folder, tmp_path):
     data = shards.Shards(folder[0])
     arch = dict(input_dim=784, latent_dim=2, hidden_units=32)
@@ -85,6 +86,7 @@ def test_damaged_shard_folders_are_refused_naming_the_file(folder, tmp_path):
         shards.write(folder[1][:10], out)
 
 
+@pytest.mark.slow
 def test_shard_command_writes_a_folder_that_train_streams(tmp_path, mnist_subset):
     np.save(tmp_path / "x.npy", (mnist_subset[0][:400] > 0.5).astype(np.uint8) * 255)
     result = run_cli("shard", "--data", tmp_path / "x.npy", "--out", tmp_path / "s", "--shard-size", "150")

@@ -6,6 +6,8 @@ import pytest
 from vae_zoo import training
 from vae_zoo.recipes import RECIPES
 
+pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
+
 ARCH = dict(input_dim=784, latent_dim=8, hidden_units=64)
 
 

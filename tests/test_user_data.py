@@ -120,6 +120,7 @@ def test_holdout_is_deterministic_and_disjoint():
         user_data.holdout(x, 1.5)
 
 
+@pytest.mark.slow
 def test_finetune_a_preset_on_a_folder_of_pngs(digits, tmp_path):
     folder = write_pngs(tmp_path / "mine", digits)
     before = tree_sha256(folder)
@@ -142,6 +143,7 @@ def test_finetune_a_preset_on_a_folder_of_pngs(digits, tmp_path):
     assert again.returncode == 2 and "already exists" in again.stderr and len(again.stderr.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_train_a_fresh_model_on_an_array_of_any_image_size(tmp_path):
     rng = np.random.default_rng(0)
     images = (rng.random((250, 10, 12)) * 255).astype(np.uint8)
@@ -156,6 +158,7 @@ def test_train_a_fresh_model_on_an_array_of_any_image_size(tmp_path):
                       vae_zoo.VAE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, args, message", [
     (lambda d, t: write_pngs(t / "small", np.zeros((120, 20, 20), np.uint8)), ["finetune", "mnist-z2"], "28x28"),
     (lambda d, t: write_pngs(t / "grey", d), ["finetune", "mnist-z2"], "--binarize"),

@@ -59,3 +59,8 @@ class QualityGateError(VaeZooError, RuntimeError):
 
 class ClusterError(VaeZooError, RuntimeError):
     """A worker of a data-parallel run could not reach, or lost, its peers."""
+
+
+class EstimateError(VaeZooError, RuntimeError):
+    """A measurement that cannot be true (log p(x) > 0 for binary data, NaN) or was not made as
+    stated (HMC acceptance far from its target): never plotted, never published."""

@@ -6,7 +6,8 @@
   units) with N_z in {2, 5, 10, 20}.
 - Figure 3: AEVB, wake-sleep and Monte Carlo EM on MNIST with 100 hidden units and N_z = 3,
   trained on the first N = 1,000 or 50,000 training images; the marginal log-likelihood of App. D
-  (`VAE.log_likelihood_hmc`) on the first 1,000 training and test images.
+  (`marginal_likelihood.app_d`) on the first 1,000 training and test images, with its diagnostics
+  (acceptance, median, non-finite count, time) beside every point; an impossible point is an error.
 
 Every method trains with the paper's recipe (Adagrad, M = 100, L = 1, N(0, I) parameter prior,
 initial weights ~ N(0, 0.01)) from the same seed, through `training.fit_with_checkpoints`, so
@@ -22,14 +23,15 @@ import json
 import math
 import os
 import platform
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vae_zoo import data as data_lib
-from vae_zoo import viz
-from vae_zoo.errors import InvalidArgumentError, OutputExistsError
+from vae_zoo import marginal_likelihood, viz
+from vae_zoo.errors import EstimateError, InvalidArgumentError, OutputExistsError
 from vae_zoo.io import atomic_write_text, exclusive_lock
 from vae_zoo.recipes import RECIPES
 from vae_zoo.training import build_model, fit_with_checkpoints, has_checkpoint
@@ -94,6 +96,9 @@ class Settings:
     ml_samples: int = 100  # App. D: L posterior samples per point, twice
     ml_burnin: int = 100
     ml_leapfrog: int = 4  # App. E measured MCEM's marginal likelihood with 4 leapfrog steps
+    # The App. D sampler's version: 2 adapts a step size per chain and jitters it (points of version 1,
+    # one shared step size, are not comparable and are not continued).
+    ml_estimator: int = 2
 
 
 def curves(figure: str, datasets=None, latent_dims=None, n_train=None, methods=None) -> list[Curve]:
@@ -138,8 +143,39 @@ def rounds(samples: int) -> list[int]:
     return [10**k for k in range(6, 12) if 10**k < samples] + [samples]
 
 
+# App. D's step sizes adapt toward this acceptance; a published point is within ACCEPTANCE_TOLERANCE of it.
+TARGET_ACCEPT, ACCEPTANCE_TOLERANCE = 0.9, 0.05
+
+
+def check_point(curve: str, point: dict, binary: bool, metric: str) -> None:
+    """Refuses a measured point that cannot be true or was not measured as stated.
+
+    Raises:
+        EstimateError: a non-finite value, a log p(x) > 0 of binary data, or (marginal likelihood)
+            an HMC acceptance more than ACCEPTANCE_TOLERANCE from TARGET_ACCEPT; names the curve
+            and the point.
+    """
+    where = f"{curve} at {point['samples']:,} samples" if "samples" in point else curve
+    for split in ("train", "test"):
+        value = point[split]
+        if not math.isfinite(value) or point.get(f"{split}_nonfinite", 0):
+            raise EstimateError(f"{where}: the {split} estimate is not finite ({value}; "
+                                f"{point.get(f'{split}_nonfinite', 0):.0f} images non-finite). Nothing was written.")
+        if binary and value > 0:
+            raise EstimateError(f"{where}: the {split} log p(x) = {value:.2f} > 0 is impossible for binary data "
+                                "(p(x) <= 1). Nothing was written.")
+        acceptance = point.get(f"{split}_acceptance")
+        if metric == "marginal_likelihood" and abs(acceptance - TARGET_ACCEPT) > ACCEPTANCE_TOLERANCE:
+            raise EstimateError(f"{where}: the {split} HMC acceptance {acceptance:.3f} is not within "
+                                f"{ACCEPTANCE_TOLERANCE} of its target {TARGET_ACCEPT}; raise --ml-burnin. "
+                                "Nothing was written.")
+
+
 def _measure(curve: Curve, settings: Settings):
-    """model -> {"train": ..., "test": ...}: the figure's metric on the curve's data."""
+    """model -> the figure's metric on the curve's train and test data, with its diagnostics:
+    `train`, `test` (means over images), and for the marginal likelihood `*_median`, `*_acceptance`
+    (mean HMC acceptance over chains), `*_nonfinite` (images whose estimate is not finite) and
+    `measure_seconds`."""
     binary = curve.dataset == "mnist"
     x_train = data_lib.load(curve.dataset, "train")[: min(curve.n_train, settings.eval_points)]
     x_train = data_lib.binarize(x_train, settings.seed) if binary else x_train
@@ -150,9 +186,18 @@ def _measure(curve: Curve, settings: Settings):
         if spec.metric == "bound":
             return {name: np.mean(model.elbo(x, "B", 1, seed=settings.seed)) for name, x in
                     (("train", x_train), ("test", x_test))}
-        return {name: np.mean(model.log_likelihood_hmc(
-            x, settings.ml_samples, settings.ml_burnin, settings.ml_leapfrog, seed=settings.seed,
-            batch_size=len(x))[0]) for name, x in (("train", x_train), ("test", x_test))}
+        start, out = time.perf_counter(), {}
+        for name, x in (("train", x_train), ("test", x_test)):
+            estimates, acceptance = marginal_likelihood.app_d(
+                model, x, settings.ml_samples, settings.ml_burnin, settings.ml_leapfrog, seed=settings.seed,
+                batch_size=len(x))
+            finite = np.isfinite(estimates)
+            out.update({name: float(np.mean(estimates)), f"{name}_median": float(np.median(estimates[finite]))
+                        if finite.any() else math.nan, f"{name}_acceptance": float(np.mean(acceptance)),
+                        f"{name}_nonfinite": int(np.sum(~finite))})
+        out["measure_seconds"] = time.perf_counter() - start
+        check_point(curve.name, out, binary, spec.metric)
+        return out
 
     return measure
 
@@ -174,8 +219,12 @@ def train_curve(curve: Curve, settings: Settings, samples: int, workdir: Path, v
         binarize=curve.dataset == "mnist", resume=has_checkpoint(directory), verbose=0, report=verbose,
         evaluate=_measure(curve, settings), evaluate_at=wanted.__contains__,
     )
-    points = [{"samples": row["samples_seen"], "train": row["train"], "test": row["test"]}
+    points = [{"samples": row["samples_seen"], **{k: v for k, v in row.items() if k.split("_")[0] in
+                                                  ("train", "test", "measure") and not k.startswith("train_elbo")
+                                                  and k != "train_kl"}}
               for row in state["log"] if "test" in row]
+    for point in points:
+        check_point(curve.name, point, curve.dataset == "mnist", FIGURES[settings.figure].metric)
     return {**asdict(curve), "name": curve.name, "samples_per_epoch": state["samples_per_epoch"],
             "samples": state["epoch"] * state["samples_per_epoch"],
             "wall_seconds": round(state["wall_seconds"], 1), "points": points}
