@@ -113,19 +113,20 @@ def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, n
     Returns:
         float32 arrays of shape (n,): the estimates, and each chain's HMC acceptance rate.
     """
-    num_samples = check_positive_int("num_samples", num_samples)
-    num_burnin = check_positive_int("num_burnin", num_burnin)
-    num_leapfrog_steps = check_positive_int("num_leapfrog_steps", num_leapfrog_steps)
+    settings = [check_positive_int(name, value) for name, value in (
+        ("num_samples", num_samples), ("num_burnin", num_burnin), ("num_leapfrog_steps", num_leapfrog_steps))]
+    return _by_batch(lambda xb, batch_seed: _app_d_chunk(model, xb, tf.cast(batch_seed, tf.int32), *settings),
+                     x, seed, batch_size)
+
+
+def _by_batch(estimate, x: np.ndarray, seed: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Runs `estimate(x_batch, seed_of_batch)` -> (estimates, acceptance) over the batches of x; the
+    batch starting at row r is seeded (seed, r), so a row's estimate does not depend on the others'."""
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed("seed", seed, allow_none=False)
-    estimates, rates = [], []
-    for start in range(0, len(x), batch_size):
-        xb = tf.constant(x[start:start + batch_size])
-        estimate, rate = _app_d_chunk(model, xb, tf.constant([seed, start], tf.int32), num_samples, num_burnin,
-                                      num_leapfrog_steps)
-        estimates.append(estimate.numpy())
-        rates.append(rate.numpy())
-    return np.concatenate(estimates).astype(np.float32), np.concatenate(rates).astype(np.float32)
+    parts = [estimate(tf.constant(x[start:start + batch_size]), tf.constant([seed, start], tf.int64))
+             for start in range(0, len(x), batch_size)]
+    return tuple(np.concatenate([part[i].numpy() for part in parts]).astype(np.float32) for i in (0, 1))
 
 
 def _log_joint(model, x):
@@ -183,19 +184,9 @@ def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_l
     Returns:
         float32 arrays of shape (n,): the estimates, and each datapoint's mean HMC acceptance.
     """
-    num_chains = check_positive_int("num_chains", num_chains)
-    num_steps = check_positive_int("num_steps", num_steps)
-    num_leapfrog_steps = check_positive_int("num_leapfrog_steps", num_leapfrog_steps)
-    batch_size = check_positive_int("batch_size", batch_size)
-    seed = check_seed("seed", seed, allow_none=False)
-    estimates, rates = [], []
-    for start in range(0, len(x), batch_size):
-        xb = tf.constant(x[start:start + batch_size])
-        estimate, rate = _ais_chunk(model, xb, tf.constant([seed, start], tf.int64), num_chains, num_steps,
-                                    num_leapfrog_steps)
-        estimates.append(estimate.numpy())
-        rates.append(rate.numpy())
-    return np.concatenate(estimates).astype(np.float32), np.concatenate(rates).astype(np.float32)
+    settings = [check_positive_int(name, value) for name, value in (
+        ("num_chains", num_chains), ("num_steps", num_steps), ("num_leapfrog_steps", num_leapfrog_steps))]
+    return _by_batch(lambda xb, batch_seed: _ais_chunk(model, xb, batch_seed, *settings), x, seed, batch_size)
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
