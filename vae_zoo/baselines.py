@@ -32,7 +32,7 @@ import tensorflow_probability as tfp
 from vae_zoo import objectives
 from vae_zoo.errors import InvalidArgumentError
 from vae_zoo.model import VAE
-from vae_zoo.objectives import RNG
+from vae_zoo.objectives import RNG, tfp_seed
 from vae_zoo.validation import check_positive_float, check_positive_int
 
 
@@ -109,11 +109,6 @@ def _step_seed(model: VAE):
     return model.seed_generator.next() if seed is None else seed
 
 
-def _tfp_seed(seed):
-    """A TFP stateless seed (int32, shape (2,)) from a TensorFlow one (int64)."""
-    return tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), 2**31 - 1), tf.int32)
-
-
 @keras.saving.register_keras_serializable(package="vae_zoo")
 class MCEM(VAE):
     """The VAE's generative model p(z) p(x|z) trained by Monte Carlo EM with an HMC E-step (App. E).
@@ -162,7 +157,7 @@ class MCEM(VAE):
         kernel = tfp.mcmc.HamiltonianMonteCarlo(log_joint, step_size=tf.convert_to_tensor(self.step_size),
                                                 num_leapfrog_steps=self.num_leapfrog_steps)
         start = tf.gather(self.chains, index)
-        z, results = kernel.one_step(start, kernel.bootstrap_results(start), seed=_tfp_seed(seed))
+        z, results = kernel.one_step(start, kernel.bootstrap_results(start), seed=tfp_seed(seed))
         return tf.stop_gradient(z), tf.reduce_mean(tf.cast(results.is_accepted, self.compute_dtype))
 
     def train_step(self, data):

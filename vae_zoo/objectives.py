@@ -216,7 +216,7 @@ def hmc_posterior_samples(
 
     def run():
         burnin = tfp.mcmc.sample_chain(num_burnin, initial_z, kernel=adaptive, trace_fn=None,
-                                       return_final_kernel_results=True, seed=_int32_seed(seeds[0]))
+                                       return_final_kernel_results=True, seed=tfp_seed(seeds[0]))
         step_size = tf.exp(tf.nest.flatten(burnin.final_kernel_results.log_averaging_step)[0])  # (batch, 1)
         jitters = tf.random.stateless_uniform([num_samples, tf.shape(initial_z)[0], 1], seeds[1], 0.8, 1.2,
                                               dtype=dtype, alg=RNG)
@@ -226,7 +226,7 @@ def hmc_posterior_samples(
             z, results = carry
             jitter, step_seed = inputs
             z, results = hmc.one_step(z, hmc_like_step_size_setter_fn(results, step_size * jitter),
-                                      seed=_int32_seed(step_seed))
+                                      seed=tfp_seed(step_seed))
             return (z, results), (z, tf.cast(results.is_accepted, dtype))
 
         # The first transition outside the loop gives the results the structure the loop keeps.
@@ -241,9 +241,9 @@ def hmc_posterior_samples(
     return tf.function(run, jit_compile=True)() if tf.executing_eagerly() else run()
 
 
-def _int32_seed(seed: tf.Tensor) -> tf.Tensor:
+def tfp_seed(seed: tf.Tensor) -> tf.Tensor:
     """A TFP stateless seed (int32, shape (2,)) from a TensorFlow one (int64)."""
-    return tf.cast(tf.math.floormod(seed, 2**31 - 1), tf.int32)
+    return tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), 2**31 - 1), tf.int32)
 
 
 def marginal_likelihood_app_d(
@@ -366,7 +366,7 @@ def annealed_importance_sampling(
 
         kernel = tfp.mcmc.HamiltonianMonteCarlo(target, step_size=size[..., None],
                                                 num_leapfrog_steps=num_leapfrog_steps)
-        z, results = kernel.one_step(z, kernel.bootstrap_results(z), seed=_int32_seed(step_seed))
+        z, results = kernel.one_step(z, kernel.bootstrap_results(z), seed=tfp_seed(step_seed))
         accept_prob = tf.exp(tf.minimum(results.log_accept_ratio, 0.0))
         accept_prob = tf.where(tf.math.is_finite(accept_prob), accept_prob, tf.zeros_like(accept_prob))
         if adapt:
