@@ -75,14 +75,17 @@ def test_wake_sleep_models_save_and_load_as_presets(tmp_path):
 def small_mcem(**kwargs):
     from vae_zoo.baselines import MCEM
 
-    return MCEM(input_dim=12, latent_dim=2, hidden_units=8, num_datapoints=20, seed=0, **kwargs)
+    return MCEM(**{"input_dim": 12, "latent_dim": 2, "hidden_units": 8, "num_datapoints": 20, "seed": 0, **kwargs})
 
 
-def test_an_mcem_step_is_one_hmc_transition_of_the_batch_chains_then_five_decoder_updates():
-    model = small_mcem(m_steps=5)
+@pytest.mark.parametrize("n, index", [(20, [3, 7, 11, 19, 0]), (250, np.random.default_rng(3).permutation(250))],
+                         ids=["online-minibatch", "batch-every-chain"])
+def test_an_mcem_step_is_one_hmc_transition_of_the_batch_chains_then_five_decoder_updates(n, index):
+    # With every chain in the batch (batch MCEM, M = N), a pass over the data is one step.
+    model = small_mcem(m_steps=5, num_datapoints=n)
     model.compile("sgd", jit_compile=False)
-    x_all = (np.random.default_rng(2).random((20, 12)) < 0.5).astype(np.float32)
-    index = np.array([3, 7, 11, 19, 0], np.int32)
+    x_all = (np.random.default_rng(2).random((n, 12)) < 0.5).astype(np.float32)
+    index = np.asarray(index, np.int32)
     chains, step_size = model.chains.numpy().copy(), float(model.step_size.numpy())
     encoder = [v.numpy().copy() for v in model.encoder.trainable_variables]
     decoder = [v.numpy().copy() for v in model.decoder.trainable_variables]
@@ -93,16 +96,17 @@ def test_an_mcem_step_is_one_hmc_transition_of_the_batch_chains_then_five_decode
     after = model.chains.numpy()
     np.testing.assert_allclose(after[index], z.numpy(), rtol=1e-6, atol=1e-6)  # the batch's chains took the HMC step
     # (atol: compiled fit vs the eager step differ by float32 rounding, 1.5e-8 seen on an entry of 6e-4)
-    others = np.setdiff1d(np.arange(20), index)
+    others = np.setdiff1d(np.arange(n), index)
     np.testing.assert_array_equal(after[others], chains[others])  # no other chain moved
-    factor = 1.01 if float(acceptance) > 0.9 else 1 / 1.01
+    rate = 1.01 ** max(1, len(index) / 100)  # the same adaptation per chain transition, online or batch
+    factor = rate if float(acceptance) > 0.9 else 1 / rate
     np.testing.assert_allclose(float(model.step_size.numpy()), step_size * factor, rtol=1e-6)
     for v, b in zip(model.encoder.trainable_variables, encoder):  # MCEM trains no recognition model
         np.testing.assert_array_equal(v.numpy(), b)
     # The M-step: five plain gradient steps on -log p(x, z) at the sampled z.
     replica = [tf.Variable(b) for b in decoder]
     lr = float(model.optimizer.learning_rate)
-    twin = small_mcem()
+    twin = small_mcem(num_datapoints=n)
     for _ in range(5):
         for v, r in zip(twin.decoder.trainable_variables, replica):
             v.assign(r)

@@ -17,8 +17,9 @@ from vae_zoo import reproduce, viz
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError
 
 # The smallest App. D settings whose points pass the gate (5 burn-in steps and 5 samples gave log p(x) > 0).
+# A fixed step size: the selection runs are tested on their own below.
 TINY_FIGURE3 = ["reproduce", "figure3", "--n-train", "200", "--samples", "1000", "--eval-points", "50",
-                "--ml-samples", "20", "--ml-burnin", "40", "--ml-leapfrog", "2", "--quiet"]
+                "--ml-samples", "20", "--ml-burnin", "40", "--ml-leapfrog", "2", "--lr", "0.02", "--quiet"]
 
 
 def test_rounds_and_measuring_points():
@@ -49,6 +50,52 @@ def test_curves_are_the_papers_and_refuse_what_a_figure_lacks():
         reproduce.curves("figure4")
 
 
+def test_step_size_selection_takes_the_best_training_number_of_the_grid_once(tmp_path, monkeypatch):
+    from vae_zoo.errors import TrainingError
+
+    calls = []
+    numbers = {0.01: -130.0, 0.02: -120.5, 0.1: None}  # 0.1 diverges
+
+    def fake_fit(curve, settings, lr, epochs, directory, evaluate_at, verbose):
+        calls.append((lr, epochs, directory.name))
+        assert evaluate_at(epochs)  # the selection point is measured
+        if numbers[lr] is None:
+            raise TrainingError("Training diverged: the loss is nan at step 40.")
+        return {"log": [{"epoch": epochs, "train": numbers[lr], "test": numbers[lr] - 1}]}
+
+    monkeypatch.setattr(reproduce, "_fit", fake_fit)
+    curve = reproduce.curves("figure3", n_train=[1000], methods=["aevb"])[0]
+    settings = reproduce.Settings("figure3", selection_updates=500)
+    selection = reproduce.select_step_size(curve, settings, tmp_path)
+    # Adagrad's 101 warm-up updates + 500, at 10 updates per epoch: 61 epochs, each step size in its folder.
+    assert calls == [(0.01, 61, "lr-0.01"), (0.02, 61, "lr-0.02"), (0.1, 61, "lr-0.1")]
+    assert selection["chosen"] == 0.02 and selection["train"] == {"0.01": -130.0, "0.02": -120.5, "0.1": None}
+    assert "diverged" in selection["failed"]["0.1"] and selection["samples"] == 61_000
+    assert reproduce.select_step_size(curve, settings, tmp_path) == selection and len(calls) == 3  # decided once
+    # Batch MCEM makes 5 updates per pass over its 1,000 examples: 121 passes.
+    mcem = reproduce.curves("figure3", n_train=[1000], methods=["mcem"])[0]
+    assert mcem.batch_size == 1000 and reproduce.selection_epochs(mcem, settings) == 121
+    numbers.update({0.01: None, 0.02: None})
+    with pytest.raises(TrainingError, match="every step size"):
+        reproduce.select_step_size(mcem, settings, tmp_path)
+
+
+@pytest.mark.slow
+def test_step_size_selection_runs_the_grid_and_continues_the_winner(tmp_path):
+    out = reproduce.run("figure2", tmp_path / "o", tmp_path / "w", 3400, {"datasets": ["frey"], "latent_dims": [2],
+                        "methods": ["aevb"]}, {"eval_points": 100, "selection_updates": 20})
+    curve = out["curves"]["frey-n1765-z2-aevb"]
+    selection = curve["step_size_selection"]
+    assert set(selection["train"]) == {"0.01", "0.02", "0.1"} and selection["epochs"] == 8  # (101 + 20) / 17
+    finite = {float(lr): v for lr, v in selection["train"].items() if v is not None}
+    assert curve["learning_rate"] == selection["chosen"] == max(finite, key=finite.get)
+    assert curve["samples"] == 8 * 1700 and curve["updates_per_sample"] == 0.01  # the selection run, continued
+    (work,) = (tmp_path / "w").iterdir()
+    assert work.name.startswith("figure2-")
+    assert sorted(p.name for p in (work / "frey-n1765-z2-aevb").iterdir()) == [
+        "lr-0.01", "lr-0.02", "lr-0.1", "step_size.json"]
+
+
 def _results(curves):
     return {"figure": "figure3", "metric": "marginal_likelihood", "settings": {}, "curves": {
         name: {"dataset": "mnist", "latent_dim": 3, "n_train": n, "method": m, "samples": pts[-1][0],
@@ -74,8 +121,8 @@ def test_table_says_who_is_ahead_at_1e6_and_at_the_end(tmp_path):
 
 
 def _weights(workdir):
-    return {d.name: keras.saving.load_model(d / "checkpoint" / "model.keras").get_weights()
-            for d in sorted((workdir / "figure3").iterdir())}
+    return {d.parent.name: keras.saving.load_model(d / "checkpoint" / "model.keras").get_weights()
+            for d in sorted(workdir.glob("figure3-*/*/lr-*"))}
 
 
 @pytest.mark.slow
@@ -86,7 +133,10 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [*TINY_FIGURE3, "--workdir", killed / "w", "--out", killed / "o"]
     process = subprocess.Popen([SCRIPT, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = killed / "w" / "figure3" / "mnist-n200-z3-wake-sleep" / "checkpoint" / "state.json"
+    # The work folder is keyed by the run's settings.
+    key = reproduce.Settings("figure3", learning_rate=0.02, eval_points=50, ml_samples=20, ml_burnin=40,
+                             ml_leapfrog=2).key
+    state = killed / "w" / key / "mnist-n200-z3-wake-sleep" / "lr-0.02" / "checkpoint" / "state.json"
     deadline = time.time() + 300
     while not state.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -121,7 +171,7 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path)
 @pytest.mark.slow
 def test_figure2_end_to_end_with_a_tiny_budget(tmp_path):
     result = vae_zoo("reproduce", "figure2", "--dataset", "frey", "--nz", "2", "--samples", "3400",
-                     "--eval-points", "100", "--workdir", tmp_path / "w", "--out", tmp_path / "o")
+                     "--eval-points", "100", "--lr", "0.02", "--workdir", tmp_path / "w", "--out", tmp_path / "o")
     results = json.loads((tmp_path / "o" / "figure2.json").read_text())
     assert sorted(results["curves"]) == ["frey-n1765-z2-aevb", "frey-n1765-z2-wake-sleep"]
     for curve in results["curves"].values():

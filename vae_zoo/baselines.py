@@ -19,6 +19,11 @@ training datapoint keeps a Markov chain z_i targeting its posterior p(z|x_i):
   steps; one step size shared by all chains, adapted toward 90 % acceptance);
 - M-step: 5 updates of the decoder's parameters up the gradient of log p(x, z) at the sampled z.
 
+With minibatches of M = 100 this is online MCEM (`reproduce`'s "mcem-online"). With the whole
+training set as the one batch (M = N) a pass over the data is one HMC transition of every chain,
+then 5 full-batch weight updates: the batch MCEM of the author's code (`step_batch_mcem`) and of
+the paper's Figure 3 ("not an on-line algorithm").
+
 Its quality is measured by the marginal likelihood (`VAE.log_likelihood_hmc`, App. D, Figure 3):
 its encoder is never trained, so a lower bound through q(z|x) means nothing for it.
 """
@@ -127,9 +132,11 @@ class MCEM(VAE):
     """
 
     uses_example_indices = True
-    # SimpleStepSizeAdaptation's rule: the step grows (shrinks) by this factor when the
-    # acceptance rate is above (below) its target.
-    ADAPTATION_RATE = 0.01
+    # The step size grows (shrinks) by (1 + ADAPTATION_RATE) per 100 chains (at least once) of a
+    # transition whose acceptance rate is above (below) the target, by at most MAX_ADAPTATION: the
+    # same adaptation per pass over the data online (M = 100) and in batch (M = N); the author's
+    # code moves its step by up to x1.25 per transition.
+    ADAPTATION_RATE, MAX_ADAPTATION = 0.01, 1.25
 
     def __init__(self, *args, num_datapoints: int, num_leapfrog_steps: int = 10, m_steps: int = 5,
                  target_accept: float = 0.9, **kwargs):
@@ -170,7 +177,8 @@ class MCEM(VAE):
         seed = _step_seed(self)
         z, acceptance = self.e_step(x, index, seed)
         self.chains.assign(tf.tensor_scatter_nd_update(self.chains, index[:, None], z))
-        factor = 1.0 + self.ADAPTATION_RATE
+        hundreds = tf.maximum(tf.cast(tf.shape(index)[0], self.compute_dtype) / 100.0, 1.0)
+        factor = tf.minimum((1.0 + self.ADAPTATION_RATE) ** hundreds, self.MAX_ADAPTATION)
         self.step_size.assign(self.step_size * tf.where(acceptance > self.target_accept, factor, 1.0 / factor))
         decoder = self.decoder.trainable_variables
         for _ in range(self.m_steps):  # M-step: the generative model fitted to the sampled z

@@ -8,17 +8,25 @@
   trained on the first N = 1,000 or 50,000 training images; the marginal log-likelihood of App. D
   (`marginal_likelihood.app_d`) on the first 1,000 training and test images, with its diagnostics
   (acceptance, median, non-finite count, time) beside every point; an impossible point is an error.
+  MCEM is the batch form ("not an on-line algorithm"): per pass over the data one HMC transition of
+  every chain, then 5 full-batch weight updates; "mcem-online" (per minibatch of 100) is available
+  beside it.
 
-Every method trains with the paper's recipe (Adagrad, M = 100, L = 1, N(0, I) parameter prior,
-initial weights ~ N(0, 0.01)) from the same seed, through `training.fit_with_checkpoints`, so
-each curve checkpoints and resumes exactly. A run goes in rounds (10^6 samples per curve, then
-10^7, ..., then the budget), so an interrupted figure has comparable coverage of all its curves;
-rerunning the command continues where it stopped, and a larger `--samples` extends the curves.
-The curves go to OUT/FIGURE.json (with the command that made them) and OUT/FIGURE.png.
+Every method trains with the paper's recipe (the author's Adagrad, M = 100, L = 1, N(0, I) parameter
+prior, initial weights ~ N(0, 0.01)) from the same seed, through `training.fit_with_checkpoints`, so
+each curve checkpoints and resumes exactly. The Adagrad step size is chosen per curve as the paper
+did: short runs at 0.01, 0.02 and 0.1, and the best training-set number after `selection_updates`
+weight updates (past Adagrad's warm-up) wins and continues; the three numbers and the choice are in
+the curve's record. A run goes in rounds (10^6 samples per curve, then 10^7, ..., then the budget),
+so an interrupted figure has comparable coverage of all its curves; rerunning the command continues
+where it stopped, and a larger `--samples` extends the curves. The curves go to OUT/STEM.json (with
+the command that made them) and OUT/STEM.png, STEM being the figure's name (and the initial scale
+when it is not the paper's, e.g. figure2-init-std-0.1).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -31,11 +39,11 @@ import numpy as np
 
 from vae_zoo import data as data_lib
 from vae_zoo import marginal_likelihood, viz
-from vae_zoo.errors import EstimateError, InvalidArgumentError, OutputExistsError
+from vae_zoo.errors import EstimateError, InvalidArgumentError, OutputExistsError, TrainingError
 from vae_zoo.io import atomic_write_text, exclusive_lock
-from vae_zoo.recipes import RECIPES
+from vae_zoo.recipes import ADAGRAD_WARMUP, RECIPES
 from vae_zoo.training import build_model, fit_with_checkpoints, has_checkpoint
-from vae_zoo.validation import check_choice, check_choices, check_positive_int, check_seed
+from vae_zoo.validation import check_choice, check_choices, check_positive_float, check_positive_int, check_seed
 
 
 @dataclass(frozen=True)
@@ -48,22 +56,29 @@ class FigureSpec:
     hidden_units: dict[str, int]
     n_train: tuple[int, ...] | None  # training-set sizes (None: the full training set)
     metric: str  # "bound" or "marginal_likelihood"
-    default_samples: int
+    default_samples: int  # the paper's budget
     eval_points: int  # training (and test) points measured
+    linear_every: int | None = None  # measure every this many samples too (a figure on a linear axis)
+    extra_methods: tuple[str, ...] = ()  # available, not drawn by default
 
 
 FIGURES = {
     "figure2": FigureSpec(
         "AEVB vs wake-sleep: lower bound", ("aevb", "wake-sleep"),
         {"mnist": (3, 5, 10, 20, 200), "frey": (2, 5, 10, 20)}, {"mnist": 500, "frey": 200},
-        None, "bound", 10**7, 10_000,
+        None, "bound", 10**8, 10_000,
     ),
     "figure3": FigureSpec(
         "AEVB vs wake-sleep vs MCEM: marginal likelihood", ("aevb", "wake-sleep", "mcem"),
-        {"mnist": (3,)}, {"mnist": 100}, (1000, 50_000), "marginal_likelihood", 10**7, 1000,
+        {"mnist": (3,)}, {"mnist": 100}, (1000, 50_000), "marginal_likelihood", 6 * 10**7, 1000,
+        linear_every=5 * 10**6, extra_methods=("mcem-online",),
     ),
 }
 EVALUATIONS_PER_DECADE = 4
+# method -> (model class, a name of `training.METHODS`; minibatch size, None for the whole training set)
+METHODS = {"aevb": ("aevb", 100), "wake-sleep": ("wake-sleep", 100), "mcem": ("mcem", None),
+           "mcem-online": ("mcem", 100)}
+STEP_SIZES = (0.01, 0.02, 0.1)  # the paper's grid of Adagrad step sizes
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,15 @@ class Curve:
     def panel(self) -> tuple[str, int, int]:
         return self.dataset, self.latent_dim, self.n_train
 
+    @property
+    def batch_size(self) -> int:
+        return METHODS[self.method][1] or self.n_train
+
+    @property
+    def updates_per_batch(self) -> int:
+        """Weight updates per minibatch: MCEM's M-step makes 5, the others 1."""
+        return 5 if METHODS[self.method][0] == "mcem" else 1
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -91,7 +115,9 @@ class Settings:
 
     figure: str
     seed: int = 0
-    learning_rate: float = RECIPES["paper"].learning_rate
+    learning_rate: float | None = None  # None: chosen per curve from STEP_SIZES
+    selection_updates: int = 500  # weight updates past Adagrad's warm-up after which the step size is chosen
+    init_std: float = RECIPES["paper"].init_stddev
     eval_points: int = 1000
     ml_samples: int = 100  # App. D: L posterior samples per point, twice
     ml_burnin: int = 100
@@ -99,6 +125,20 @@ class Settings:
     # The App. D sampler's version: 2 adapts a step size per chain and jitters it (points of version 1,
     # one shared step size, are not comparable and are not continued).
     ml_estimator: int = 2
+
+    @property
+    def key(self) -> str:
+        """The run's work folder: the stem and a digest of every setting, so checkpoints measured
+        or trained under other settings are never continued under these."""
+        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.stem}-{digest}"
+
+    @property
+    def stem(self) -> str:
+        """The name of the run's results and work folder: the figure, and the initial scale when it
+        is not the paper's."""
+        default = self.init_std == RECIPES["paper"].init_stddev
+        return self.figure if default else f"{self.figure}-init-std-{self.init_std:g}"
 
 
 def curves(figure: str, datasets=None, latent_dims=None, n_train=None, methods=None) -> list[Curve]:
@@ -109,7 +149,7 @@ def curves(figure: str, datasets=None, latent_dims=None, n_train=None, methods=N
     """
     spec = FIGURES[check_choice("figure", figure, FIGURES)]
     datasets = check_choices("dataset", datasets or list(spec.latent_dims), spec.latent_dims)
-    methods = check_choices("method", methods or list(spec.methods), spec.methods)
+    methods = check_choices("method", methods or list(spec.methods), spec.methods + spec.extra_methods)
     available = sorted({z for d in datasets for z in spec.latent_dims[d]})
     if latent_dims:
         for z in latent_dims:
@@ -131,10 +171,14 @@ def curves(figure: str, datasets=None, latent_dims=None, n_train=None, methods=N
             if not latent_dims or z in latent_dims for n in sizes[d] for m in methods]
 
 
-def evaluation_epochs(samples_per_epoch: int, epochs: int) -> set[int]:
-    """Epochs at which a curve is measured: EVALUATIONS_PER_DECADE per decade of samples, and the last."""
+def evaluation_epochs(samples_per_epoch: int, epochs: int, linear_every: int | None = None) -> set[int]:
+    """Epochs at which a curve is measured: EVALUATIONS_PER_DECADE per decade of samples, every
+    `linear_every` samples (if given), and the last."""
     points = {max(1, round(10 ** (k / EVALUATIONS_PER_DECADE) / samples_per_epoch))
               for k in range(int(EVALUATIONS_PER_DECADE * math.log10(samples_per_epoch * epochs)) + 1)}
+    if linear_every:
+        points |= {round(k * linear_every / samples_per_epoch)
+                   for k in range(1, samples_per_epoch * epochs // linear_every + 1)}
     return {e for e in points if e <= epochs} | {epochs}
 
 
@@ -202,31 +246,86 @@ def _measure(curve: Curve, settings: Settings):
     return measure
 
 
-def train_curve(curve: Curve, settings: Settings, samples: int, workdir: Path, verbose: bool = False) -> dict:
-    """Trains (or continues) `curve` to at least `samples` training samples; returns its record."""
+def _fit(curve: Curve, settings: Settings, learning_rate: float, epochs: int, directory: Path, evaluate_at,
+         verbose: bool) -> dict:
+    """Trains (or continues) `curve` at `learning_rate` to `epochs` in `directory`; returns its state."""
     x_train = data_lib.load(curve.dataset, "train")[: curve.n_train]
-    steps = len(x_train) // 100
-    epochs = math.ceil(samples / (steps * 100))
-    recipe = RECIPES["paper"].replace(epochs=epochs, seed=settings.seed, learning_rate=settings.learning_rate,
-                                      steps_per_execution=min(50, steps))
-    directory = workdir / curve.name
+    recipe = RECIPES["paper"].replace(epochs=epochs, seed=settings.seed, learning_rate=learning_rate,
+                                      init_stddev=settings.init_std, batch_size=curve.batch_size,
+                                      steps_per_execution=min(50, curve.n_train // curve.batch_size))
     architecture = dict(input_dim=data_lib.DATASETS[curve.dataset].input_dim, latent_dim=curve.latent_dim,
                         hidden_units=curve.hidden_units,
                         likelihood="bernoulli" if curve.dataset == "mnist" else "gaussian")
-    wanted = evaluation_epochs(steps * 100, epochs)
-    _, state = fit_with_checkpoints(
-        build_model(architecture, recipe, len(x_train), curve.method), x_train, recipe, directory,
-        binarize=curve.dataset == "mnist", resume=has_checkpoint(directory), verbose=0, report=verbose,
-        evaluate=_measure(curve, settings), evaluate_at=wanted.__contains__,
-    )
+    model = build_model(architecture, recipe, len(x_train), METHODS[curve.method][0])
+    _, state = fit_with_checkpoints(model, x_train, recipe, directory, binarize=curve.dataset == "mnist",
+                                    resume=has_checkpoint(directory), verbose=0, report=verbose,
+                                    evaluate=_measure(curve, settings), evaluate_at=evaluate_at)
+    return state
+
+
+def selection_epochs(curve: Curve, settings: Settings) -> int:
+    """Epochs of the step-size selection runs: Adagrad's warm-up plus `selection_updates` weight updates."""
+    updates_per_epoch = curve.n_train // curve.batch_size * curve.updates_per_batch
+    return math.ceil((ADAGRAD_WARMUP + settings.selection_updates) / updates_per_epoch)
+
+
+def select_step_size(curve: Curve, settings: Settings, workdir: Path, verbose: bool = False) -> dict:
+    """The paper's rule: a short run at each of STEP_SIZES, then the best training-set number
+    (the figure's metric on the training points) wins; a run that diverges or measures an
+    impossible value loses. Decided once per curve and kept in WORKDIR/CURVE/step_size.json.
+
+    Returns:
+        {"chosen", "epochs", "samples", "updates", "train": {step size: number or None}, "failed": {...}}.
+
+    Raises:
+        TrainingError: every step size failed.
+    """
+    path = workdir / curve.name / "step_size.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    epochs = selection_epochs(curve, settings)
+    # Measured where the curve will be, so the winner's curve is whole.
+    measured = evaluation_epochs(curve.n_train // curve.batch_size * curve.batch_size, epochs,
+                                 FIGURES[settings.figure].linear_every)
+    train, failed = {}, {}
+    for lr in STEP_SIZES:
+        try:
+            state = _fit(curve, settings, lr, epochs, workdir / curve.name / f"lr-{lr:g}", measured.__contains__,
+                         verbose)
+            train[f"{lr:g}"] = state["log"][-1]["train"]
+        except (TrainingError, EstimateError) as error:
+            train[f"{lr:g}"], failed[f"{lr:g}"] = None, str(error)
+    candidates = {lr: value for lr, value in train.items() if value is not None}
+    if not candidates:
+        raise TrainingError(f"{curve.name}: every step size of {STEP_SIZES} failed: {failed}")
+    steps = curve.n_train // curve.batch_size
+    selection = {"chosen": float(max(candidates, key=candidates.get)), "epochs": epochs,
+                 "samples": epochs * steps * curve.batch_size, "updates": epochs * steps * curve.updates_per_batch,
+                 "train": train, "failed": failed}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(selection, indent=1), overwrite=True)
+    return selection
+
+
+def train_curve(curve: Curve, settings: Settings, samples: int, workdir: Path, verbose: bool = False) -> dict:
+    """Trains (or continues) `curve` to at least `samples` training samples (and at least through
+    the step-size selection); returns its record."""
+    spe = curve.n_train // curve.batch_size * curve.batch_size
+    selection = None if settings.learning_rate else select_step_size(curve, settings, workdir, verbose)
+    learning_rate = settings.learning_rate or selection["chosen"]
+    epochs = max(math.ceil(samples / spe), selection["epochs"] if selection else 1)
+    wanted = evaluation_epochs(spe, epochs, FIGURES[settings.figure].linear_every)
+    state = _fit(curve, settings, learning_rate, epochs, workdir / curve.name / f"lr-{learning_rate:g}",
+                 wanted.__contains__, verbose)
     points = [{"samples": row["samples_seen"], **{k: v for k, v in row.items() if k.split("_")[0] in
                                                   ("train", "test", "measure") and not k.startswith("train_elbo")
                                                   and k != "train_kl"}}
               for row in state["log"] if "test" in row]
     for point in points:
         check_point(curve.name, point, curve.dataset == "mnist", FIGURES[settings.figure].metric)
-    return {**asdict(curve), "name": curve.name, "samples_per_epoch": state["samples_per_epoch"],
-            "samples": state["epoch"] * state["samples_per_epoch"],
+    return {**asdict(curve), "name": curve.name, "learning_rate": learning_rate, "step_size_selection": selection,
+            "batch_size": curve.batch_size, "updates_per_sample": curve.updates_per_batch / curve.batch_size,
+            "samples_per_epoch": state["samples_per_epoch"], "samples": state["epoch"] * state["samples_per_epoch"],
             "wall_seconds": round(state["wall_seconds"], 1), "points": points}
 
 
@@ -254,12 +353,15 @@ def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples
     spec = FIGURES[check_choice("figure", figure, FIGURES)]
     samples = check_positive_int("samples", spec.default_samples if samples is None else samples)
     settings = Settings(figure, **{"eval_points": spec.eval_points, **(settings or {})})
-    for name in ("eval_points", "ml_samples", "ml_burnin", "ml_leapfrog"):
+    for name in ("eval_points", "ml_samples", "ml_burnin", "ml_leapfrog", "selection_updates"):
         check_positive_int(name, getattr(settings, name))
+    check_positive_float("init_std", settings.init_std)
+    if settings.learning_rate is not None:
+        check_positive_float("learning_rate", settings.learning_rate)
     check_seed("seed", settings.seed, allow_none=False)
     todo = curves(figure, **(selection or {}))
-    out, workdir = Path(out), Path(workdir) / figure
-    path = out / f"{figure}.json"
+    out, workdir = Path(out), Path(workdir) / settings.key
+    path = out / f"{settings.stem}.json"
     results = {"figure": figure, "metric": spec.metric, "settings": asdict(settings), "curves": {}}
     if path.exists():
         previous = json.loads(path.read_text())
@@ -269,18 +371,44 @@ def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples
             raise OutputExistsError(f"{path} holds a run with other settings ({previous.get('settings')}). "
                                     "Choose another --out, or pass --overwrite to replace it.")
     results.update(command=command, machine=f"{platform.machine()}, {os.cpu_count()} cores")
+    if verbose:
+        print(f"{settings.stem}: {len(todo)} curves to {samples:,} samples each; {_eta(results, todo, samples)}",
+              flush=True)
     for budget in rounds(samples):
         for curve in todo:
             record = train_curve(curve, settings, budget, workdir, verbose)
-            with exclusive_lock(out, figure):
+            with exclusive_lock(out, settings.stem):
+                if path.exists():  # another process may run other curves of the same experiment
+                    on_disk = json.loads(path.read_text())
+                    if on_disk.get("settings") == results["settings"]:
+                        results["curves"] = on_disk["curves"]
                 results["curves"][curve.name] = record
                 atomic_write_text(path, json.dumps(results, indent=1), overwrite=True)
-                viz.plot_figure(results, out / f"{figure}.png", overwrite=True)
+                viz.plot_figure(results, out / f"{settings.stem}.png", overwrite=True)
             if verbose:
                 last = record["points"][-1]
-                print(f"{figure} {curve.name}: {record['samples']:,} samples, train {last['train']:.2f}, "
-                      f"test {last['test']:.2f}, {record['wall_seconds']:.0f} s", flush=True)
+                print(f"{settings.stem} {curve.name}: {record['samples']:,} samples (step size "
+                      f"{record['learning_rate']:g}), train {last['train']:.2f}, test {last['test']:.2f}, "
+                      f"{record['wall_seconds']:.0f} s; {_eta(results, todo, samples)}", flush=True)
     return results
+
+
+def _eta(results: dict, todo: list[Curve], samples: int) -> str:
+    """The expected time left for `todo` to reach `samples`, at the speed each curve (or its
+    method, on its data set) has shown on this machine in `results`."""
+    rates: dict[tuple, list[float]] = {}
+    for c in results["curves"].values():
+        if c["samples"]:
+            rates.setdefault((c["dataset"], c["method"]), []).append(c["wall_seconds"] / c["samples"])
+    seconds = 0.0
+    for curve in todo:
+        done = results["curves"].get(curve.name)
+        rate = (done["wall_seconds"] / done["samples"] if done and done["samples"]
+                else np.mean(rates[curve.dataset, curve.method]) if (curve.dataset, curve.method) in rates else None)
+        if rate is None:
+            return "the expected time follows once every method has trained on this machine"
+        seconds += rate * max(0, samples - (done["samples"] if done else 0))
+    return f"expected time left on this machine: {seconds / 3600:.1f} h"
 
 
 def nearest(points: list[dict], samples: float) -> dict:

@@ -101,11 +101,16 @@ def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike, overwrite:
 
 _METRIC_LABELS = {"bound": "lower bound (nats per datapoint)", "marginal_likelihood": "marginal log-likelihood (nats)"}
 _DATASET_NAMES = {"mnist": "MNIST", "frey": "Frey Face"}
+# The paper's y ranges: Figure 2 per data set, Figure 3 per training-set size.
+_PAPER_Y = {("figure2", "mnist"): (-150, -100), ("figure2", "frey"): (0, 1600),
+            ("figure3", 1000): (-160, -100), ("figure3", 50_000): (-160, -125)}
 
 
 def plot_figure(results: dict, path: str | os.PathLike, overwrite: bool = False) -> None:
     """A figure of the paper as `reproduce.run` measured it: one panel per N_z (Figure 2, a row per
-    data set) or per training-set size (Figure 3), one colour per method, train solid, test dashed.
+    data set, log axis from 10^5 to 10^8) or per training-set size (Figure 3, linear axis to 6 x 10^7),
+    one colour per method, train solid, test dashed; the paper's y ranges, widened where a curve ends
+    outside them.
 
     Args:
         results: what `reproduce.run` returns (curves with their measured points).
@@ -136,11 +141,17 @@ def plot_figure(results: dict, path: str | os.PathLike, overwrite: bool = False)
                 ax.plot(xs, [p["train"] for p in c["points"]], color=color, lw=1.2, label=f"{c['method']} train")
                 ax.plot(xs, [p["test"] for p in c["points"]], color=color, lw=1.2, ls="--",
                         label=f"{c['method']} test")
-            values = [p[s] for c in group for p in c["points"] for s in ("train", "test")]
             finals = [c["points"][-1][s] for c in group for s in ("train", "test")]
-            top, spread = max(values), max(values) - min(finals)
-            ax.set_ylim(max(min(values), top - 4 * spread - 5) - 1, top + 0.1 * spread + 1)
-            ax.set_xscale("log")
+            low, high = _PAPER_Y.get((results["figure"], dataset if results["figure"] == "figure2" else key[0]),
+                                     (min(finals), max(finals)))
+            margin = 0.05 * (high - low) + 1  # the paper's range, widened to show where every curve ended
+            ax.set_ylim(min(low, min(finals) - margin), max(high, max(finals) + margin))
+            if results["figure"] == "figure2":
+                ax.set_xscale("log")
+                ax.set_xlim(1e5, max(1e8, max(c["samples"] for c in group)))
+            else:
+                ax.set_xlim(0, max(60e6, max(c["samples"] for c in group)))
+                ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e6:g}")
             label = f"N_z = {key[0]}" if results["figure"] == "figure2" else f"N_z = 3, N = {key[0]:,}"
             ax.set_title(f"{_DATASET_NAMES.get(dataset, dataset)}, {label}", fontsize=9)
             ax.grid(alpha=0.3)
@@ -148,7 +159,8 @@ def plot_figure(results: dict, path: str | os.PathLike, overwrite: bool = False)
             if col == 0:
                 ax.set_ylabel(_METRIC_LABELS[results["metric"]], fontsize=8)
             if r == rows - 1:
-                ax.set_xlabel("training samples evaluated", fontsize=8)
+                ax.set_xlabel("training samples evaluated" + (" (millions)" if results["figure"] == "figure3" else ""),
+                              fontsize=8)
         for col in range(len(panels), columns):
             axes[r][col].axis("off")
     if curves:

@@ -12,25 +12,27 @@ from vae_zoo.cli.arguments import NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
 def cmd_reproduce(args) -> int:
     from vae_zoo import reproduce, viz
 
+    stem = reproduce.Settings(args.figure, init_std=args.init_std or reproduce.Settings.init_std).stem
     if args.plot_only:
         from vae_zoo.errors import DataNotFoundError
 
-        path = args.out / f"{args.figure}.json"
+        path = args.out / f"{stem}.json"
         if not path.is_file():
             raise DataNotFoundError(f"{path} does not exist: run `vae-zoo reproduce {args.figure}` first, or point "
                                     "--out to the folder of its results.")
         results = json.loads(path.read_text())
-        viz.plot_figure(results, args.out / f"{args.figure}.png", overwrite=True)
+        viz.plot_figure(results, args.out / f"{stem}.png", overwrite=True)
     else:
         selection = {"datasets": args.dataset, "latent_dims": args.nz, "n_train": args.n_train, "methods": args.methods}
-        settings = {k: v for k, v in {"seed": args.seed, "learning_rate": args.lr, "eval_points": args.eval_points,
+        settings = {k: v for k, v in {"seed": args.seed, "learning_rate": args.lr, "init_std": args.init_std,
+                                      "selection_updates": args.selection_updates, "eval_points": args.eval_points,
                                       "ml_samples": args.ml_samples, "ml_burnin": args.ml_burnin,
                                       "ml_leapfrog": args.ml_leapfrog}.items() if v is not None}
         results = reproduce.run(args.figure, args.out, args.workdir, args.samples, selection, settings,
                                 command=" ".join(["vae-zoo", *sys.argv[1:]]), overwrite=args.overwrite,
                                 verbose=not args.quiet)
     print(reproduce.table(results))
-    print(f"Wrote {args.out / args.figure}.json and .png")
+    print(f"Wrote {args.out / stem}.json and .png")
     return 0
 
 
@@ -43,11 +45,18 @@ def add_parsers(sub) -> None:
     p.add_argument("--dataset", nargs="+", help="figure2: mnist and/or frey (default both)")
     p.add_argument("--nz", nargs="+", type=POSITIVE_INT, help="latent sizes (default: the paper's)")
     p.add_argument("--n-train", nargs="+", type=POSITIVE_INT, help="figure3: training-set sizes (default 1000 50000)")
-    p.add_argument("--methods", nargs="+", help="aevb, wake-sleep, mcem (figure3) (default: all of the figure's)")
+    p.add_argument("--methods", nargs="+", help="aevb, wake-sleep; figure3 also mcem (batch) and mcem-online "
+                   "(default: aevb, wake-sleep and, for figure3, mcem)")
     p.add_argument("--samples", type=SAMPLE_COUNT, help="training samples evaluated per curve, e.g. 3e6 "
-                   "(default 1e7; the paper went to 1e8)")
+                   "(default: the paper's, 1e8 for figure2 and 6e7 for figure3)")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, help="shared seed of every method (default 0)")
-    p.add_argument("--lr", type=POSITIVE_FLOAT, help="Adagrad step size (default 0.02, from the paper's grid)")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, help="a fixed Adagrad step size (default: chosen per curve from "
+                   "0.01, 0.02 and 0.1 by the training-set number after short runs, as in the paper)")
+    p.add_argument("--selection-updates", type=POSITIVE_INT, help="weight updates (past Adagrad's 101-update "
+                   "warm-up) of the step-size selection runs (default 500)")
+    p.add_argument("--init-std", type=POSITIVE_FLOAT, help="standard deviation of the initial weights (default "
+                   "0.01, the author's reading of the paper's N(0, 0.01); 0.1 reads it as a variance); other values "
+                   "go to their own results, e.g. figure2-init-std-0.1.json")
     p.add_argument("--eval-points", type=POSITIVE_INT,
                    help="first N training and test points measured (default 10000 / 1000)")
     p.add_argument("--ml-samples", type=POSITIVE_INT, help="figure3: App. D posterior samples L per point "
