@@ -1,11 +1,7 @@
 """Exporters: encoders and decoders as SavedModel, ONNX and TFLite, parity-checked against Keras.
 
-Graphs (float32, dynamic batch, no random ops inside):
-
-- `encoder`: `x` (None, D) -> `z_mean`, `z_log_var` (None, Z)
-- `decoder`: `z` (None, Z) -> `x_mean` (None, D) [+ `x_log_var` for Gaussian decoders]
-- `sampling_encoder`: `x` (None, D), `eps` (None, Z) -> `z` = z_mean + exp(z_log_var / 2) * eps,
-  plus `z_mean` and `z_log_var`
+Graphs (float32, dynamic batch, no random ops inside) are those of `graphs`; quantized ones are
+measured by `quantized_export`.
 
 Every artifact is run in its runtime (TF SavedModel loaded back, onnxruntime,
 the LiteRT interpreter) on a fixed batch and compared with the Keras model;
@@ -22,100 +18,20 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-from vae_zoo import data as data_lib
-from vae_zoo import graph_metrics, quantization, registry, runtimes, shards, user_data
-from vae_zoo.errors import IntegrityError, InvalidArgumentError, ParityError, QualityGateError
-from vae_zoo.evaluation import dataset_of, mean_and_se
+from vae_zoo import quantization, registry, runtimes
+from vae_zoo.errors import IntegrityError, ParityError
+from vae_zoo.graphs import ONNX_OPSET, WRITERS, io_spec, part_function, probe_inputs
 from vae_zoo.io import atomic_write_text, replace_dir, staged_dir, tree_sha256
 from vae_zoo.model import VAE
+from vae_zoo.quantized_export import PAIR, export_quantized
 from vae_zoo.validation import check_choices, check_positive_float, check_positive_int, check_seed
 
 FORMATS = ("saved_model", "onnx", "tflite")
 PARTS = ("encoder", "decoder", "sampling_encoder")
-ONNX_OPSET = 17
 TOLERANCE = 1e-5
 MANIFEST = "manifest.json"
-PAIR = ("encoder", "decoder")
-CALIBRATION_SIZE = 1000  # training images that calibrate int8-static graphs
-PROBE_ROWS = 256
 
-
-
-def part_function(model: VAE, part: str) -> tf.types.experimental.GenericFunction:
-    """A tf.function with a named input signature computing one part's outputs."""
-    x_spec = tf.TensorSpec([None, model.input_dim], tf.float32, name="x")
-    z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
-    eps_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="eps")
-    if part == "encoder":
-        return tf.function(lambda x: model.encoder.outputs(x), input_signature=[x_spec])
-    if part == "decoder":
-        return tf.function(lambda z: model.decoder.outputs(z), input_signature=[z_spec])
-
-    def sampling_encoder(x, eps):
-        out = model.encoder.outputs(x)
-        return {**out, "z": out["z_mean"] + tf.exp(0.5 * out["z_log_var"]) * eps}
-
-    return tf.function(sampling_encoder, input_signature=[x_spec, eps_spec])
-
-
-def _probe_inputs(model: VAE, part: str, batch: int = 16) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    inputs = {}
-    if part in ("encoder", "sampling_encoder"):
-        inputs["x"] = rng.random((batch, model.input_dim), dtype=np.float32)
-    if part == "decoder":
-        inputs["z"] = rng.standard_normal((batch, model.latent_dim), dtype=np.float32)
-    if part == "sampling_encoder":
-        inputs["eps"] = rng.standard_normal((batch, model.latent_dim), dtype=np.float32)
-    return inputs
-
-
-def _write_saved_model(fn, path: Path, model: VAE) -> None:
-    module = tf.Module()
-    module.weights = [v.value for v in model.weights]  # track what the function captures
-    module.serve = fn
-    tf.saved_model.save(module, str(path), signatures={"serving_default": fn.get_concrete_function()})
-
-
-def _write_onnx(fn, path: Path, model: VAE) -> None:
-    import tf2onnx
-
-    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=ONNX_OPSET)
-    # tf2onnx numbers the traced function and the unknown dimensions with
-    # process-wide counters; fixed names make the same weights give the same
-    # bytes, and tell runtimes that inputs and outputs share one batch size.
-    proto.graph.doc_string = f"vae-zoo {path.stem}"
-    for value in [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]:
-        for dim in value.type.tensor_type.shape.dim:
-            if dim.dim_param:
-                dim.dim_param = "batch"
-    path.write_bytes(proto.SerializeToString())
-
-
-def _write_tflite(fn, path: Path, model: VAE) -> None:
-    # Converting from a SavedModel keeps the signature's input and output names.
-    with tempfile.TemporaryDirectory(dir=path.parent) as saved:
-        _write_saved_model(fn, Path(saved) / "m", model)
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(saved) / "m"), ["serving_default"])
-        path.write_bytes(_convert_builtin_only(converter))
-
-
-def _convert_builtin_only(converter) -> bytes:
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex (Select TF) ops
-    return converter.convert()
-
-
-WRITERS = {"saved_model": (_write_saved_model, ""), "onnx": (_write_onnx, ".onnx"),
-           "tflite": (_write_tflite, ".tflite")}
-
-
-def _io_spec(fn) -> tuple[dict, dict]:
-    concrete = fn.get_concrete_function()
-    inputs = {s.name: [None if d is None else int(d) for d in s.shape] for s in fn.input_signature}
-    outputs = {k: [None if d is None else int(d) for d in v.shape] for k, v in concrete.structured_outputs.items()}
-    return inputs, outputs
 
 
 def export(
@@ -197,7 +113,7 @@ def export(
                 if folder == tmp:
                     manifest["artifacts"].append(artifact)
         if quantized:
-            measured = _export_quantized(model, formats, parts, quantized, floats, tmp, data, max_drop, seed,
+            measured = export_quantized(model, formats, parts, quantized, floats, tmp, data, max_drop, seed,
                                          quality_k, quality_points)
             manifest["artifacts"] += measured.pop("artifacts")
             manifest["quality"] = measured
@@ -222,7 +138,7 @@ def _export_one(model: VAE, part: str, fmt: str, folder: Path, tolerance: float)
     name = f"{part}{suffix}"
     path = folder / name
     write(fn, path, model)
-    inputs = _probe_inputs(model, part)
+    inputs = probe_inputs(model, part)
     expected = {k: v.numpy() for k, v in fn(**inputs).items()}
     got = runtimes.open_graph(fmt, path)(inputs)
     if set(got) != set(expected):
@@ -233,7 +149,7 @@ def _export_one(model: VAE, part: str, fmt: str, folder: Path, tolerance: float)
             f"{name} ({fmt}) differs from the Keras model by {error:.3g} (max abs), above the tolerance "
             f"{tolerance:g}. Nothing was written."
         )
-    ins, outs = _io_spec(fn)
+    ins, outs = io_spec(fn)
     return {
         "file": name,
         "format": fmt,
@@ -246,135 +162,6 @@ def _export_one(model: VAE, part: str, fmt: str, folder: Path, tolerance: float)
         "max_abs_error": error,
         "probe_batch": len(next(iter(inputs.values()))),
     }
-
-
-def _export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: Path, data, max_drop: float | None,
-                      seed: int, k: int, points: int) -> dict:
-    """Writes the quantized graphs of `parts` into `folder` and measures them against the
-    float32 graphs `floats` ((format, part) -> path). Returns the manifest's "quality" section
-    with the quantized artifacts under "artifacts"."""
-    images = _evaluation_data(model, data, seed, modes)
-    x_test = images.pop("test")
-    x_iw = x_test[:points]
-    calibration = images.pop("calibration")
-    z_calibration = _posterior_samples(model, calibration, seed)
-    probes = {"encoder": {"x": x_test[:PROBE_ROWS]},
-              "decoder": {"z": np.random.default_rng(seed).standard_normal((PROBE_ROWS, model.latent_dim),
-                                                                             dtype=np.float32)}}
-
-    def inputs_of(part):  # the probe rows, repeated to the batch size asked for
-        return lambda n: {k: np.resize(v, (n, v.shape[1])) for k, v in probes[part].items()}
-
-    def quality(encoder, decoder) -> tuple[np.ndarray, np.ndarray]:
-        return (graph_metrics.elbo_b(encoder, decoder, model.likelihood, x_test, seed),
-                graph_metrics.log_likelihood(encoder, decoder, model.likelihood, x_iw, k, seed))
-
-    artifacts, results = [], {}
-    for fmt in formats:
-        graphs = {part: runtimes.open_graph(fmt, floats[fmt, part]) for part in PAIR}
-        float_speed = {part: graph_metrics.speed(graphs[part], inputs_of(part)) for part in parts}
-        reference = quality(graphs["encoder"], graphs["decoder"])
-        results[fmt] = {"float32": _summary(reference)}
-        for mode in modes:
-            quantized = {}
-            for part in parts:
-                name = quantization.file_name(part, mode, WRITERS[fmt][1])
-                tool = quantization.quantize(fmt, mode, floats[fmt, part], folder / name,
-                                             {"x": calibration} if part == "encoder" else {"z": z_calibration})
-                quantized[part] = runtimes.open_graph(fmt, folder / name)
-                size, float_size = (folder / name).stat().st_size, floats[fmt, part].stat().st_size
-                ins, outs = _io_spec(part_function(model, part))
-                artifacts.append({
-                    "file": name, "format": fmt, "part": part, "quantize": mode, "tool": tool,
-                    "sha256": tree_sha256(folder / name), "inputs": ins, "outputs": outs,
-                    "runtime": runtimes.runtime_version(fmt), "size_bytes": size, "float32_size_bytes": float_size,
-                    "smaller_by": round(float_size / size, 2),
-                    "difference_from_float32": graph_metrics.differences(quantized[part], graphs[part], probes[part]),
-                    "speed": graph_metrics.speed(quantized[part], inputs_of(part)),
-                    "float32_speed": float_speed[part],
-                })
-            pairs = {"pair": {**graphs, **quantized}}
-            if len(quantized) == 2:
-                pairs["decoder_only"] = {**graphs, "decoder": quantized["decoder"]}
-            results[fmt][mode] = {kind: _summary(quality(p["encoder"], p["decoder"]), reference)
-                                  for kind, p in pairs.items()}
-            measured = results[fmt][mode]["pair"]
-            drop = measured["log_px_drop"]
-            if max_drop is not None and drop["mean"] > max_drop:
-                raise QualityGateError(
-                    f"The {mode} {fmt} {' + '.join(parts)} lower the test log p(x) by {drop['mean']:.3f} "
-                    f"+- {drop['standard_error']:.3f} nats per image (float32 "
-                    f"{results[fmt]['float32']['log_px']['mean']:.3f}, quantized {measured['log_px']['mean']:.3f}; "
-                    f"k={k}, {len(x_iw)} test images), more than max_drop={max_drop:g}. Nothing was written. "
-                    "Choose another mode (float16 costs least) or allow a larger drop (--max-drop).")
-    return {"artifacts": artifacts, "max_drop": max_drop,
-            "protocol": {"elbo_B": f"estimator B (eq. 7), L = 1, all {len(x_test)} test images",
-                         "log_px": f"importance-weighted, k = {k}, the first {len(x_iw)} test images",
-                         "seed": seed, "noise": "numpy default_rng([seed, first row]): the same eps for every pair",
-                         "units": "nats per image; drops are float32 minus quantized, paired, with their standard "
-                                  "errors", "graphs": "measured through the exported graphs in their runtimes",
-                         "pairs": "pair: the exported parts quantized, any other part float32; decoder_only: "
-                                  "float32 encoder + quantized decoder",
-                         "probe": f"differences: the first {len(probes['encoder']['x'])} test images (encoder), "
-                                  f"{PROBE_ROWS} z ~ N(0, I) from default_rng({seed}) (decoder)",
-                         "speed": "batch-1 latency over 300 runs and batch-256 throughput over 30 (probe rows), "
-                                  "after warm-up, in one process on this machine, each runtime with its default "
-                                  "threads"},
-            **images, "results": results}
-
-
-def _summary(values: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
-    elbo, log_px = values
-    out = {"elbo_B": mean_and_se(elbo), "log_px": mean_and_se(log_px)}
-    if reference is not None:
-        out["elbo_B_drop"] = mean_and_se(reference[0] - elbo)
-        out["log_px_drop"] = mean_and_se(reference[1] - log_px)
-    return out
-
-
-def _evaluation_data(model: VAE, path, seed: int, modes) -> dict:
-    """Calibration images (up to CALIBRATION_SIZE training images, drawn with `seed`) and test
-    images, binarized for Bernoulli models, with what they are."""
-    if path is None:
-        try:
-            name = dataset_of(model)
-        except InvalidArgumentError as err:
-            need = "calibrate int8-static graphs and measure" if "int8-static" in modes else "measure"
-            raise InvalidArgumentError(
-                f"Quantized exports need images to {need} them on, and no data set of the zoo fits this model "
-                f"({err}). Pass data=PATH (vae-zoo export --data PATH) with images like its training data.") from None
-        train, test = data_lib.load(name, "train"), data_lib.test_set(name, model.is_binary)
-        described = {"data": name, "test_set": f"the {len(test)} {name} test images" + (
-            ", fixed binarization (see data)" if model.is_binary else "")}
-    else:
-        source = user_data.read(path)
-        if source.input_dim != model.input_dim:
-            raise InvalidArgumentError(f"{path} holds images of {source.input_dim} pixels; the model takes "
-                                       f"{model.input_dim}. Pass images like its training data.")
-        train, test, split = source.split(0.1, seed)
-        if isinstance(train, shards.Shards):
-            train = train.head(CALIBRATION_SIZE * 10)
-        described = {"data": source.describe(), "test_set": split.split(";")[0] + "; calibration rows from the rest"}
-        if model.is_binary:
-            test = data_lib.binarize(test, seed + 1)
-            described["test_set"] += f"; binarized with numpy default_rng({seed + 1})"
-    rows = np.sort(np.random.default_rng(seed).choice(len(train), min(CALIBRATION_SIZE, len(train)), replace=False))
-    calibration = data_lib.binarize(train[rows], seed) if model.is_binary else train[rows]
-    out = {**described, "test": test, "calibration": calibration}
-    if "int8-static" in modes:
-        out["calibration_set"] = {
-            "encoder": f"{len(rows)} training images, rows numpy default_rng({seed}).choice({len(train)}, "
-                       f"{len(rows)}, replace=False)"
-                       + (f", binarized with default_rng({seed})" if model.is_binary else ""),
-            "decoder": f"z ~ q(z|x) of those images under the float32 model, eps from default_rng([{seed}, 1])",
-            "size": len(rows), "seed": seed}
-    return out
-
-
-def _posterior_samples(model: VAE, x: np.ndarray, seed: int) -> np.ndarray:
-    out = model.encoder.outputs(tf.constant(x))
-    eps = np.random.default_rng([seed, 1]).standard_normal(out["z_mean"].shape, dtype=np.float32)
-    return (out["z_mean"].numpy() + np.exp(0.5 * out["z_log_var"].numpy()) * eps).astype(np.float32)
 
 
 def verify(folder: str | os.PathLike) -> dict:
