@@ -21,35 +21,6 @@ def vae_zoo(*args, cwd=None, check=True):
     return result
 
 
-class Result:
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def in_process(capsys, monkeypatch):
-    """`vae-zoo ARGS` as `vae_zoo.cli.main(ARGS)` in this interpreter (TensorFlow already
-    imported): the console script is `sys.exit(main())`, so its exit status, output and files
-    are these. Used for refusals and small commands; the console script itself runs in the
-    tests that train, export and evaluate."""
-    from vae_zoo import cli
-
-    def run(*args, cwd=None, check=True):
-        if cwd is not None:
-            monkeypatch.chdir(cwd)
-        capsys.readouterr()
-        try:
-            code = cli.main([str(a) for a in args])
-        except SystemExit as stop:  # argparse's own errors and --help
-            code = stop.code
-        out = capsys.readouterr()
-        if check and code != 0:
-            raise AssertionError(f"vae-zoo {' '.join(map(str, args))} failed:\n{out.err}")
-        return Result(code, out.out, out.err)
-
-    return run
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """mnist-z2 trained for 2 epochs through the command line."""

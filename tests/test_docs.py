@@ -2,8 +2,9 @@
 
 Python blocks run in a fresh interpreter in an empty folder (the README's own settings are
 small enough); shell blocks run with bash, in a copy of the repository where they touch it
-(they install the package, or rewrite the edge bundle). The one block not run here is the
-README's test command: it is what runs this file, and `.ci/run` runs exactly it.
+(they install the package, or rewrite the edge bundle). Two blocks are not run here: the
+README's test command, which is what runs this file, and its first command (a fresh venv, the
+package alone, a sample); `.ci/run` runs both exactly as written, in a fresh clone.
 """
 
 import os
@@ -21,6 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", "export/README.md"]
 FENCE = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)
 TEST_COMMAND = 'pip install ".[test]"'
+FIRST_COMMAND = ("python3 -m venv .venv && .venv/bin/pip install . && "
+                 ".venv/bin/vae-zoo sample mnist-z20 -n 64 -o samples.png")
 
 
 def blocks():
@@ -50,9 +53,12 @@ def env() -> dict:
 
 @pytest.mark.parametrize("language, code", list(blocks()))
 def test_example_runs_as_written(language, code, tmp_path, repo_copy):
+    ci = (REPO / ".ci" / "run").read_text()
     if is_test_command(code):
-        ci = (REPO / ".ci" / "run").read_text()
         assert '".[test]"' in ci and ".venv/bin/pytest -q" in ci  # .ci/run runs this very command
+        return
+    if code.strip() == FIRST_COMMAND:  # .ci/run runs it verbatim, as the first thing in a fresh clone
+        assert FIRST_COMMAND in ci.splitlines() and "set -euo pipefail" in ci
         return
     if language == "python":
         # Blocks that read the bundle by its repository path run from the repository.
@@ -67,4 +73,5 @@ def test_example_runs_as_written(language, code, tmp_path, repo_copy):
 
 def test_every_document_has_examples():
     ids = [p.id for p in blocks()]
+    assert any(code.strip() == FIRST_COMMAND for _, code in (p.values for p in blocks()))
     assert any(i.startswith("README.md") for i in ids) and any(i.startswith("export/README.md") for i in ids)

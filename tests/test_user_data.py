@@ -158,14 +158,13 @@ def test_train_a_fresh_model_on_an_array_of_any_image_size(tmp_path):
                       vae_zoo.VAE)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("make, args, message", [
     (lambda d, t: write_pngs(t / "small", np.zeros((120, 20, 20), np.uint8)), ["finetune", "mnist-z2"], "28x28"),
     (lambda d, t: write_pngs(t / "grey", d), ["finetune", "mnist-z2"], "--binarize"),
     (lambda d, t: write_pngs(t / "grey", d), ["train", "--latent-dim", "2"], "--likelihood gaussian"),
 ])
-def test_mismatched_data_is_one_line_naming_the_fix(digits, tmp_path, make, args, message):
+def test_mismatched_data_is_one_line_naming_the_fix(digits, tmp_path, make, args, message, in_process):
     path = make(digits, tmp_path)
-    result = run_cli(*args, "--data", path, "--out", tmp_path / "out", check=False)
+    result = in_process(*args, "--data", path, "--out", tmp_path / "out", check=False)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
