@@ -22,10 +22,14 @@ def run(x, recipe, directory, resume=False, method="aevb"):
                                          resume=resume, eval_every=1, verbose=0)
 
 
-@pytest.mark.parametrize("method", ["aevb", "wake-sleep"])
-def test_resumed_run_equals_uninterrupted_run(tmp_path, mnist_subset, method):
+@pytest.mark.parametrize("method, recipe", [
+    ("aevb", "adam"), ("wake-sleep", "adam"), ("mcem", "adam"),
+    # The paper's Adagrad through its warm-up, for a method that trains part of its variables (MCEM: 5
+    # updates per step, so the 101-update warm-up ends in epoch 3; the resume comes after epoch 1).
+    ("mcem", "paper")])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, mnist_subset, method, recipe):
     x = mnist_subset[0][:1000]
-    recipe = RECIPES["adam"].replace(epochs=3, lr_drops=((2, 1e-4),), steps_per_execution=5)
+    recipe = RECIPES[recipe].replace(epochs=3, lr_drops=((2, 1e-4),), steps_per_execution=5)
     full, state = run(x, recipe, tmp_path / "full", method=method)
     run(x, recipe.replace(epochs=1), tmp_path / "split", method=method)
     resumed, state2 = run(x, recipe, tmp_path / "split", resume=True, method=method)

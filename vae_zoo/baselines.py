@@ -145,6 +145,9 @@ class MCEM(VAE):
         self.num_leapfrog_steps = check_positive_int("num_leapfrog_steps", num_leapfrog_steps)
         self.m_steps = check_positive_int("m_steps", m_steps)
         self.target_accept = check_positive_float("target_accept", target_accept)
+        # MCEM trains no recognition model: a frozen encoder keeps the optimizer's variables those of
+        # the decoder, at the first update and when a checkpoint is loaded (resume restores them).
+        self.encoder.trainable = False
         self.chains = self.add_weight(shape=(self.num_datapoints, self.latent_dim), name="chains", trainable=False,
                                       initializer=keras.initializers.RandomNormal(seed=self.seed))
         self.step_size = self.add_weight(shape=(), name="step_size", trainable=False,
