@@ -114,6 +114,33 @@ def test_the_quality_gate_refuses_at_zero_giving_the_measured_drop(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("metric", ["elbo_b", "log_likelihood"])
+@pytest.mark.parametrize("max_drop", [None, 1.0])
+def test_a_quantized_graph_that_measures_nan_is_refused_gate_or_not(tmp_path, monkeypatch, metric, max_drop):
+    from vae_zoo import graph_metrics
+
+    original, calls = getattr(graph_metrics, metric), []
+
+    def nan_after_the_float32_reference(*args, **kwargs):
+        calls.append(1)
+        values = original(*args, **kwargs)
+        return values if len(calls) == 1 else np.full_like(values, np.nan)
+
+    monkeypatch.setattr(graph_metrics, metric, nan_after_the_float32_reference)
+    with pytest.raises(QualityGateError, match="pair .* is nan .not finite.*Nothing was written"):
+        exporters.export("mnist-z2", tmp_path / "out", formats="onnx", parts="decoder", quantize="float16",
+                         max_drop=max_drop, **QUICK)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_standard_error_of_one_image_is_undefined():
+    from vae_zoo.evaluation import mean_and_se, plus_minus
+
+    assert mean_and_se(np.array([-90.0])) == {"mean": -90.0, "standard_error": None}
+    assert plus_minus(mean_and_se(np.array([-90.0]))) == "-90.000 +- undefined"
+    assert mean_and_se(np.array([1.0, 3.0]))["standard_error"] == 0.707
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(quantize="int4"), "Unknown quantization mode.*int4.*Available: none, float16, int8-dynamic, int8-static"),
     (dict(formats="saved_model", quantize="float16"), "saved_model cannot be quantized.*formats onnx, tflite"),

@@ -75,10 +75,12 @@ def export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: Pa
                                   for kind, p in pairs.items()}
             measured = results[fmt][mode]["pair"]
             drop = measured["log_px_drop"]
-            if max_drop is not None and drop["mean"] > max_drop:
+            _check_finite(results[fmt], f"The {mode} {fmt} {' + '.join(parts)}")
+            if max_drop is not None and not drop["mean"] <= max_drop:  # fails closed
+                se = "undefined" if drop["standard_error"] is None else f"{drop['standard_error']:.3f}"
                 raise QualityGateError(
                     f"The {mode} {fmt} {' + '.join(parts)} lower the test log p(x) by {drop['mean']:.3f} "
-                    f"+- {drop['standard_error']:.3f} nats per image (float32 "
+                    f"+- {se} nats per image (float32 "
                     f"{results[fmt]['float32']['log_px']['mean']:.3f}, quantized {measured['log_px']['mean']:.3f}; "
                     f"k={k}, {len(x_iw)} test images), more than max_drop={max_drop:g}. Nothing was written. "
                     "Choose another mode (float16 costs least) or allow a larger drop (--max-drop).")
@@ -96,6 +98,19 @@ def export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: Pa
                                   "after warm-up, in one process on this machine, each runtime with its default "
                                   "threads"},
             **images, "results": results}
+
+
+def _check_finite(measured: dict, what: str, where: str = "") -> None:
+    """Raises QualityGateError if any measured mean in `measured` (nested summaries) is not
+    finite: a graph that outputs NaN or inf is refused whether or not a gate was asked for."""
+    if "mean" in measured:
+        if not np.isfinite(measured["mean"]):
+            raise QualityGateError(
+                f"{what}: the {where.strip()} is {measured['mean']} (not finite): the graphs output NaN or inf on "
+                "the test images. Nothing was written. Choose another mode (float16 costs least).")
+        return
+    for key, value in measured.items():
+        _check_finite(value, what, f"{where} {key}")
 
 
 def _summary(values: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.ndarray] | None = None) -> dict:

@@ -32,6 +32,7 @@ def cmd_list(args) -> int:
 
 def cmd_info(args) -> int:
     from vae_zoo import registry
+    from vae_zoo.evaluation import plus_minus
 
     card = registry.read_card(args.model)
     if args.json:
@@ -63,16 +64,14 @@ def cmd_info(args) -> int:
     if metrics:
         ll = metrics.get("test_log_likelihood")
         lines += [f"metrics     ({metrics['units']}; {metrics['test_set']})",
-                  f"            test ELBO (B, L=1)  {metrics['test_elbo_B']['mean']:.2f} "
-                  f"+- {metrics['test_elbo_B']['standard_error']:.2f}",
-                  f"            test ELBO (A, L=1)  {metrics['test_elbo_A']['mean']:.2f} "
-                  f"+- {metrics['test_elbo_A']['standard_error']:.2f}"]
+                  f"            test ELBO (B, L=1)  {plus_minus(metrics['test_elbo_B'], 2)}",
+                  f"            test ELBO (A, L=1)  {plus_minus(metrics['test_elbo_A'], 2)}"]
         if ll:
-            lines += [f"            test log p(x)       {ll['mean']:.2f} +- {ll['standard_error']:.2f} "
+            lines += [f"            test log p(x)       {plus_minus(ll, 2)} "
                       f"(importance sampling, k={ll['k']})"]
         before = metrics.get("source_preset_test_log_likelihood")
         if before:
-            lines += [f"            before fine-tuning  {before['mean']:.2f} +- {before['standard_error']:.2f} "
+            lines += [f"            before fine-tuning  {plus_minus(before, 2)} "
                       f"(the source preset's log p(x), same rows)"]
         lines += [f"            train ELBO (B)      {metrics['train_elbo_B']['mean']:.2f} ({metrics['train_set']})"]
         if card.get("metrics_command"):

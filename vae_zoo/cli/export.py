@@ -9,6 +9,7 @@ from vae_zoo.cli.arguments import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE
 
 def cmd_export(args) -> int:
     from vae_zoo.errors import InvalidArgumentError
+    from vae_zoo.evaluation import plus_minus
     from vae_zoo.exporters import build_bundle, export
 
     if args.all_presets:
@@ -22,8 +23,8 @@ def cmd_export(args) -> int:
                 shipped = {a["quantize"] for a in manifest["artifacts"] if "quantize" in a}
                 for mode in (m for m in results if m != "float32"):
                     drop = results[mode]["pair"]["log_px_drop"]
-                    print(f"{'':<11} decoder.{mode}.onnx: test log p(x) drop {drop['mean']:.3f} +- "
-                          f"{drop['standard_error']:.3f} nats, {'shipped' if mode in shipped else 'not shipped'}")
+                    print(f"{'':<11} decoder.{mode}.onnx: test log p(x) drop {plus_minus(drop)} nats, "
+                          f"{'shipped' if mode in shipped else 'not shipped'}")
         print(f"Wrote the ONNX bundle of {len(bundle['presets'])} presets and manifest.json to {args.output}")
         return 0
     if not args.model:
@@ -38,7 +39,7 @@ def cmd_export(args) -> int:
         pair = manifest["quality"]["results"][a["format"]][a["quantize"]]["pair"]
         print(f"{a['file']:<28} {a['format']:<12} {a['size_bytes']:>9,} bytes ({a['smaller_by']:.1f}x smaller), "
               f"max abs diff {a['difference_from_float32']['max_abs']:.2e}, test log p(x) drop "
-              f"{pair['log_px_drop']['mean']:.3f} +- {pair['log_px_drop']['standard_error']:.3f} nats")
+              f"{plus_minus(pair['log_px_drop'])} nats")
     print(f"Wrote {len(manifest['artifacts'])} artifacts and manifest.json to {args.output}")
     return 0
 
