@@ -168,3 +168,30 @@ def test_mismatched_data_is_one_line_naming_the_fix(digits, tmp_path, make, args
     result = in_process(*args, "--data", path, "--out", tmp_path / "out", check=False)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+@given(shape=st.sampled_from([(h, 784 // h) for h in range(1, 785) if 784 % h == 0]))
+@settings(max_examples=25, deadline=None)
+def test_images_of_the_right_pixel_count_but_another_shape_are_refused(shape):
+    from vae_zoo.preset_format import check_image_shape, image_shape
+
+    expected = image_shape("mnist-z2", 784)
+    assert expected == (28, 28) and image_shape("frey-z20", 560) == (28, 20)
+    if shape == expected:
+        check_image_shape("digits/", shape, expected, "mnist-z2")
+    else:
+        with pytest.raises(InvalidArgumentError, match=f"digits/ holds images {shape[0]} high x {shape[1]} wide; "
+                                                       "mnist-z2 takes 28 high x 28 wide"):
+            check_image_shape("digits/", shape, expected, "mnist-z2")
+    check_image_shape("rows.npy", None, expected, "mnist-z2")  # flat rows: only the pixel count is known
+
+
+def test_transposed_faces_do_not_fine_tune_frey(tmp_path, in_process):
+    from vae_zoo import data
+
+    faces = np.round(data.load("frey", "train")[:150] * 255).astype(np.uint8).reshape(-1, 28, 20)
+    folder = write_pngs(tmp_path / "faces", faces.transpose(0, 2, 1))  # 28 wide x 20 high
+    result = in_process("finetune", "frey-z20", "--data", folder, "--out", tmp_path / "out", check=False)
+    assert result.returncode == 2 and "holds images 20 high x 28 wide; frey-z20 takes 28 high x 20 wide (the " \
+        "same images turned by 90 degrees?)" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -114,7 +114,7 @@ def export(
                     manifest["artifacts"].append(artifact)
         if quantized:
             measured = export_quantized(model, formats, parts, quantized, floats, tmp, data, max_drop, seed,
-                                         quality_k, quality_points)
+                                        quality_k, quality_points, source["preset"])
             manifest["artifacts"] += measured.pop("artifacts")
             manifest["quality"] = measured
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))

@@ -126,6 +126,36 @@ def read_card(name_or_path: str | os.PathLike) -> dict:
     return _read_json(verified(preset_path(name_or_path), CARD))
 
 
+def image_shape(name_or_path: str | os.PathLike | None, input_dim: int) -> tuple[int, int] | None:
+    """(height, width) of a model's images: its card's (a model of the user's data), else the zoo
+    data set's with `input_dim` pixels, else None (unknown: only the pixel count can be checked)."""
+    from vae_zoo.data import DATASETS
+
+    shape = read_card(name_or_path).get("data", {}).get("image_shape") if name_or_path is not None else None
+    if shape:
+        return tuple(shape)
+    return next((info.image_shape for info in DATASETS.values() if info.input_dim == input_dim), None)
+
+
+def check_image_shape(source: str, shape: tuple[int, int] | None, expected: tuple[int, int] | None,
+                      model: str) -> None:
+    """Refuses images whose (height, width) differ from the model's, even when the pixel count
+    matches (transposed or reshaped images would feed scrambled pixels). Unknown shapes pass.
+
+    Raises:
+        InvalidArgumentError: naming both shapes and the fix.
+    """
+    if shape is None or expected is None or tuple(shape) == tuple(expected):
+        return
+    from vae_zoo.errors import InvalidArgumentError
+
+    turned = " (the same images turned by 90 degrees?)" if tuple(shape) == tuple(expected)[::-1] else ""
+    raise InvalidArgumentError(
+        f"{source} holds images {shape[0]} high x {shape[1]} wide; {model} takes {expected[0]} high x "
+        f"{expected[1]} wide{turned}. The pixel counts match but the pixels would be fed in the wrong places: "
+        "rotate or resize the images to the model's shape.")
+
+
 def read_config(folder: Path) -> dict:
     """The verified model config of a preset folder.
 

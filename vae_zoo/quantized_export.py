@@ -17,6 +17,7 @@ from vae_zoo.evaluation import dataset_of, mean_and_se
 from vae_zoo.graphs import WRITERS, io_spec, part_function
 from vae_zoo.io import tree_sha256
 from vae_zoo.model import VAE
+from vae_zoo.preset_format import check_image_shape, image_shape
 
 PAIR = ("encoder", "decoder")
 CALIBRATION_SIZE = 1000  # training images that calibrate int8-static graphs
@@ -24,11 +25,11 @@ PROBE_ROWS = 256
 
 
 def export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: Path, data, max_drop: float | None,
-                      seed: int, k: int, points: int) -> dict:
+                     seed: int, k: int, points: int, preset: str | None = None) -> dict:
     """Writes the quantized graphs of `parts` into `folder` and measures them against the
     float32 graphs `floats` ((format, part) -> path). Returns the manifest's "quality" section
     with the quantized artifacts under "artifacts"."""
-    images = _evaluation_data(model, data, seed, modes)
+    images = _evaluation_data(model, data, seed, modes, preset)
     x_test = images.pop("test")
     x_iw = x_test[:points]
     calibration = images.pop("calibration")
@@ -122,7 +123,7 @@ def _summary(values: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray,
     return out
 
 
-def _evaluation_data(model: VAE, path, seed: int, modes) -> dict:
+def _evaluation_data(model: VAE, path, seed: int, modes, preset: str | None) -> dict:
     """Calibration images (up to CALIBRATION_SIZE training images, drawn with `seed`) and test
     images, binarized for Bernoulli models, with what they are."""
     if path is None:
@@ -141,6 +142,7 @@ def _evaluation_data(model: VAE, path, seed: int, modes) -> dict:
         if source.input_dim != model.input_dim:
             raise InvalidArgumentError(f"{path} holds images of {source.input_dim} pixels; the model takes "
                                        f"{model.input_dim}. Pass images like its training data.")
+        check_image_shape(str(path), source.image_shape, image_shape(preset, model.input_dim), preset or "the model")
         train, test, split = source.split(0.1, seed)
         if isinstance(train, shards.Shards):
             train = train.head(CALIBRATION_SIZE * 10)

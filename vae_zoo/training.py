@@ -28,7 +28,7 @@ from vae_zoo.errors import InvalidArgumentError, OutputExistsError
 from vae_zoo.evaluation import dataset_of
 from vae_zoo.io import exclusive_lock, file_sha256
 from vae_zoo.model import VAE
-from vae_zoo.preset_format import WEIGHTS, preset_path, unknown_preset
+from vae_zoo.preset_format import WEIGHTS, check_image_shape, image_shape, preset_path, unknown_preset
 from vae_zoo.presets import PRESETS
 from vae_zoo.recipes import Recipe
 from vae_zoo.shards import Shards
@@ -256,6 +256,7 @@ def train_on_data(
                 f"{model.input_dim}"
                 f"{_images_of(model)}. Resize the images to the preset's size, or train a fresh model: "
                 "vae-zoo train --data PATH --latent-dim Z.")
+        check_image_shape(data.describe()["source"], data.image_shape, image_shape(preset, model.input_dim), preset)
         model.seed = recipe.seed
     likelihood = model.likelihood if preset is not None else architecture.get("likelihood", "bernoulli")
     source_name = data.describe()["source"]

@@ -92,12 +92,13 @@ def load(name_or_path: str):
 
 def image_shape(model, name_or_path: str) -> tuple[int, int]:
     """The image size of a model's data: from its card (models of the user's data), else its data set."""
-    from vae_zoo import registry
-    from vae_zoo.data import DATASETS
     from vae_zoo.evaluation import dataset_of
+    from vae_zoo.preset_format import image_shape as shape_of
 
-    shape = registry.read_card(name_or_path).get("data", {}).get("image_shape")
-    return tuple(shape) if shape else DATASETS[dataset_of(model)].image_shape
+    shape = shape_of(name_or_path, model.input_dim)
+    if shape is None:
+        dataset_of(model)  # raises, naming the sizes the zoo knows
+    return shape
 
 
 def join_cluster(args):
