@@ -128,3 +128,22 @@ def test_onnx_export_is_byte_for_byte_reproducible(tmp_path):
     export_lib.export(model, tmp_path / "b", formats="onnx")
     for part in ("encoder", "decoder"):
         assert (tmp_path / "a" / f"{part}.onnx").read_bytes() == (tmp_path / "b" / f"{part}.onnx").read_bytes()
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m["artifacts"][0].update(file="../frey-small/encoder.onnx"),
+    lambda m: m["artifacts"][0].update(file="/etc/hostname"),
+    lambda m: m["artifacts"][0].pop("sha256"),
+    lambda m: m.update(artifacts=7),
+    lambda m: m.update(presets=[1]),
+], ids=["dot-dot", "absolute", "no-sha256", "artifacts-not-a-list", "presets-not-a-dict"])
+def test_verify_refuses_a_manifest_that_escapes_its_folder_or_is_malformed(exported, tmp_path, change):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(exported[1], out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    change(manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(vae_zoo.errors.IntegrityError, match="manifest.json"):
+        vae_zoo.verify(out)

@@ -5,10 +5,12 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_cli import vae_zoo as run_cli
 
 from vae_zoo import shards, training, user_data
-from vae_zoo.errors import DataNotFoundError, InvalidArgumentError, OutputExistsError
+from vae_zoo.errors import DataNotFoundError, IntegrityError, InvalidArgumentError, OutputExistsError
 from vae_zoo.recipes import Recipe
 
 
@@ -110,3 +112,67 @@ def test_write_takes_image_stacks_and_refuses_bad_pixels_writing_nothing(tmp_pat
     with pytest.raises(InvalidArgumentError, match="finite floats in \\[0, 1\\]"):
         shards.write(bad, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def _copy(folder, tmp_path, name):
+    import shutil
+
+    out = tmp_path / name
+    if not out.exists():
+        shutil.copytree(folder, out)
+    return out
+
+
+def test_a_shard_rewritten_with_other_images_of_the_same_size_is_refused(folder, tmp_path):
+    out = _copy(folder[0], tmp_path, "rewritten")
+    manifest = json.loads((out / shards.MANIFEST).read_text())
+    first, second = (out / e["file"] for e in manifest["train"][:2])
+    first.write_bytes(second.read_bytes())  # valid records, the same size, other images
+    with pytest.raises(IntegrityError, match=f"{first.name} differs from its sha256 in .*shards.json"):
+        shards.Shards(out)
+
+
+ESCAPES = st.sampled_from(["../outside.tfrecord", "/etc/passwd", "a/../../x", "..", "", 7, None, ["x"]])
+FIELDS = st.sampled_from(["input_dim", "image_shape", "binary", "train", "heldout", "count", "sha256"])
+BAD_VALUES = st.sampled_from([None, "x", [], {}, -1, 1.5, [[1]]])
+
+
+@given(escape=ESCAPES, which=st.integers(0, 4))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_manifest_entries_outside_their_folder_are_refused(folder, tmp_path, escape, which):
+    out = _copy(folder[0], tmp_path, "escape")
+    original = (folder[0] / shards.MANIFEST).read_text()
+    manifest = json.loads(original)
+    entries = [*manifest["train"], manifest["heldout"]]
+    entries[which]["file"] = escape
+    (out / shards.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IntegrityError, match="lists .* not a file inside"):
+        shards.Shards(out)
+
+
+def test_a_manifest_entry_that_links_outside_the_folder_is_refused(folder, tmp_path):
+    out = _copy(folder[0], tmp_path, "link")
+    manifest = json.loads((out / shards.MANIFEST).read_text())
+    target = out / manifest["train"][0]["file"]
+    outside = tmp_path / "outside.tfrecord"
+    target.rename(outside)
+    target.symlink_to(outside)
+    with pytest.raises(IntegrityError, match="a link that leads outside"):
+        shards.Shards(out)
+
+
+@given(field=FIELDS, value=BAD_VALUES)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_malformed_shard_manifest_is_one_error_naming_the_file(folder, tmp_path, field, value):
+    out = _copy(folder[0], tmp_path, "malformed")
+    manifest = json.loads((folder[0] / shards.MANIFEST).read_text())
+    if field in ("count", "sha256"):
+        manifest["train"][0][field] = value
+    else:
+        manifest[field] = value
+    (out / shards.MANIFEST).write_text(json.dumps(manifest))
+    try:
+        shards.Shards(out)
+    except (InvalidArgumentError, IntegrityError, DataNotFoundError) as err:
+        assert "shards.json" in str(err) or "tfrecord" in str(err)
+    # (a value that still describes the folder, e.g. image_shape None, opens)

@@ -22,7 +22,7 @@ import numpy as np
 from vae_zoo import quantization, registry, runtimes
 from vae_zoo.errors import IntegrityError, ParityError
 from vae_zoo.graphs import ONNX_OPSET, WRITERS, io_spec, part_function, probe_inputs
-from vae_zoo.io import atomic_write_text, replace_dir, staged_dir, tree_sha256
+from vae_zoo.io import atomic_write_text, confined, replace_dir, staged_dir, tree_sha256
 from vae_zoo.model import VAE
 from vae_zoo.quantized_export import PAIR, export_quantized
 from vae_zoo.validation import check_choices, check_positive_float, check_positive_int, check_seed
@@ -182,14 +182,18 @@ def verify(folder: str | os.PathLike) -> dict:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as err:
         raise IntegrityError(f"No readable {MANIFEST} in {folder} ({err}); export again with vae-zoo export.") from None
-    entries = manifest["presets"].values() if "presets" in manifest else [manifest]
-    for entry in entries:
-        for artifact in entry["artifacts"]:
-            path = folder / artifact["file"]
-            actual = tree_sha256(path) if path.exists() else "missing"
-            if actual != artifact["sha256"]:
-                raise IntegrityError(f"{path} is corrupt or was changed: sha256 {actual}, expected "
-                                     f"{artifact['sha256']} (from {folder / MANIFEST}). Export it again.")
+    try:
+        entries = list(manifest["presets"].values()) if "presets" in manifest else [manifest]
+        artifacts = [(a["file"], a["sha256"]) for entry in entries for a in entry["artifacts"]]
+    except (AttributeError, KeyError, TypeError) as err:
+        raise IntegrityError(f"{folder / MANIFEST} is not a manifest of vae-zoo ({type(err).__name__}: {err}); "
+                             "export again with vae-zoo export.") from None
+    for name, sha256 in artifacts:
+        path = confined(folder, name, folder / MANIFEST)
+        actual = tree_sha256(path) if path.exists() else "missing"
+        if actual != sha256:
+            raise IntegrityError(f"{path} is corrupt or was changed: sha256 {actual}, expected "
+                                 f"{sha256} (from {folder / MANIFEST}). Export it again.")
     return manifest
 
 

@@ -168,6 +168,26 @@ def atomic_write_text(path: str | os.PathLike, text: str, overwrite: bool = True
     atomic_write_bytes(path, text.encode("utf-8"), overwrite)
 
 
+def confined(folder: str | os.PathLike, name, manifest: str | os.PathLike) -> Path:
+    """The file `name` that `manifest` lists, which must lie inside `folder`.
+
+    Raises:
+        IntegrityError: `name` is not a relative path of `folder` (absolute, with "..", or a
+            link that leads outside it), naming the manifest.
+    """
+    from vae_zoo.errors import IntegrityError
+
+    folder = Path(folder)
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise IntegrityError(f"{manifest} lists {name!r}, which is not a file inside {folder}: a manifest names "
+                             "files by their path relative to its folder. Rewrite the folder with vae-zoo.")
+    path = folder / name
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise IntegrityError(f"{manifest} lists {name!r}, a link that leads outside {folder}. Rewrite the folder "
+                             "with vae-zoo.")
+    return path
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
