@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from vae_zoo import quantization, registry, runtimes
-from vae_zoo.errors import IntegrityError, ParityError
+from vae_zoo.errors import IntegrityError, OutputExistsError, ParityError
 from vae_zoo.graphs import ONNX_OPSET, WRITERS, io_spec, part_function, probe_inputs
-from vae_zoo.io import atomic_write_text, confined, replace_dir, staged_dir, tree_sha256
+from vae_zoo.io import atomic_write_text, check_replaceable, confined, overlap, replace_dir, staged_dir, tree_sha256
 from vae_zoo.model import VAE
+from vae_zoo.preset_format import preset_path
 from vae_zoo.quantized_export import PAIR, export_quantized
 from vae_zoo.validation import check_choices, check_positive_float, check_positive_int, check_seed
 
@@ -98,7 +99,10 @@ def export(
         quality_points = check_positive_int("quality_points", quality_points)
     seed = check_seed("seed", seed, allow_none=False)
     out_dir = Path(out_dir)
-    with staged_dir(out_dir, overwrite) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as scratch:
+    overlap({"folder": out_dir}, {"preset": None if isinstance(model_or_name, VAE) else preset_path(model_or_name),
+                                  "data": data})
+    with staged_dir(out_dir, overwrite, export_files, "export") as tmp, \
+            tempfile.TemporaryDirectory(dir=tmp.parent) as scratch:
         source = _source(model_or_name)
         model = source.pop("model")
         manifest = {"source": source, "latent_dim": model.latent_dim, "input_dim": model.input_dim,
@@ -164,6 +168,21 @@ def _export_one(model: VAE, part: str, fmt: str, folder: Path, tolerance: float)
     }
 
 
+def export_files(folder: Path) -> set[str] | None:
+    """The files of an export folder vae-zoo wrote (its manifest lists them; a SavedModel is a
+    folder of files), or None if it is not one."""
+    try:
+        artifacts = json.loads((Path(folder) / MANIFEST).read_text())["artifacts"]
+        names = [confined(folder, a["file"], folder / MANIFEST) for a in artifacts]
+    except (OSError, ValueError, KeyError, TypeError, IntegrityError):
+        return None
+    files = {MANIFEST}
+    for path in names:
+        files |= ({str(f.relative_to(folder)) for f in path.rglob("*") if not f.is_dir()} if path.is_dir()
+                  else {str(path.relative_to(folder))})
+    return files
+
+
 def verify(folder: str | os.PathLike) -> dict:
     """Checks every file of an export (or of the edge bundle) against its manifest.json.
 
@@ -197,7 +216,14 @@ def verify(folder: str | os.PathLike) -> dict:
     return manifest
 
 
-def build_bundle(out_dir: str | os.PathLike = "export", names=None, quantize="none") -> dict:
+def _is_bundle_manifest(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text()).get("presets"), dict)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def build_bundle(out_dir: str | os.PathLike = "export", names=None, quantize="none", overwrite: bool = False) -> dict:
     """Writes the ONNX encoder and decoder of every shipped preset, its quantized decoders
     where they cost little, and one manifest.
 
@@ -212,13 +238,30 @@ def build_bundle(out_dir: str | os.PathLike = "export", names=None, quantize="no
         out_dir: the bundle folder (the repository's `export/`).
         names: presets to include (default: every preset with a model card).
         quantize: quantization modes of the decoders, besides float32 ("none").
+        overwrite: replace the presets' folders and the manifest of an existing bundle (only
+            folders of exports vae-zoo wrote, holding nothing else).
 
     Returns:
         The bundle manifest.
+
+    Raises:
+        OutputExistsError: a preset's folder or the manifest exists and not `overwrite`, or a
+            folder in the way is not an export of vae-zoo; checked before any work.
     """
     modes = [m for m in check_choices("quantize", quantize, quantization.MODES, "quantization mode") if m != "none"]
     out_dir = Path(out_dir)
     names = names or registry.shipped_presets()
+    overlap({"folder": out_dir}, {f"preset {name}": preset_path(name) for name in names})
+    in_the_way = [p for p in [out_dir / MANIFEST, *(out_dir / name for name in names)] if os.path.lexists(p)]
+    if in_the_way and not overwrite:
+        raise OutputExistsError(f"{', '.join(map(str, in_the_way[:3]))}{' ...' if len(in_the_way) > 3 else ''} "
+                                "already exist. Pass overwrite=True (--overwrite) to replace the bundle's files.")
+    for path in in_the_way:
+        if path.name != MANIFEST:
+            check_replaceable(path, export_files, "export")
+        elif not _is_bundle_manifest(path):
+            raise OutputExistsError(f"{path} is not the manifest of a vae-zoo bundle; --overwrite replaces only "
+                                    "such a manifest. Choose another output.")
     presets = {}
     for name in names:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -244,7 +287,8 @@ def build_bundle(out_dir: str | os.PathLike = "export", names=None, quantize="no
             artifact["file"] = f"{name}/{artifact['file']}"
         presets[name] = manifest
     flags = f" --quantize none {' '.join(modes)}" if modes else ""
-    bundle = {"command": f"vae-zoo export --all-presets{flags} -o {out_dir}", "onnx_opset": ONNX_OPSET,
+    bundle = {"command": f"vae-zoo export --all-presets{flags} -o {out_dir}{' --overwrite' * overwrite}",
+              "onnx_opset": ONNX_OPSET,
               "presets": presets}
     atomic_write_text(out_dir / MANIFEST, json.dumps(bundle, indent=1))
     return bundle

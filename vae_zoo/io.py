@@ -9,7 +9,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vae_zoo.errors import OutputExistsError, WriteError
@@ -71,18 +71,77 @@ def replace_dir(tmp: Path, target: Path, overwrite: bool = True) -> None:
     shutil.rmtree(old)
 
 
+def overlap(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]) -> None:
+    """Refuses outputs that are, contain, or lie inside an input (by resolved path), before any work.
+
+    Args:
+        outputs, inputs: flag or role -> path (None entries are skipped).
+
+    Raises:
+        InvalidArgumentError: naming the output, the input and how they overlap; whatever the flags.
+    """
+    from vae_zoo.errors import InvalidArgumentError
+
+    for out_name, out in outputs.items():
+        for in_name, source in inputs.items():
+            if out is None or source is None:
+                continue
+            o, i = Path(out).resolve(), Path(source).resolve()
+            how = ("is" if o == i else "contains" if i.is_relative_to(o) else "lies inside" if o.is_relative_to(i)
+                   else None)
+            if how:
+                raise InvalidArgumentError(f"The output {out_name} {out} {how} the input {in_name} {source}: writing "
+                                           "it would replace or mix with what it reads. Choose an output outside it.")
+
+
+def check_replaceable(path: Path, owned: Callable[[Path], set[str] | None], kind: str) -> None:
+    """Refuses to replace `path` unless it is a `kind` folder that vae-zoo wrote and holds nothing else.
+
+    Args:
+        path: an existing folder.
+        owned: folder -> the relative paths of the files vae-zoo wrote there (read from the folder's
+            own manifest), or None when it is not a `kind` folder.
+        kind: what the folder should be, for the message ("preset", "export", ...).
+
+    Raises:
+        OutputExistsError: naming what is in the way; nothing is removed.
+    """
+    if not path.is_dir():
+        raise OutputExistsError(f"{path} is a file, not a {kind} folder; --overwrite replaces only a {kind} folder "
+                                "that vae-zoo wrote. Choose another output.")
+    mine = owned(path)
+    if mine is None:
+        raise OutputExistsError(f"{path} is not a {kind} folder written by vae-zoo; --overwrite replaces only such a "
+                                "folder, so nothing of yours is deleted. Choose another output.")
+    extra = sorted({str(f.relative_to(path)) for f in path.rglob("*") if not f.is_dir()} - mine - {".lock"})
+    if extra:
+        raise OutputExistsError(f"{path} holds files vae-zoo did not write ({', '.join(extra[:3])}"
+                                f"{f' and {len(extra) - 3} more' if len(extra) > 3 else ''}); --overwrite would delete "
+                                "them. Move them out, or choose another output.")
+
+
 @contextlib.contextmanager
-def staged_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def staged_dir(path: str | os.PathLike, overwrite: bool = False, owned: Callable[[Path], set[str] | None] | None = None,
+               kind: str = "output") -> Iterator[Path]:
     """Yields an empty temp folder beside `path`; when the block succeeds, it
     becomes `path` (replacing it if `overwrite`), otherwise it is removed.
 
+    Args:
+        path: the folder to write.
+        overwrite: replace an existing, non-empty `path`: only a `kind` folder that vae-zoo
+            wrote and that holds nothing else (see `check_replaceable`), when `owned` is given.
+        owned, kind: see `check_replaceable`.
+
     Raises:
-        OutputExistsError: `path` exists, is not an empty folder, and
-            `overwrite` is False.
+        OutputExistsError: `path` exists, is not an empty folder, and `overwrite` is False, or
+            it may not be replaced.
     """
     path = Path(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
-        raise OutputExistsError(f"{path} exists and is not empty. Pass overwrite=True (--overwrite) to replace it.")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if not overwrite:
+            raise OutputExistsError(f"{path} exists and is not empty. Pass overwrite=True (--overwrite) to replace it.")
+        if owned is not None:
+            check_replaceable(path, owned, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_dir_beside(path)
     try:

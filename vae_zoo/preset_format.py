@@ -165,6 +165,15 @@ def read_config(folder: Path) -> dict:
     return _read_json(verified(folder, CONFIG))
 
 
+def preset_files(folder: Path) -> set[str] | None:
+    """The files of a preset folder vae-zoo wrote (its checksums.json lists them), or None if it is not one."""
+    try:
+        sums = json.loads((Path(folder) / CHECKSUMS).read_text())
+    except (OSError, ValueError):
+        return None
+    return {*sums, CHECKSUMS} if isinstance(sums, dict) else None
+
+
 def write_checksums(folder: str | os.PathLike) -> dict:
     """Writes checksums.json for the config, weights and card present in `folder`."""
     folder = Path(folder)
@@ -190,12 +199,13 @@ def write_preset(path: str | os.PathLike, config: dict, write_weights: Callable[
         The folder's path.
 
     Raises:
-        OutputExistsError: `path` exists and is not empty, and not `overwrite`.
+        OutputExistsError: `path` exists and is not empty, and not `overwrite`; or it holds
+            files that are not those of a preset vae-zoo wrote (they are never deleted).
     """
     from vae_zoo import __version__
 
     path = Path(path)
-    with staged_dir(path, overwrite) as tmp:
+    with staged_dir(path, overwrite, preset_files, "preset") as tmp:
         atomic_write_text(tmp / CONFIG, json.dumps(config, indent=1))
         write_weights(tmp / WEIGHTS)
         card = {
@@ -213,7 +223,7 @@ def update_card(name_or_path: str | os.PathLike, **fields) -> dict:
     """Merges `fields` into a preset's card; the folder is replaced as a whole, with new checksums."""
     folder = preset_path(name_or_path)
     card = {**read_card(folder), **fields}
-    with staged_dir(folder, overwrite=True) as tmp:
+    with staged_dir(folder, True, preset_files, "preset") as tmp:
         for name in (CONFIG, WEIGHTS):
             shutil.copy2(verified(folder, name), tmp / name)
         atomic_write_text(tmp / CARD, json.dumps(card, indent=1))

@@ -85,6 +85,8 @@ class Recipe:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["lr_drops"] = [list(p) for p in self.lr_drops]
+        if not self.original_adagrad:
+            del d["original_adagrad"]  # the cards written before it existed describe the same recipes
         return d
 
     @classmethod

@@ -26,9 +26,16 @@ from vae_zoo.checkpoints import (  # noqa: F401 (re-exported: training.save_chec
 )
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError
 from vae_zoo.evaluation import dataset_of
-from vae_zoo.io import exclusive_lock, file_sha256
+from vae_zoo.io import check_replaceable, exclusive_lock, file_sha256, overlap
 from vae_zoo.model import VAE
-from vae_zoo.preset_format import WEIGHTS, check_image_shape, image_shape, preset_path, unknown_preset
+from vae_zoo.preset_format import (
+    WEIGHTS,
+    check_image_shape,
+    image_shape,
+    preset_files,
+    preset_path,
+    unknown_preset,
+)
 from vae_zoo.presets import PRESETS
 from vae_zoo.recipes import Recipe
 from vae_zoo.shards import Shards
@@ -238,8 +245,13 @@ def train_on_data(
         The preset folder (None on workers other than the chief, which writes it).
     """
     out = Path(out)
+    overlap({"--out": out, "run folder (--workdir)": Path(workdir) / out.name},
+            {"--data": data.folder if isinstance(data, Shards) else data.source,
+             "preset": preset_path(preset) if preset is not None else None})
     if os.path.lexists(out) and not overwrite:
         raise OutputExistsError(f"{out} already exists. Choose another --out, or pass --overwrite to replace it.")
+    if overwrite and os.path.lexists(out):
+        check_replaceable(out, preset_files, "preset")  # before training, not after
     if (preset is None) == (architecture is None):
         raise InvalidArgumentError("Give either a preset to fine-tune or the architecture of a fresh model.")
     if freeze is not None:

@@ -13,7 +13,7 @@ def cmd_export(args) -> int:
     from vae_zoo.exporters import build_bundle, export
 
     if args.all_presets:
-        bundle = build_bundle(args.output, quantize=args.quantize)
+        bundle = build_bundle(args.output, quantize=args.quantize, overwrite=args.overwrite)
         for name, manifest in bundle["presets"].items():
             errors = ", ".join(f"{a['part']} {a['max_abs_error']:.1e}" for a in manifest["artifacts"]
                                if "quantize" not in a)

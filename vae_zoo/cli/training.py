@@ -38,7 +38,9 @@ def _train_on_data(args, preset: str | None, architecture: dict | None) -> int:
 def cmd_shard(args) -> int:
     from vae_zoo import shards, user_data
     from vae_zoo.errors import InvalidArgumentError
+    from vae_zoo.io import overlap
 
+    overlap({"--out": args.out}, {"--data": args.data})
     data = user_data.read(args.data)
     if isinstance(data, shards.Shards):
         raise InvalidArgumentError(f"{args.data} is already a shard folder.")

@@ -1,0 +1,94 @@
+"""Outputs never overlap inputs and --overwrite never deletes what vae-zoo did not write: every
+command with an output, on generated layouts; each refusal is one line, exit 2, before any work,
+and leaves every file of the user's as it was."""
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from vae_zoo.preset_format import preset_path
+
+
+def snapshot(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, mnist_subset):
+    """A user's folder: 120 digit PNGs and a notes file, a copy of the mnist-z2 preset, an array."""
+    root = tmp_path_factory.mktemp("home")
+    images = np.round(mnist_subset[0][:120] * 255).astype(np.uint8).reshape(-1, 28, 28)
+    (root / "digits").mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image, "L").save(root / "digits" / f"{i:03d}.png")
+    (root / "notes.txt").write_text("my notes")
+    shutil.copytree(preset_path("mnist-z2"), root / "my-preset")
+    np.save(root / "digits.npy", images)
+    return root
+
+
+# (command, the input it reads) -> arguments; OUT is where the output goes.
+COMMANDS = {
+    "finetune": (["finetune", "mnist-z2", "--data", "{home}/digits", "--binarize", "--epochs", "1"], "digits"),
+    "train": (["train", "--data", "{home}/digits", "--binarize", "--latent-dim", "2", "--epochs", "1"], "digits"),
+    "finetune-preset": (["finetune", "{home}/my-preset", "--data", "{home}/digits.npy", "--binarize",
+                         "--epochs", "1"], "my-preset"),
+    "export": (["export", "{home}/my-preset", "--format", "onnx"], "my-preset"),
+    "shard": (["shard", "--data", "{home}/digits"], "digits"),
+}
+OUT_FLAG = {"export": "-o", "shard": "--out"}
+
+
+@given(command=st.sampled_from(sorted(COMMANDS)), where=st.sampled_from(["same", "parent", "inside"]),
+       overwrite=st.booleans())
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_an_output_that_overlaps_an_input_is_refused_whatever_the_flags(home, in_process, tmp_path, command, where,
+                                                                        overwrite):
+    args, source = COMMANDS[command]
+    out = {"same": home / source, "parent": home, "inside": home / source / "out"}[where]
+    before = snapshot(home)
+    args = [a.format(home=home) for a in args] + [OUT_FLAG.get(command, "--out"), out]
+    args += ["--workdir", tmp_path / "runs"] if command in ("finetune", "train", "finetune-preset") else []
+    result = in_process(*args, *(["--overwrite"] if overwrite and command != "shard" else []), check=False)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Choose an output outside it" in result.stderr
+    assert snapshot(home) == before  # nothing of the user's changed
+    assert not (tmp_path / "runs").exists()  # refused before any work
+
+
+def test_overwrite_never_deletes_a_folder_vae_zoo_did_not_write(home, in_process, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("months of work")
+    for args in (["finetune", "mnist-z2", "--data", home / "digits.npy", "--binarize", "--epochs", "1",
+                  "--workdir", tmp_path / "runs", "--out", mine],
+                 ["export", "mnist-z2", "--format", "onnx", "-o", mine]):
+        result = in_process(*args, "--overwrite", check=False)
+        assert result.returncode == 2 and "is not a" in result.stderr and "written by vae-zoo" in result.stderr
+        assert (mine / "thesis.tex").read_text() == "months of work" and not (tmp_path / "runs").exists()
+
+
+def test_overwrite_replaces_its_own_output_but_not_a_file_added_to_it(in_process, tmp_path):
+    out = tmp_path / "graphs"
+    in_process("export", "mnist-z2", "--format", "onnx", "--part", "decoder", "-o", out)
+    in_process("export", "mnist-z2", "--format", "onnx", "--part", "decoder", "-o", out, "--overwrite")
+    (out / "decoder.notes").write_text("mine")
+    result = in_process("export", "mnist-z2", "--format", "onnx", "-o", out, "--overwrite", check=False)
+    assert result.returncode == 2 and "holds files vae-zoo did not write (decoder.notes)" in result.stderr
+    assert (out / "decoder.notes").read_text() == "mine"
+
+
+def test_the_bundle_replaces_presets_folders_only_when_asked(in_process, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(preset_path("mnist-z2"), bundle / "mnist-z2")  # a preset, not an export, in the way
+    result = in_process("export", "--all-presets", "-o", bundle, check=False)
+    assert result.returncode == 2 and "mnist-z2 already exist" in result.stderr and "--overwrite" in result.stderr
+    result = in_process("export", "--all-presets", "-o", bundle, "--overwrite", check=False)
+    assert result.returncode == 2 and "not a export folder written by vae-zoo" in result.stderr
+    assert snapshot(bundle / "mnist-z2") == snapshot(preset_path("mnist-z2"))
