@@ -16,6 +16,8 @@ compiles the loops.
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -29,6 +31,47 @@ from vae_zoo.validation import check_positive_int, check_seed
 IW_ROWS_PER_CHUNK = 50_000
 # Chain starts of the HMC-based estimates: the best of the encoder's mean and this many prior draws.
 HMC_START_DRAWS = 100
+
+
+class _Layers:
+    """The encoder, decoder and prior a compiled estimate runs on: one per architecture, holding a
+    copy of the weights of the model being measured. The compiled loops (HMC, AIS) are traced and
+    XLA-compiled per Python object they are given; measuring every model of one architecture
+    through the same object compiles them once (a figure measures hundreds of checkpoints)."""
+
+    def __init__(self, model):
+        twin = type(model).from_config(model.get_config())
+        twin(keras.ops.zeros([1, model.input_dim], model.compute_dtype))  # builds its layers
+        self.encoder, self.decoder, self.prior, self.latent_dim = twin.encoder, twin.decoder, twin.prior, twin.latent_dim
+
+    def holding(self, model) -> _Layers:
+        for mine, theirs in zip([*self.encoder.weights, *self.decoder.weights],
+                                [*model.encoder.weights, *model.decoder.weights], strict=True):
+            mine.assign(theirs)
+        return self
+
+
+_LAYERS: dict[str, _Layers] = {}
+
+
+def _architecture(model) -> str:
+    """What determines the compiled graph: the layers' classes and configs (initializers aside),
+    the data and latent sizes and the dtype."""
+    def strip(config):
+        if isinstance(config, dict):
+            return {k: strip(v) for k, v in config.items() if "initializer" not in k and k != "seed"}
+        return [strip(v) for v in config] if isinstance(config, list) else config
+
+    layers = [[type(layer).__name__, strip(layer.get_config())] for layer in (model.encoder, model.decoder)]
+    return json.dumps([layers, model.input_dim, model.latent_dim, model.compute_dtype], default=str)
+
+
+def _compiled_layers(model) -> _Layers:
+    """The shared `_Layers` of the model's architecture, holding the model's weights."""
+    key = _architecture(model)
+    if key not in _LAYERS:
+        _LAYERS[key] = _Layers(model)
+    return _LAYERS[key].holding(model)
 
 
 def shard_rows(n: int, batch_size: int, shard: tuple[int, int]) -> np.ndarray:
@@ -115,7 +158,8 @@ def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, n
     """
     settings = [check_positive_int(name, value) for name, value in (
         ("num_samples", num_samples), ("num_burnin", num_burnin), ("num_leapfrog_steps", num_leapfrog_steps))]
-    return _by_batch(lambda xb, batch_seed: _app_d_chunk(model, xb, tf.cast(batch_seed, tf.int32), *settings),
+    layers = _compiled_layers(model)
+    return _by_batch(lambda xb, batch_seed: _app_d_chunk(layers, xb, tf.cast(batch_seed, tf.int32), *settings),
                      x, seed, batch_size)
 
 
@@ -186,7 +230,8 @@ def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_l
     """
     settings = [check_positive_int(name, value) for name, value in (
         ("num_chains", num_chains), ("num_steps", num_steps), ("num_leapfrog_steps", num_leapfrog_steps))]
-    return _by_batch(lambda xb, batch_seed: _ais_chunk(model, xb, batch_seed, *settings), x, seed, batch_size)
+    layers = _compiled_layers(model)
+    return _by_batch(lambda xb, batch_seed: _ais_chunk(layers, xb, batch_seed, *settings), x, seed, batch_size)
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
