@@ -195,3 +195,38 @@ def test_transposed_faces_do_not_fine_tune_frey(tmp_path, in_process):
     assert result.returncode == 2 and "holds images 20 high x 28 wide; frey-z20 takes 28 high x 20 wide (the " \
         "same images turned by 90 degrees?)" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def one_epoch(digits, tmp_path_factory):
+    """A fresh 784-16-2 model trained for one epoch on 300 digits (the run to resume)."""
+    root = tmp_path_factory.mktemp("identity")
+    np.save(root / "digits.npy", digits)
+    np.save(root / "other.npy", digits[::-1].copy())  # the same size, other rows
+    run_cli("train", "--data", root / "digits.npy", "--binarize", "--latent-dim", "2", "--hidden", "16",
+            "--epochs", "1", "--out", root / "mine", "--workdir", root / "runs")
+    return root
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"--data": "other.npy"}, "data_sha256"),
+    ({"--holdout": "0.2"}, "split"),
+    ({"--latent-dim": "3"}, "architecture"),
+    ({"--hidden": "32"}, "architecture"),
+])
+def test_a_resume_with_another_identity_is_refused_naming_each_difference(one_epoch, in_process, tmp_path, change,
+                                                                          field):
+    import shutil
+
+    root = tmp_path / "r"
+    shutil.copytree(one_epoch, root)
+    args = {"--data": "digits.npy", "--latent-dim": "2", "--hidden": "16", **change}
+    flags = [x for k, v in args.items() for x in (k, root / v if k == "--data" else v)]
+    before = (root / "runs" / "mine" / "checkpoint" / "state.json").read_text()
+    # The run folder is keyed by --out's name: the same name finds the first run's checkpoint.
+    result = in_process("train", *flags, "--binarize", "--epochs", "2", "--resume", "--out", tmp_path / "mine",
+                        "--workdir", root / "runs", check=False)
+    assert result.returncode == 2 and "belongs to another run" in result.stderr and field in result.stderr
+    assert "--resume" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (root / "runs" / "mine" / "checkpoint" / "state.json").read_text() == before
+    assert not (tmp_path / "mine").exists()

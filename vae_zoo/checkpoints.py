@@ -117,10 +117,26 @@ def load_checkpoint(directory: Path) -> tuple[VAE, dict]:
     return model, state
 
 
-def start_or_resume(model: VAE, recipe: Recipe, directory: Path, resume: bool, steps: int) -> tuple[VAE, dict]:
+def start_or_resume(model: VAE, recipe: Recipe, directory: Path, resume: bool, steps: int,
+                    identity: dict | None = None) -> tuple[VAE, dict]:
     """The model and training state to start from: the checkpoint in `directory` (`resume`; only
-    the recipe's `epochs` may differ), or `model` compiled per `recipe` with a fresh state
-    (refused if `directory` already holds a checkpoint)."""
+    the recipe's `epochs` may differ, and the run's `identity` not at all), or `model` compiled
+    per `recipe` with a fresh state (refused if `directory` already holds a checkpoint).
+
+    Args:
+        identity: what else makes the run this run (data fingerprint, split, architecture, source
+            preset and its sha256, ...), recorded in the checkpoint's state and compared on resume.
+    """
+    identity = json.loads(json.dumps(identity or {}))  # as the state file holds it
+    if has_checkpoint(directory):
+        recorded = json.loads((directory / CHECKPOINT_DIR / STATE).read_text()).get("identity", {})
+        differences = {k: (recorded.get(k), identity.get(k)) for k in sorted({*recorded, *identity})
+                       if recorded.get(k) != identity.get(k)}
+        if differences:
+            raise InvalidArgumentError(
+                f"The checkpoint in {directory} belongs to another run; differences (checkpoint, this run): "
+                f"{differences}. Rerun that run's own command to continue it, or give this run another "
+                "--out or --workdir.")
     if resume:
         model, state = load_checkpoint(directory)
         requested = recipe.to_dict()
@@ -139,6 +155,6 @@ def start_or_resume(model: VAE, recipe: Recipe, directory: Path, resume: bool, s
             )
         compile_model(model, recipe, steps)
         state = {"epoch": 0, "epochs": recipe.epochs, "samples_per_epoch": steps * recipe.batch_size,
-                 "wall_seconds": 0.0, "recipe": recipe.to_dict(), "log": []}
+                 "wall_seconds": 0.0, "recipe": recipe.to_dict(), "identity": identity, "log": []}
     state["epochs"] = recipe.epochs
     return model, state

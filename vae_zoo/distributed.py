@@ -310,7 +310,7 @@ def _make_step(strategy, cluster: Cluster, model: VAE, global_batch: int):
 
 def fit(model: VAE, x_train, recipe: Recipe, directory: str | os.PathLike, binarize: bool, cluster: Cluster,
         resume: bool = False, evaluate=None, evaluate_at=lambda epoch: True, report: bool = True,
-        timeout: float = DEFAULT_TIMEOUT) -> tuple[VAE, dict | None]:
+        timeout: float = DEFAULT_TIMEOUT, identity: dict | None = None) -> tuple[VAE, dict | None]:
     """`training.fit_with_checkpoints` across the cluster's workers (call `connect` first).
 
     Every worker runs this with the same arguments; each reads its share of `x_train` (its slice
@@ -338,7 +338,7 @@ def fit(model: VAE, x_train, recipe: Recipe, directory: str | os.PathLike, binar
         steps = len(x_train) // batch
     with exclusive_lock(directory, "training") if cluster.is_chief else contextlib.nullcontext():
         if cluster.is_chief:
-            model, state = start_or_resume(model, recipe, directory, resume, steps)
+            model, state = start_or_resume(model, recipe, directory, resume, steps, identity)
         else:  # its weights, optimizer state and epoch come from the chief
             model, state = compile_model(model, recipe, steps), {"epoch": 0}
         model.optimizer.build(model.trainable_variables)

@@ -42,7 +42,8 @@ class _Layers:
     def __init__(self, model):
         twin = type(model).from_config(model.get_config())
         twin(keras.ops.zeros([1, model.input_dim], model.compute_dtype))  # builds its layers
-        self.encoder, self.decoder, self.prior, self.latent_dim = twin.encoder, twin.decoder, twin.prior, twin.latent_dim
+        self.encoder, self.decoder = twin.encoder, twin.decoder
+        self.prior, self.latent_dim = twin.prior, twin.latent_dim
 
     def holding(self, model) -> _Layers:
         for mine, theirs in zip([*self.encoder.weights, *self.decoder.weights],

@@ -82,6 +82,7 @@ def fit_with_checkpoints(
     evaluate=None,
     evaluate_at=None,
     report: bool | None = None,
+    identity: dict | None = None,
 ) -> tuple[VAE, dict]:
     """Trains `model` per `recipe`, checkpointing every epoch into `directory`.
 
@@ -101,6 +102,8 @@ def fit_with_checkpoints(
         evaluate: instead of `x_test`: model -> {name: number}, logged at the epochs
             `evaluate_at(epoch)` accepts (default: every `eval_every`-th) and at the end.
         report: print a line per evaluation (default: when `verbose` is not 0).
+        identity: what else makes the run this run (see `checkpoints.start_or_resume`); a
+            checkpoint of a run with another identity is never continued.
 
     Returns:
         The trained model and the state (log of train/test bounds, wall time).
@@ -115,13 +118,13 @@ def fit_with_checkpoints(
                 return {"test_elbo": np.mean(m.elbo(x_test, "B", 1, seed=recipe.seed))}
         return _fit_with_checkpoints(model, x_train, recipe, directory, binarize, resume, verbose, evaluate,
                                      evaluate_at or (lambda epoch: epoch % eval_every == 0),
-                                     verbose != 0 if report is None else report)
+                                     verbose != 0 if report is None else report, identity)
 
 
 def _fit_with_checkpoints(model, x_train, recipe, directory, binarize, resume, verbose, evaluate, evaluate_at,
-                          report):
+                          report, identity):
     steps = len(x_train) // recipe.batch_size
-    model, state = start_or_resume(model, recipe, directory, resume, steps)
+    model, state = start_or_resume(model, recipe, directory, resume, steps, identity)
     if state["epoch"] >= recipe.epochs:
         return model, state
     if isinstance(x_train, Shards):  # streamed from disk
@@ -295,9 +298,12 @@ def train_on_data(
 
     fit = fit_with_checkpoints if cluster is None else functools.partial(distributed.fit, cluster=cluster,
                                                                           timeout=peer_timeout)
+    identity = {"data_sha256": data.describe()["sha256"], "split": split, "binarize": binarize, "freeze": freeze,
+                "source": source, "architecture": {k: getattr(model, k) for k in
+                                                   ("input_dim", "latent_dim", "hidden_units", "likelihood")}}
     model, state = fit(model, x_train, recipe, Path(workdir) / out.name, binarize, resume=resume,
                        evaluate=held_out_elbo, evaluate_at=lambda e: e % max(1, recipe.epochs // 10) == 0,
-                       **({"verbose": verbose} if cluster is None else {}))
+                       identity=identity, **({"verbose": verbose} if cluster is None else {}))
     held_out_ll = _held_out_log_likelihood(model, x_held, k, recipe.seed, cluster) if k else None
     if cluster is not None:
         distributed.done()
