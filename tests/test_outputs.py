@@ -92,3 +92,42 @@ def test_the_bundle_replaces_presets_folders_only_when_asked(in_process, tmp_pat
     result = in_process("export", "--all-presets", "-o", bundle, "--overwrite", check=False)
     assert result.returncode == 2 and "not a export folder written by vae-zoo" in result.stderr
     assert snapshot(bundle / "mnist-z2") == snapshot(preset_path("mnist-z2"))
+
+
+@given(command=st.sampled_from([
+    ["sample", "mnist-z2", "-n", "4", "-o", "{file}/x.png"],
+    ["manifold", "mnist-z2", "-o", "{file}/m.png"],
+    ["export", "mnist-z2", "--format", "onnx", "--part", "decoder", "-o", "{file}/graphs"],
+    ["train", "mnist-z2", "--epochs", "1", "--workdir", "{file}", "--out", "{tmp}/p"],
+    ["reproduce", "figure2", "--dataset", "frey", "--nz", "2", "--samples", "1000", "--lr", "0.02",
+     "--workdir", "{file}", "--out", "{tmp}/o"],
+]))
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_path_through_a_file_is_one_line_naming_it(in_process, tmp_path, command):
+    file = tmp_path / "a-file"
+    file.write_text("mine")
+    args = [a.format(file=file, tmp=tmp_path) for a in command]
+    result = in_process(*args, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert str(file) in result.stderr and file.read_text() == "mine"
+
+
+@given(seed=st.one_of(st.integers(max_value=-1), st.integers(min_value=2**31)))
+@settings(max_examples=20, deadline=None)
+def test_a_seed_out_of_range_is_refused_before_any_work(seed):
+    from vae_zoo import reproduce
+    from vae_zoo.errors import InvalidArgumentError
+    from vae_zoo.validation import check_seed
+
+    with pytest.raises(InvalidArgumentError, match="must be an int from 0 to 2147483647"):
+        check_seed("seed", seed)
+    with pytest.raises(InvalidArgumentError, match="must be an int from 0 to 2147483647"):
+        reproduce.run("figure2", "unused-out", "unused-work", 100, settings={"seed": seed})
+
+
+def test_a_path_object_names_a_zoo_preset_as_its_string_does():
+    import pathlib
+
+    import vae_zoo
+
+    assert vae_zoo.load(pathlib.Path("mnist-z2"), compile=False).latent_dim == 2

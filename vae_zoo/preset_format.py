@@ -75,9 +75,10 @@ def preset_path(name_or_path: str | os.PathLike) -> Path:
         UnknownPresetError: neither a preset name nor an existing folder or path.
     """
     text = str(name_or_path)
-    if isinstance(name_or_path, str) and (presets_dir() / text / CARD).is_file() and os.sep not in text:
-        return presets_dir() / text
     path = Path(text)
+    is_name = isinstance(name_or_path, str) or not path.is_dir()  # Path("mnist-z2") names the preset too
+    if is_name and (presets_dir() / text / CARD).is_file() and os.sep not in text:
+        return presets_dir() / text
     if path.is_dir() or os.sep in text or text.startswith("."):
         return path
     raise unknown_preset(text)

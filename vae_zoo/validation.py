@@ -29,12 +29,16 @@ def check_positive_int(name: str, value) -> int:
     return int(value)
 
 
+MAX_SEED = 2**31 - 1  # Keras' seed generators and TensorFlow's stateless seeds hold it
+
+
 def check_seed(name: str, value, allow_none: bool = True) -> int | None:
-    """Returns a seed as an int: any integer type (Python, numpy), not bool; None if allowed."""
+    """Returns a seed as an int in [0, MAX_SEED]: any integer type (Python, numpy), not bool;
+    None if allowed."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        accepted = "a non-negative int" + (" or None" if allow_none else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= MAX_SEED:
+        accepted = f"an int from 0 to {MAX_SEED}" + (" or None" if allow_none else "")
         raise InvalidArgumentError(f"`{name}` must be {accepted}. Received: {name}={value!r}")
     return int(value)
 

@@ -72,6 +72,12 @@ def main(argv=None) -> int:
     except VaeZooError as err:  # the package's own errors: one line, no traceback
         print(f"vae-zoo {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the file system refused (a file where a folder goes, no space, read-only, ...)
+        if err.filename is None:
+            raise  # not about a path: a bug, keeps its traceback
+        print(f"vae-zoo {args.command}: error: {err.filename}: {err.strerror or err}. Check the path (a folder "
+              "where a folder is needed), the free space and the permissions.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as err:
         print(f"vae-zoo {args.command}: {err or 'interrupted'}", file=sys.stderr)
         return 130

@@ -27,6 +27,7 @@ POSITIVE_FLOAT = _number(float, lambda v: 0 < v < float("inf"), "a finite number
 NON_NEGATIVE_FLOAT = _number(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
 GRID = _number(int, lambda v: 0 < v <= 200, "an int in 1..200")
 FRACTION = _number(float, lambda v: 0 < v < 1, "a fraction in (0, 1)")
+SEED = _number(int, lambda v: 0 <= v <= 2**31 - 1, "an int from 0 to 2147483647")  # validation.MAX_SEED
 
 
 def _whole(text: str) -> int:
@@ -80,7 +81,7 @@ def add_recipe_flags(p: argparse.ArgumentParser, epochs_help: str, lr_help: str)
     p.add_argument("--batch-size", type=POSITIVE_INT, help="minibatch size M (default 100)")
     p.add_argument("--optimizer", choices=["adam", "adagrad"])
     p.add_argument("--lr", type=POSITIVE_FLOAT, help=lr_help)
-    p.add_argument("--seed", type=NON_NEGATIVE_INT)
+    p.add_argument("--seed", type=SEED)
 
 
 def load(name_or_path: str):

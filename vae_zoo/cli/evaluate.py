@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from vae_zoo.cli.arguments import NON_NEGATIVE_INT, POSITIVE_INT, add_cluster_flags, add_command, join_cluster, load
+from vae_zoo.cli.arguments import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    SEED,
+    add_cluster_flags,
+    add_command,
+    join_cluster,
+    load,
+)
 
 
 def cmd_evaluate(args) -> int:
@@ -45,7 +53,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--k", type=NON_NEGATIVE_INT, default=5000,
                    help="importance samples per test point (default 5000; 0 skips)")
     p.add_argument("--n-test", type=POSITIVE_INT, help="first N test points only (default: the full test set)")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="seed of the Monte Carlo noise")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the Monte Carlo noise")
     p.add_argument("--write-card", action="store_true", help="record the metrics in the preset's card.json")
     add_cluster_flags(p, "share the log p(x) estimate")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

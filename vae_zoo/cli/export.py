@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vae_zoo.cli.arguments import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_INT, add_command
+from vae_zoo.cli.arguments import NON_NEGATIVE_FLOAT, POSITIVE_INT, SEED, add_command
 
 
 def cmd_export(args) -> int:
@@ -67,7 +67,7 @@ def add_parsers(sub) -> None:
                    "(default: the zoo data set of the model's input size)")
     p.add_argument("--max-drop", type=NON_NEGATIVE_FLOAT, default=MAX_DROP,
                    help=f"refuse quantized graphs losing more test log p(x), nats per image (default {MAX_DROP:g})")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="seed of calibration and measurement")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of calibration and measurement")
     p.add_argument("--quality-k", type=POSITIVE_INT, default=QUALITY_K,
                    help=f"importance samples of the log p(x) measurement (default {QUALITY_K})")
     p.add_argument("--quality-points", type=POSITIVE_INT, default=QUALITY_POINTS,

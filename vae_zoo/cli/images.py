@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vae_zoo.cli.arguments import GRID, NON_NEGATIVE_INT, POSITIVE_INT, add_command, add_output, image_shape, load
+from vae_zoo.cli.arguments import GRID, POSITIVE_INT, SEED, add_command, add_output, image_shape, load
 
 
 def cmd_sample(args) -> int:
@@ -81,7 +81,7 @@ def add_parsers(sub) -> None:
     p.add_argument("model", help="preset name or preset folder")
     p.add_argument("-n", type=POSITIVE_INT, default=64, help="number of samples (default 64)")
     add_output(p, "samples.png")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
 
     p = add_command(sub, "reconstruct", cmd_reconstruct, "write test images beside their reconstructions as a PNG")
     p.add_argument("model", help="preset name or preset folder")

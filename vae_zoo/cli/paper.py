@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from vae_zoo.cli.arguments import NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_COUNT, add_command
+from vae_zoo.cli.arguments import POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_COUNT, SEED, add_command
 
 
 def cmd_reproduce(args) -> int:
@@ -49,7 +49,7 @@ def add_parsers(sub) -> None:
                    "(default: aevb, wake-sleep and, for figure3, mcem)")
     p.add_argument("--samples", type=SAMPLE_COUNT, help="training samples evaluated per curve, e.g. 3e6 "
                    "(default: the paper's, 1e8 for figure2 and 6e7 for figure3)")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, help="shared seed of every method (default 0)")
+    p.add_argument("--seed", type=SEED, help="shared seed of every method (default 0)")
     p.add_argument("--lr", type=POSITIVE_FLOAT, help="a fixed Adagrad step size (default: chosen per curve from "
                    "0.01, 0.02 and 0.1 by the training-set number after short runs, as in the paper)")
     p.add_argument("--selection-updates", type=POSITIVE_INT, help="weight updates (past Adagrad's 101-update "

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from vae_zoo.cli.arguments import (
     FRACTION,
-    NON_NEGATIVE_INT,
     POSITIVE_INT,
+    SEED,
     add_command,
     add_data_flags,
     add_recipe_flags,
@@ -105,7 +105,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="the shard folder to create")
     p.add_argument("--shard-size", type=POSITIVE_INT, default=50_000, help="images per shard (default 50000)")
     p.add_argument("--holdout", type=FRACTION, default=0.1, help="share held out (default 0.1)")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, help="seed of the order and the split (default 0)")
+    p.add_argument("--seed", type=SEED, help="seed of the order and the split (default 0)")
 
     p = add_command(sub, "finetune", cmd_finetune, "continue training a preset on your data; writes a preset folder")
     p.add_argument("preset", help="preset name or folder, e.g. mnist-z20")
