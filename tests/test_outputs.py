@@ -131,3 +131,44 @@ def test_a_path_object_names_a_zoo_preset_as_its_string_does():
     import vae_zoo
 
     assert vae_zoo.load(pathlib.Path("mnist-z2"), compile=False).latent_dim == 2
+
+
+def test_export_all_presets_refuses_flags_it_would_ignore(in_process, tmp_path):
+    for flags, named in ((["--format", "tflite"], "--format"), (["--part", "decoder"], "--part"),
+                         (["--max-drop", "3"], "--max-drop"), (["mnist-z2"], "a model")):
+        result = in_process("export", *flags, "--all-presets", "-o", tmp_path / "b", check=False)
+        assert result.returncode == 2 and f"does not take {named}" in result.stderr, result.stderr
+        assert not (tmp_path / "b").exists()
+
+
+def test_a_killed_writers_temporary_folder_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from vae_zoo.io import atomic_write_text, staged_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    litter = tmp_path / f".out.pid{int(dead.stdout)}.abc123"
+    litter.mkdir()
+    (litter / "half-written.onnx").write_bytes(b"\0" * 100)
+    alive = tmp_path / ".out.pid1.keep"  # pid 1 lives: its folder may be a write in progress
+    alive.mkdir()
+    with staged_dir(tmp_path / "out") as tmp:
+        atomic_write_text(tmp / "a.txt", "done")
+    assert not litter.exists() and alive.exists() and (tmp_path / "out" / "a.txt").read_text() == "done"
+
+
+@pytest.mark.parametrize("content", ["[]", "7", "\"text\"", "{\"curves\": []}", "{", ""])
+def test_malformed_results_and_cards_are_one_error_naming_the_file(tmp_path, content):
+    import vae_zoo
+    from vae_zoo import reproduce
+    from vae_zoo.errors import OutputExistsError, PresetError
+
+    (tmp_path / "figure2.json").write_text(content)
+    with pytest.raises(OutputExistsError, match="figure2.json is not the results of vae-zoo reproduce"):
+        reproduce.run("figure2", tmp_path, tmp_path / "w", 100, {"datasets": ["frey"]})
+    preset = tmp_path / "p"
+    shutil.copytree(preset_path("mnist-z2"), preset)
+    (preset / "checksums.json").write_text(content)
+    with pytest.raises(PresetError, match="checksums.json"):
+        vae_zoo.load(preset)

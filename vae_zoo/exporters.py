@@ -213,6 +213,13 @@ def verify(folder: str | os.PathLike) -> dict:
         if actual != sha256:
             raise IntegrityError(f"{path} is corrupt or was changed: sha256 {actual}, expected "
                                  f"{sha256} (from {folder / MANIFEST}). Export it again.")
+    if "presets" not in manifest:  # an export folder holds what its manifest lists, nothing else
+        unlisted = sorted({str(f.relative_to(folder)) for f in folder.rglob("*") if not f.is_dir()}
+                          - (export_files(folder) or set()) - {".lock"})
+        if unlisted:
+            raise IntegrityError(f"{folder} holds files its {MANIFEST} does not list ({', '.join(unlisted[:3])}"
+                                 f"{' ...' if len(unlisted) > 3 else ''}): added or left from another export. "
+                                 "Export again into an empty folder.")
     return manifest
 
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from glob import escape as glob_escape
 from pathlib import Path
 
 from vae_zoo.errors import OutputExistsError, WriteError
@@ -23,10 +24,31 @@ def _umask() -> int:
 
 def temp_dir_beside(path: Path) -> Path:
     """A new empty folder next to `path` (same file system, so it can be renamed
-    onto `path`), with the permissions a plain mkdir would give."""
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    onto `path`), with the permissions a plain mkdir would give. Its name holds the writer's
+    process id: the temporary folders of writers that died (SIGKILL, power loss) beside `path`
+    are removed first, so a killed write leaves no litter past the next write."""
+    _remove_dead_writers_temp_dirs(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.pid{os.getpid()}."))
     os.chmod(tmp, 0o777 & ~_umask())
     return tmp
+
+
+def _remove_dead_writers_temp_dirs(path: Path) -> None:
+    prefix = f".{path.name}.pid"
+    for candidate in path.parent.glob(f"{glob_escape(prefix)}*"):
+        pid = candidate.name[len(prefix):].split(".", 1)[0]
+        if candidate.is_dir() and not candidate.is_symlink() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _exchange(a: Path, b: Path) -> bool:

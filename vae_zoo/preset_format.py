@@ -86,9 +86,12 @@ def preset_path(name_or_path: str | os.PathLike) -> Path:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
         raise PresetError(f"{path} is not valid JSON ({err}). {_RESTORE}.") from None
+    if not isinstance(value, dict):
+        raise PresetError(f"{path} holds a JSON {type(value).__name__}, not the object vae-zoo wrote. {_RESTORE}.")
+    return value
 
 
 def verified(folder: Path, name: str) -> Path:

@@ -364,7 +364,7 @@ def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples
     path = out / f"{settings.stem}.json"
     results = {"figure": figure, "metric": spec.metric, "settings": asdict(settings), "curves": {}}
     if path.exists():
-        previous = json.loads(path.read_text())
+        previous = read_results(path)
         if previous.get("settings") == results["settings"]:
             results["curves"] = previous["curves"]  # the same experiment: continue it
         elif not overwrite:
@@ -379,7 +379,7 @@ def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples
             record = train_curve(curve, settings, budget, workdir, verbose)
             with exclusive_lock(out, settings.stem):
                 if path.exists():  # another process may run other curves of the same experiment
-                    on_disk = json.loads(path.read_text())
+                    on_disk = read_results(path)
                     if on_disk.get("settings") == results["settings"]:
                         results["curves"] = on_disk["curves"]
                 results["curves"][curve.name] = record
@@ -391,6 +391,19 @@ def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples
                       f"{record['learning_rate']:g}), train {last['train']:.2f}, test {last['test']:.2f}, "
                       f"{record['wall_seconds']:.0f} s; {_eta(results, todo, samples)}", flush=True)
     return results
+
+
+def read_results(path: Path) -> dict:
+    """A figure's results file, or an error naming it when it is not one."""
+    try:
+        results = json.loads(path.read_text())
+        if isinstance(results, dict) and isinstance(results.get("curves"), dict):
+            return results
+        problem = "it has no curves"
+    except (ValueError, UnicodeDecodeError) as err:
+        problem = f"it is not valid JSON: {err}"
+    raise OutputExistsError(f"{path} is not the results of vae-zoo reproduce ({problem}). Move it away, or choose "
+                            "another --out.")
 
 
 def _eta(results: dict, todo: list[Curve], samples: int) -> str:

@@ -11,8 +11,18 @@ def cmd_export(args) -> int:
     from vae_zoo.errors import InvalidArgumentError
     from vae_zoo.evaluation import plus_minus
     from vae_zoo.exporters import build_bundle, export
+    from vae_zoo.quantization import MAX_DROP, QUALITY_K, QUALITY_POINTS
 
     if args.all_presets:
+        ignored = [flag for flag, value, default in (
+            ("--format", args.format, None), ("--part", args.part, ["encoder", "decoder"]),
+            ("--max-drop", args.max_drop, MAX_DROP), ("--data", args.data, None), ("--seed", args.seed, 0),
+            ("--quality-k", args.quality_k, QUALITY_K), ("--quality-points", args.quality_points, QUALITY_POINTS),
+            ("a model", args.model, None)) if value != default]
+        if ignored:
+            raise InvalidArgumentError(f"--all-presets writes the bundle's fixed contents (ONNX encoders and decoders, "
+                                       f"quantized decoders gated at {MAX_DROP:g} nat); it does not take "
+                                       f"{', '.join(ignored)}. Export one preset to choose them.")
         bundle = build_bundle(args.output, quantize=args.quantize, overwrite=args.overwrite)
         for name, manifest in bundle["presets"].items():
             errors = ", ".join(f"{a['part']} {a['max_abs_error']:.1e}" for a in manifest["artifacts"]

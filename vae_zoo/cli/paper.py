@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ def cmd_reproduce(args) -> int:
         if not path.is_file():
             raise DataNotFoundError(f"{path} does not exist: run `vae-zoo reproduce {args.figure}` first, or point "
                                     "--out to the folder of its results.")
-        results = json.loads(path.read_text())
+        results = reproduce.read_results(path)
         viz.plot_figure(results, args.out / f"{stem}.png", overwrite=True)
     else:
         selection = {"datasets": args.dataset, "latent_dims": args.nz, "n_train": args.n_train, "methods": args.methods}
