@@ -114,6 +114,7 @@ def test_the_quality_gate_refuses_at_zero_giving_the_measured_drop(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("metric", ["elbo_b", "log_likelihood"])
 @pytest.mark.parametrize("max_drop", [None, 1.0])
 def test_a_quantized_graph_that_measures_nan_is_refused_gate_or_not(tmp_path, monkeypatch, metric, max_drop):

@@ -208,6 +208,7 @@ def one_epoch(digits, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change, field", [
     ({"--data": "other.npy"}, "data_sha256"),
     ({"--holdout": "0.2"}, "split"),
