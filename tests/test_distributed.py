@@ -232,3 +232,20 @@ def test_any_worker_flags_are_a_cluster_or_a_one_line_error(workers, index):
         assert "\n" not in str(e)
         return
     assert cluster is None or 0 <= cluster.index < cluster.size
+
+
+@pytest.mark.parametrize("other", [["--holdout", "0.2"], ["--epochs", "4"], ["--latent-dim", "3"]],
+                         ids=["holdout", "epochs", "latent-dim"])
+def test_workers_started_differently_all_stop_with_one_line_naming_it(grey_data, tmp_path, other):
+    workers = distributed.local_workers(2)
+    args = [str(a) for a in train_args(tmp_path / "out", tmp_path / "runs")]
+    changed = list(args)
+    if other[0] in changed:
+        changed[changed.index(other[0]) + 1] = other[1]
+    else:
+        changed += other
+    results = finish([start(args, grey_data, 0, workers), start(changed, grey_data, 1, workers)])
+    for rc, _, err in results:  # the chief as well as the other worker
+        assert rc == 2 and "The workers were started with different settings" in err, err[-2000:]
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import socket
@@ -264,17 +265,25 @@ def _sync_from_chief(strategy, cluster: Cluster, model: VAE, settings: dict, epo
     """Copies the chief's weights, optimizer state and epoch to every worker; checks that every
     worker was started with the chief's settings. Returns the chief's epoch."""
     variables = [*model.weights, *model.optimizer.variables]
-    header = [float(epoch), float(len(variables)), *map(float, settings.values())]
-    chief_header = _broadcast_from_chief(strategy, cluster, [np.array(header)])[0]
-    if not np.array_equal(chief_header[1:], np.array(header[1:])):
-        differ = {k: (chief_header[2 + i], v) for i, (k, v) in enumerate(settings.items())
-                  if chief_header[2 + i] != v}
+    names = ["model variables", *settings]
+    header = np.array([float(len(variables)), *map(float, settings.values())])
+    chief_header, chief_epoch = (lambda h: (h[1:], h[0]))(
+        _broadcast_from_chief(strategy, cluster, [np.array([float(epoch), *header])])[0])
+    # Every worker learns which settings differ on any worker, so all of them stop with the same message
+    # (the chief too, rather than waiting for a peer that left).
+    import tensorflow as tf
+
+    differ_anywhere = _all_reduce(strategy, [tf.constant((chief_header != header).astype(np.float64))])[0].numpy()
+    if differ_anywhere.any():
+        fields = [name for name, d in zip(names, differ_anywhere) if d]
+        mine = {name: v for name, v, c in zip(names, header, chief_header) if v != c}
         raise InvalidArgumentError(
-            f"Worker {cluster.index} was started with other settings than the chief (chief's, this worker's): "
-            f"{differ or 'a different model'}. Start every worker with the same command.")
+            f"The workers were started with different settings ({', '.join(fields)})"
+            + (f"; this worker's differ from the chief's: {mine}" if mine else "")
+            + ". Start every worker with the same command and data.")
     for variable, value in zip(variables, _broadcast_from_chief(strategy, cluster, [v.numpy() for v in variables])):
         variable.assign(value.astype(variable.dtype))
-    return int(chief_header[0])
+    return int(chief_epoch)
 
 
 def _make_step(strategy, cluster: Cluster, model: VAE, global_batch: int):
@@ -342,8 +351,12 @@ def fit(model: VAE, x_train, recipe: Recipe, directory: str | os.PathLike, binar
         else:  # its weights, optimizer state and epoch come from the chief
             model, state = compile_model(model, recipe, steps), {"epoch": 0}
         model.optimizer.build(model.trainable_variables)
+        # The run's identity (data fingerprint, split, architecture, source preset) as a 52-bit number:
+        # float64 carries it exactly.
+        digest = hashlib.sha256(json.dumps(identity or {}, sort_keys=True, default=str).encode()).hexdigest()
         settings = {"batch_size": batch, "epochs": recipe.epochs, "seed": recipe.seed, "steps": steps,
-                    "learning_rate": recipe.learning_rate, "workers": cluster.size}
+                    "learning_rate": recipe.learning_rate, "workers": cluster.size,
+                    "data, split and model (run identity)": int(digest[:13], 16)}
         epoch = _sync_from_chief(strategy, cluster, model, settings, state["epoch"])
         if epoch >= recipe.epochs:
             return model, state if cluster.is_chief else None

@@ -51,6 +51,7 @@ def _import_tensorflow_quietly(initialize: bool = True) -> None:
         import tensorflow as tf
         import tensorflow_probability  # noqa: F401
 
+        tf.get_logger().setLevel("ERROR")  # TensorFlow's advice to developers (retracing, eager collectives)
         if initialize:
             tf.constant(0.0) + 1.0  # initialises the devices, which logs too
     finally:
