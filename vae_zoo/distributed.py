@@ -263,27 +263,21 @@ def _broadcast_from_chief(strategy, cluster: Cluster, values: list[np.ndarray]) 
 
 def _sync_from_chief(strategy, cluster: Cluster, model: VAE, settings: dict, epoch: int) -> int:
     """Copies the chief's weights, optimizer state and epoch to every worker; checks that every
-    worker was started with the chief's settings. Returns the chief's epoch."""
-    variables = [*model.weights, *model.optimizer.variables]
-    names = ["model variables", *settings]
-    header = np.array([float(len(variables)), *map(float, settings.values())])
-    chief_header, chief_epoch = (lambda h: (h[1:], h[0]))(
-        _broadcast_from_chief(strategy, cluster, [np.array([float(epoch), *header])])[0])
-    # Every worker learns which settings differ on any worker, so all of them stop with the same message
-    # (the chief too, rather than waiting for a peer that left).
+    worker was started with the chief's settings (all of them stop, with one message, if one was
+    not). Returns the chief's epoch."""
     import tensorflow as tf
 
-    differ_anywhere = _all_reduce(strategy, [tf.constant((chief_header != header).astype(np.float64))])[0].numpy()
-    if differ_anywhere.any():
-        fields = [name for name, d in zip(names, differ_anywhere) if d]
-        mine = {name: v for name, v, c in zip(names, header, chief_header) if v != c}
-        raise InvalidArgumentError(
-            f"The workers were started with different settings ({', '.join(fields)})"
-            + (f"; this worker's differ from the chief's: {mine}" if mine else "")
-            + ". Start every worker with the same command and data.")
+    variables = [*model.weights, *model.optimizer.variables]
+    header = np.array([float(len(variables)), *map(float, settings.values())])
+    chief = _broadcast_from_chief(strategy, cluster, [np.array([float(epoch), *header])])[0]
+    differ = _all_reduce(strategy, [tf.constant((chief[1:] != header).astype(np.float64))])[0].numpy()
+    if differ.any():
+        fields = [name for name, d in zip(["model variables", *settings], differ) if d]
+        raise InvalidArgumentError(f"The workers were started with different settings ({', '.join(fields)}). "
+                                   "Start every worker with the same command and data.")
     for variable, value in zip(variables, _broadcast_from_chief(strategy, cluster, [v.numpy() for v in variables])):
         variable.assign(value.astype(variable.dtype))
-    return int(chief_epoch)
+    return int(chief[0])
 
 
 def _make_step(strategy, cluster: Cluster, model: VAE, global_batch: int):
@@ -351,8 +345,7 @@ def fit(model: VAE, x_train, recipe: Recipe, directory: str | os.PathLike, binar
         else:  # its weights, optimizer state and epoch come from the chief
             model, state = compile_model(model, recipe, steps), {"epoch": 0}
         model.optimizer.build(model.trainable_variables)
-        # The run's identity (data fingerprint, split, architecture, source preset) as a 52-bit number:
-        # float64 carries it exactly.
+        # The run's identity (data, split, architecture, source preset) as a 52-bit number, exact in float64.
         digest = hashlib.sha256(json.dumps(identity or {}, sort_keys=True, default=str).encode()).hexdigest()
         settings = {"batch_size": batch, "epochs": recipe.epochs, "seed": recipe.seed, "steps": steps,
                     "learning_rate": recipe.learning_rate, "workers": cluster.size,
