@@ -172,3 +172,11 @@ def test_malformed_results_and_cards_are_one_error_naming_the_file(tmp_path, con
     (preset / "checksums.json").write_text(content)
     with pytest.raises(PresetError, match="checksums.json"):
         vae_zoo.load(preset)
+
+
+def test_picture_outputs_take_the_format_of_their_suffix_in_a_new_folder(in_process, tmp_path):
+    in_process("sample", "mnist-z2", "-n", "4", "-o", tmp_path / "new" / "folder" / "s.jpg")
+    assert Image.open(tmp_path / "new" / "folder" / "s.jpg").format == "JPEG"
+    result = in_process("sample", "mnist-z2", "-n", "4", "-o", tmp_path / "s.txt", check=False)
+    assert result.returncode == 2 and "name the file .png" in result.stderr and not (tmp_path / "s.txt").exists()
+    assert in_process("--version", check=False).stdout.startswith("vae-zoo ")

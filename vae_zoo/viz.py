@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 
-from vae_zoo.errors import InvalidArgumentError
+from vae_zoo.errors import InvalidArgumentError, WriteError
 from vae_zoo.io import atomic_write_bytes, refuse_existing
 from vae_zoo.validation import check_positive_int
 
@@ -25,8 +26,18 @@ def grid(images: np.ndarray, image_shape: tuple[int, int], columns: int | None =
     return np.round(canvas * 255).astype(np.uint8)
 
 
+def _write_picture(path: str | os.PathLike, payload: bytes, overwrite: bool) -> None:
+    """Writes a picture atomically, making its folder first (`-o new/folder/x.png` works)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WriteError(err.errno, f"Cannot make the folder of {path}: {err.strerror}. Check the path.") from err
+    atomic_write_bytes(path, payload, overwrite)
+
+
 def save_png(pixels: np.ndarray, path: str | os.PathLike, scale: int = 3, overwrite: bool = False) -> None:
-    """Writes a grey uint8 array as a PNG, enlarged `scale` times so digits are legible.
+    """Writes a grey uint8 array as an image (PNG, or the format of the path's suffix), enlarged
+    `scale` times so digits are legible.
 
     Raises:
         OutputExistsError: `path` exists and `overwrite` is False (checked first).
@@ -35,11 +46,15 @@ def save_png(pixels: np.ndarray, path: str | os.PathLike, scale: int = 3, overwr
 
     if not overwrite and os.path.lexists(path):
         raise refuse_existing(path)  # before rendering
+    image_format = Image.registered_extensions().get(Path(path).suffix.lower())
+    if image_format not in ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF"):
+        raise InvalidArgumentError(f"{path}: name the file .png (or .jpg, .webp, .tiff, .bmp, .gif); its "
+                                   "suffix chooses the image format.")
     image = Image.fromarray(pixels, mode="L")
     image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue(), overwrite)
+    image.save(buffer, format=image_format)
+    _write_picture(path, buffer.getvalue(), overwrite)
 
 
 def manifold(model, n: int = 20) -> np.ndarray:
@@ -96,7 +111,7 @@ def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike, overwrite:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue(), overwrite)
+    _write_picture(path, buffer.getvalue(), overwrite)
 
 
 _METRIC_LABELS = {"bound": "lower bound (nats per datapoint)", "marginal_likelihood": "marginal log-likelihood (nats)"}
@@ -168,5 +183,5 @@ def plot_figure(results: dict, path: str | os.PathLike, overwrite: bool = False)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue(), overwrite)
+    _write_picture(path, buffer.getvalue(), overwrite)
 

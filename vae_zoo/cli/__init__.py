@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser; building it imports nothing heavy, so --help is instant."""
     parser = _Parser(prog="vae-zoo", description="Pretrained AEVB variational auto-encoders "
                      "(Kingma & Welling, arXiv 1312.6114).")
+    from vae_zoo import __version__
+
+    parser.add_argument("--version", action="version", version=f"vae-zoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.add_parsers(sub)
