@@ -26,8 +26,10 @@ tfd = tfp.distributions
 Decoder = Callable[[tf.Tensor], tfd.Distribution]
 
 # The stateless random-number algorithm of all noise: Philox, the one TensorFlow's CPU kernels
-# choose. Left to "auto_select", XLA picks ThreeFry, which draws other numbers (a compiled step
-# would not reproduce an eager one) and on CPU is ~40x slower (15 ms for 100 x 784 uniforms).
+# choose. Left to "auto_select", XLA picks ThreeFry, which on CPU is ~40x slower (15 ms for
+# 100 x 784 uniforms). Even with Philox, XLA derives the generator's key and counter from a seed
+# differently from the CPU kernels: a compiled (XLA) step and an uncompiled one (jit_compile=False,
+# run_eagerly=True) draw other numbers from the same seed. Each is reproducible with itself.
 RNG = "philox"
 
 
