@@ -231,3 +231,44 @@ def test_a_resume_with_another_identity_is_refused_naming_each_difference(one_ep
     assert "--resume" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert (root / "runs" / "mine" / "checkpoint" / "state.json").read_text() == before
     assert not (tmp_path / "mine").exists()
+
+
+def _forged_npy(shape) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    buffer.write(np.zeros(784 * 5, np.uint8).tobytes())  # far fewer bytes than the header declares
+    return buffer.getvalue()
+
+
+@given(rows=st.integers(10**6, 10**12), container=st.sampled_from(["npy", "npz"]))
+@settings(max_examples=20, deadline=None)
+def test_a_forged_header_is_refused_before_anything_is_allocated(tmp_path_factory, rows, container):
+    import zipfile
+
+    path = tmp_path_factory.mktemp("forged") / f"x.{container}"
+    if container == "npy":
+        path.write_bytes(_forged_npy((rows, 28, 28)))
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("x.npy", _forged_npy((rows, 28, 28)))
+    with pytest.raises(InvalidArgumentError, match=str(path)) as caught:
+        user_data.read(path)
+    assert "GiB" in str(caught.value) or "cannot be read" in str(caught.value)
+
+
+def test_an_array_file_reads_as_what_it_holds_whatever_its_suffix(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((5, 28, 28), np.uint8))
+    (tmp_path / "a.npy").rename(tmp_path / "a.npz")
+    np.savez(tmp_path / "b.npz", x=np.zeros((5, 784), np.float32))
+    (tmp_path / "b.npz").rename(tmp_path / "b.npy")
+    assert user_data.read(tmp_path / "a.npz").x.shape == user_data.read(tmp_path / "b.npy").x.shape == (5, 784)
+
+
+def test_an_image_too_large_to_be_a_vaes_is_refused_before_decoding(tmp_path):
+    folder = tmp_path / "big"
+    folder.mkdir()
+    Image.new("L", (5000, 4000)).save(folder / "huge.png")  # 20 million pixels, a few KB on disk
+    with pytest.raises(InvalidArgumentError, match="huge.png declares 5000x4000 pixels.*not decoded"):
+        user_data.read(folder)

@@ -90,14 +90,49 @@ def read(path: str | os.PathLike) -> UserData | shards.Shards:
     return UserData(x, shape, str(path), kind, digest)
 
 
+# Images larger than this are refused before they are decoded (a VAE's images are small; a
+# "decompression bomb" PNG of a few KB can declare billions of pixels).
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+def memory_budget() -> int:
+    """Bytes the float32 copy of a data set may take: half of the memory available now."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _check_fits(where: str, shape: tuple, what: str) -> None:
+    """Refuses data whose float32 copy would not fit in memory, before anything is allocated."""
+    need = 4 * int(np.prod([int(d) for d in shape], dtype=object))
+    if need > memory_budget():
+        raise InvalidArgumentError(
+            f"{where}: {what} of shape {tuple(shape)} takes {need / 2**30:.1f} GiB as float32, more than the "
+            f"{memory_budget() / 2**30:.1f} GiB this machine can spare. Write it as shards (vae-zoo shard) from "
+            "smaller parts, which training streams from disk, or use fewer rows.")
+
+
+def _npz_member_shape(path: Path, key: str) -> tuple:
+    """The shape a .npz member declares in its header, read without decompressing the data."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        return reader(member)[0]
+
+
 def _read_array(path: Path) -> tuple[np.ndarray, tuple[int, int] | None, str]:
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise InvalidArgumentError(f"{path}: unknown data format {suffix!r}. Accepted: a .npy or .npz array file, "
                                    "or a folder of PNG/JPEG images.")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if suffix == ".npz":
+        # By content, not by name (an .npz renamed .npy, or the other way round, reads as what it is);
+        # a .npy is mapped, so its header is checked against memory before anything is allocated.
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
                 keys = list(loaded.keys())
                 if "x" in keys:
@@ -107,12 +142,14 @@ def _read_array(path: Path) -> tuple[np.ndarray, tuple[int, int] | None, str]:
                 else:
                     raise InvalidArgumentError(f"{path} holds several arrays ({', '.join(keys) or 'none'}): name the "
                                                "data `x`, or keep only one array in the file.")
+                _check_fits(str(path), _npz_member_shape(path, key), f"the array {key!r}")
                 array = loaded[key]
         else:
-            array = loaded
+            _check_fits(str(path), loaded.shape, "the array")
+            array = np.array(loaded)
     except InvalidArgumentError:
         raise
-    except (OSError, ValueError, EOFError) as err:  # truncated, corrupt, or an object array
+    except (OSError, ValueError, EOFError, KeyError) as err:  # truncated, corrupt, or an object array
         raise InvalidArgumentError(f"{path} cannot be read as a numpy array ({err}). Check that the file is complete "
                                    "and was written by numpy.save / numpy.savez.") from None
     array = np.asarray(array)
@@ -153,9 +190,16 @@ def _read_images(folder: Path) -> tuple[np.ndarray, tuple[int, int], str]:
     for file in files:
         try:
             with Image.open(file) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise InvalidArgumentError(
+                        f"{file} declares {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,} a VAE's image "
+                        "can have here; it was not decoded. Resize it, or remove it.")
+                if size is None:
+                    _check_fits(str(folder), (len(files), height, width), f"{len(files)} images")
                 image.load()
                 mode, pixels = image.mode, np.asarray(image)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
             raise InvalidArgumentError(f"{file} cannot be read as an image ({err}). Remove or replace it.") from None
         if mode not in ("L", "1", "I;16", "I", "F") or pixels.ndim != 2:
             raise InvalidArgumentError(f"{file} is a {mode} image with colour channels; the models take grayscale. "
