@@ -1,4 +1,5 @@
-"""Every code example of README.md and export/README.md runs as written, so the docs cannot drift.
+"""Every code example of README.md, export/README.md and the guides in docs/ runs as written, so the
+docs cannot drift.
 
 Python blocks run in a fresh interpreter in an empty folder (the README's own settings are
 small enough); shell blocks run with bash, in a copy of the repository where they touch it
@@ -19,7 +20,7 @@ import pytest
 pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "export/README.md"]
+DOCS = ["README.md", "export/README.md", "docs/your-data.md", "docs/export.md", "docs/speed.md"]
 FENCE = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)
 TEST_COMMAND = 'pip install ".[test]"'
 FIRST_COMMAND = ("python3 -m venv .venv && .venv/bin/pip install . && "
