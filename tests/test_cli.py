@@ -220,3 +220,11 @@ def test_a_diverging_run_stops_naming_the_step_and_writes_no_preset(tmp_path):
                      "--out", tmp_path / "out", check=False)
     assert result.returncode == 2 and "Training diverged" in result.stderr and "at step" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_list_and_info_read_the_cards_without_starting_tensorflow():
+    code = ("import sys, vae_zoo.cli; vae_zoo.cli.main(['list']); vae_zoo.cli.main(['info', 'mnist-z20']); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, sorted(sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "mnist-z20" in result.stdout and "test log p(x)" in result.stdout

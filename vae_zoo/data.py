@@ -30,9 +30,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 from vae_zoo.errors import DataIntegrityError, DataNotFoundError, InvalidArgumentError
 from vae_zoo.validation import check_choice, check_data, check_positive_int, check_seed, worker_batch_size
@@ -290,6 +293,8 @@ def train_dataset(
     Returns:
         A dataset of float32 batches of shape (batch_size / count, D) (or of pairs, see `with_indices`).
     """
+    import tensorflow as tf  # here only: the rest of the module (and `vae-zoo list`) needs no TensorFlow
+
     x = check_data(x, None, "bernoulli" if binarize_dynamically else "gaussian")
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed("seed", seed, allow_none=False)

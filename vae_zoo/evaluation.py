@@ -9,24 +9,11 @@ import numpy as np
 from vae_zoo import data
 from vae_zoo.errors import InvalidArgumentError
 from vae_zoo.model import VAE
+from vae_zoo.summaries import mean_and_se, plus_minus  # noqa: F401 (plus_minus: the cards' format)
 from vae_zoo.validation import check_positive_int, check_seed
 
 # Fixed binarization of the *training* set for the train ELBO of Bernoulli models.
 TRAIN_BINARIZATION_SEED = data.TEST_BINARIZATION_SEED + 1
-
-
-def mean_and_se(values: np.ndarray) -> dict:
-    """Mean and its standard error (std / sqrt(n)), rounded to 3 decimals (nats); the standard
-    error of fewer than two values is undefined (None), and of non-finite values NaN."""
-    values = np.asarray(values, np.float64)
-    se = None if len(values) < 2 else round(float(np.std(values) / np.sqrt(len(values))), 3)
-    return {"mean": round(float(np.mean(values)), 3), "standard_error": se}
-
-
-def plus_minus(summary: dict, digits: int = 3) -> str:
-    """"mean +- standard error" of a `mean_and_se` summary ("+- undefined" for one value)."""
-    se = summary["standard_error"]
-    return f"{summary['mean']:.{digits}f} +- " + ("undefined" if se is None else f"{se:.{digits}f}")
 
 
 def _elbo(model: VAE, x: np.ndarray, estimator: str, seed: int) -> dict:

@@ -13,11 +13,12 @@ import tensorflow as tf
 from vae_zoo import data as data_lib
 from vae_zoo import graph_metrics, quantization, runtimes, shards, user_data
 from vae_zoo.errors import InvalidArgumentError, QualityGateError
-from vae_zoo.evaluation import dataset_of, mean_and_se
+from vae_zoo.evaluation import dataset_of
 from vae_zoo.graphs import WRITERS, io_spec, part_function
 from vae_zoo.io import tree_sha256
 from vae_zoo.model import VAE
 from vae_zoo.preset_format import check_image_shape, image_shape
+from vae_zoo.summaries import mean_and_se
 
 PAIR = ("encoder", "decoder")
 CALIBRATION_SIZE = 1000  # training images that calibrate int8-static graphs

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-
-import keras
+from typing import TYPE_CHECKING
 
 from vae_zoo.errors import InvalidArgumentError
 from vae_zoo.validation import check_choice, check_positive_float, check_positive_int, check_seed
 
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad}
+if TYPE_CHECKING:
+    import keras
+
+OPTIMIZERS = ("adam", "adagrad")  # keras.optimizers.Adam, keras.optimizers.Adagrad
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ ADAGRAD_WARMUP, ADAGRAD_EPSILON = 101, 1e-8
 
 def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The recipe's optimizer, with its schedule counted in steps (optimizer updates)."""
+    import keras
+
     check_choice("optimizer", recipe.optimizer, OPTIMIZERS)
     boundaries = [int(epoch * steps_per_epoch) for epoch, _ in recipe.lr_drops]
     values = [recipe.learning_rate] + [float(v) for _, v in recipe.lr_drops]
@@ -124,7 +128,7 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Opt
             keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values), initial_accumulator_value=0.0,
             epsilon=ADAGRAD_EPSILON / recipe.batch_size**2)
     lr = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else values[0]
-    return OPTIMIZERS[recipe.optimizer](learning_rate=lr)
+    return {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad}[recipe.optimizer](learning_rate=lr)
 
 
 def steps_per_execution(steps_per_epoch: int, at_most: int) -> int:

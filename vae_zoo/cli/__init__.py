@@ -67,7 +67,8 @@ def main(argv=None) -> int:
     from vae_zoo.errors import VaeZooError
 
     args = build_parser().parse_args(argv)
-    _import_tensorflow_quietly(initialize=not (getattr(args, "workers", None) or os.environ.get("TF_CONFIG")))
+    if getattr(args, "needs_tensorflow", True):
+        _import_tensorflow_quietly(initialize=not (getattr(args, "workers", None) or os.environ.get("TF_CONFIG")))
     try:
         return args.run(args)
     except BrokenPipeError:  # e.g. `vae-zoo list | head`: the reader left, nothing to report

@@ -13,7 +13,7 @@ def _metric(card: dict, key: str) -> str:
 
 
 def cmd_list(args) -> int:
-    from vae_zoo import registry
+    from vae_zoo import preset_format as registry  # the cards alone: no TensorFlow
     from vae_zoo.presets import PRESETS
 
     print(f"{'name':<11} {'data':<6} {'z':>4} {'hidden':>6} {'likelihood':<10} {'test ELBO':>10} {'test log p(x)':>17} "
@@ -31,8 +31,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from vae_zoo import registry
-    from vae_zoo.evaluation import plus_minus
+    from vae_zoo import preset_format as registry  # the cards alone: no TensorFlow
+    from vae_zoo.summaries import plus_minus
 
     card = registry.read_card(args.model)
     if args.json:
@@ -86,8 +86,11 @@ def cmd_info(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    add_command(sub, "list", cmd_list, "list the presets with their headline test numbers")
+    # These read model cards only: they start without TensorFlow.
+    add_command(sub, "list", cmd_list, "list the presets with their headline test numbers").set_defaults(
+        needs_tensorflow=False)
 
     p = add_command(sub, "info", cmd_info, "show a preset's model card")
+    p.set_defaults(needs_tensorflow=False)
     p.add_argument("model", help="preset name or preset folder")
     p.add_argument("--json", action="store_true", help="print the raw card.json")

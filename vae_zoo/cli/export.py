@@ -9,9 +9,9 @@ from vae_zoo.cli.arguments import NON_NEGATIVE_FLOAT, POSITIVE_INT, SEED, add_co
 
 def cmd_export(args) -> int:
     from vae_zoo.errors import InvalidArgumentError
-    from vae_zoo.evaluation import plus_minus
     from vae_zoo.exporters import build_bundle, export
     from vae_zoo.quantization import MAX_DROP, QUALITY_K, QUALITY_POINTS
+    from vae_zoo.summaries import plus_minus
 
     if args.all_presets:
         ignored = [flag for flag, value, default in (
