@@ -40,3 +40,27 @@ def test_read_only_folder_names_the_path(tmp_path, monkeypatch):
 def test_missing_folder_is_an_error_not_a_crash(tmp_path):
     with pytest.raises(OSError, match="Check that the folder exists"):
         io.atomic_write_text(tmp_path / "nope" / "f.txt", "x")
+
+
+def test_a_lock_can_wait_for_its_holder(tmp_path):
+    import threading
+    import time
+
+    held, order = threading.Event(), []
+
+    def holder():
+        with io.exclusive_lock(tmp_path, "writing"):
+            held.set()
+            time.sleep(0.5)
+            order.append("holder done")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait()
+    with pytest.raises(OSError, match="Another process is writing"):
+        with io.exclusive_lock(tmp_path, "writing"):
+            pass
+    with io.exclusive_lock(tmp_path, "writing", wait=10):  # takes its turn
+        order.append("waiter")
+    thread.join()
+    assert order == ["holder done", "waiter"]

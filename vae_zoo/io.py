@@ -175,24 +175,33 @@ def staged_dir(path: str | os.PathLike, overwrite: bool = False, owned: Callable
 
 
 @contextlib.contextmanager
-def exclusive_lock(folder: str | os.PathLike, what: str) -> Iterator[None]:
+def exclusive_lock(folder: str | os.PathLike, what: str, wait: float = 0.0) -> Iterator[None]:
     """Holds an exclusive lock on `folder` (its `.lock` file) for the block.
 
     The lock dies with its process, so a crash never leaves it blocking the next run.
 
+    Args:
+        wait: seconds to wait for another holder to let go (0: refuse at once).
+
     Raises:
-        OutputExistsError: another process holds the lock.
+        OutputExistsError: another process holds the lock (after `wait` seconds).
     """
     import fcntl
+    import time
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
     with open(folder / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutputExistsError(f"Another process is {what} in {folder}. Wait for it to finish, "
-                                    "or choose another folder.") from None
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OutputExistsError(f"Another process is {what} in {folder}. Wait for it to finish, "
+                                            "or choose another folder.") from None
+                time.sleep(0.05)
         try:
             yield
         finally:

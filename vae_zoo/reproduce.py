@@ -244,7 +244,8 @@ def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples
     for budget in rounds(samples):
         for curve in todo:
             record = train_curve(curve, settings, budget, workdir, verbose)
-            with exclusive_lock(out, settings.stem):
+            # Processes running other curves of the experiment take turns writing its results.
+            with exclusive_lock(out, f"writing {settings.stem} results", wait=600):
                 if path.exists():  # another process may run other curves of the same experiment
                     on_disk = read_results(path)
                     if on_disk.get("settings") == results["settings"]:
