@@ -74,6 +74,11 @@ class Curve:
         return METHODS[self.method][1] or self.n_train
 
     @property
+    def samples_per_epoch(self) -> int:
+        """Training samples evaluated per pass over the data (whole minibatches)."""
+        return self.n_train // self.batch_size * self.batch_size
+
+    @property
     def updates_per_batch(self) -> int:
         """Weight updates per minibatch: MCEM's M-step makes 5, the others 1."""
         return 5 if METHODS[self.method][0] == "mcem" else 1

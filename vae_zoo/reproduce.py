@@ -152,8 +152,7 @@ def select_step_size(curve: Curve, settings: Settings, workdir: Path, verbose: b
         return json.loads(path.read_text())
     epochs = selection_epochs(curve, settings)
     # Measured where the curve will be, so the winner's curve is whole.
-    measured = evaluation_epochs(curve.n_train // curve.batch_size * curve.batch_size, epochs,
-                                 FIGURES[settings.figure].linear_every)
+    measured = evaluation_epochs(curve.samples_per_epoch, epochs, FIGURES[settings.figure].linear_every)
     train, failed = {}, {}
     for lr in STEP_SIZES:
         try:
@@ -165,9 +164,9 @@ def select_step_size(curve: Curve, settings: Settings, workdir: Path, verbose: b
     candidates = {lr: value for lr, value in train.items() if value is not None}
     if not candidates:
         raise TrainingError(f"{curve.name}: every step size of {STEP_SIZES} failed: {failed}")
-    steps = curve.n_train // curve.batch_size
     selection = {"chosen": float(max(candidates, key=candidates.get)), "epochs": epochs,
-                 "samples": epochs * steps * curve.batch_size, "updates": epochs * steps * curve.updates_per_batch,
+                 "samples": epochs * curve.samples_per_epoch,
+                 "updates": epochs * curve.samples_per_epoch // curve.batch_size * curve.updates_per_batch,
                  "train": train, "failed": failed}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(selection, indent=1), overwrite=True)
@@ -177,7 +176,7 @@ def select_step_size(curve: Curve, settings: Settings, workdir: Path, verbose: b
 def train_curve(curve: Curve, settings: Settings, samples: int, workdir: Path, verbose: bool = False) -> dict:
     """Trains (or continues) `curve` to at least `samples` training samples (and at least through
     the step-size selection); returns its record."""
-    spe = curve.n_train // curve.batch_size * curve.batch_size
+    spe = curve.samples_per_epoch
     selection = None if settings.learning_rate else select_step_size(curve, settings, workdir, verbose)
     learning_rate = settings.learning_rate or selection["chosen"]
     epochs = max(math.ceil(samples / spe), selection["epochs"] if selection else 1)
