@@ -131,7 +131,8 @@ def _file_bytes(count: int, input_dim: int) -> int:
 class Shards:
     """A shard folder, checked on opening: every file inside the folder, present with the size its
     count implies and the sha256 the manifest records (hashing streams the files: about 12 s per
-    8 GB here, sha256 at ~670 MB/s measured with other jobs running, plus the disk's read time).
+    8 GiB here, `benchmarks/shard_verify.py`, measured with other jobs running, plus the disk's read
+    time).
 
     Attributes:
         folder: the shard folder.
