@@ -22,7 +22,16 @@ import numpy as np
 from vae_zoo import quantization, registry, runtimes
 from vae_zoo.errors import IntegrityError, OutputExistsError, ParityError
 from vae_zoo.graphs import ONNX_OPSET, WRITERS, io_spec, part_function, probe_inputs
-from vae_zoo.io import atomic_write_text, check_replaceable, confined, overlap, replace_dir, staged_dir, tree_sha256
+from vae_zoo.io import (
+    atomic_write_text,
+    check_replaceable,
+    confined,
+    files_in,
+    overlap,
+    replace_dir,
+    staged_dir,
+    tree_sha256,
+)
 from vae_zoo.model import VAE
 from vae_zoo.preset_format import preset_path
 from vae_zoo.quantized_export import PAIR, export_quantized
@@ -178,8 +187,7 @@ def export_files(folder: Path) -> set[str] | None:
         return None
     files = {MANIFEST}
     for path in names:
-        files |= ({str(f.relative_to(folder)) for f in path.rglob("*") if not f.is_dir()} if path.is_dir()
-                  else {str(path.relative_to(folder))})
+        files |= files_in(folder, path) if path.is_dir() else {str(path.relative_to(folder))}
     return files
 
 
@@ -214,8 +222,7 @@ def verify(folder: str | os.PathLike) -> dict:
             raise IntegrityError(f"{path} is corrupt or was changed: sha256 {actual}, expected "
                                  f"{sha256} (from {folder / MANIFEST}). Export it again.")
     if "presets" not in manifest:  # an export folder holds what its manifest lists, nothing else
-        unlisted = sorted({str(f.relative_to(folder)) for f in folder.rglob("*") if not f.is_dir()}
-                          - (export_files(folder) or set()) - {".lock"})
+        unlisted = sorted(files_in(folder) - (export_files(folder) or set()))
         if unlisted:
             raise IntegrityError(f"{folder} holds files its {MANIFEST} does not list ({', '.join(unlisted[:3])}"
                                  f"{' ...' if len(unlisted) > 3 else ''}): added or left from another export. "

@@ -116,6 +116,12 @@ def overlap(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str 
                                            "it would replace or mix with what it reads. Choose an output outside it.")
 
 
+def files_in(folder: Path, under: Path | None = None) -> set[str]:
+    """The files (and links) of `under` (default: `folder`), as paths relative to `folder`; the
+    lock file excepted."""
+    return {str(f.relative_to(folder)) for f in Path(under or folder).rglob("*") if not f.is_dir()} - {".lock"}
+
+
 def check_replaceable(path: Path, owned: Callable[[Path], set[str] | None], kind: str) -> None:
     """Refuses to replace `path` unless it is a `kind` folder that vae-zoo wrote and holds nothing else.
 
@@ -135,7 +141,7 @@ def check_replaceable(path: Path, owned: Callable[[Path], set[str] | None], kind
     if mine is None:
         raise OutputExistsError(f"{path} is not a {kind} folder written by vae-zoo; --overwrite replaces only such a "
                                 "folder, so nothing of yours is deleted. Choose another output.")
-    extra = sorted({str(f.relative_to(path)) for f in path.rglob("*") if not f.is_dir()} - mine - {".lock"})
+    extra = sorted(files_in(path) - mine)
     if extra:
         raise OutputExistsError(f"{path} holds files vae-zoo did not write ({', '.join(extra[:3])}"
                                 f"{f' and {len(extra) - 3} more' if len(extra) > 3 else ''}); --overwrite would delete "
