@@ -5,12 +5,15 @@ images through encoder + decoder. TensorFlow is not needed (nor imported).
 
     python export/edge_demo.py --model mnist-z20 -o demo.png [--quantized int8-dynamic] [--images images.npy]
 
-`--model` names a folder under export/ (or any folder written by `vae-zoo export`
-with encoder.onnx and decoder.onnx). `--quantized MODE` runs decoder.MODE.onnx (and
-encoder.MODE.onnx where the folder has one) instead of the float32 graphs. Every file
-is checked against the sha256 in its manifest.json before it runs. `--images` is a .npy array of shape (n, D) or
-(n, height, width) with pixels in [0, 1]; without it the demo reconstructs some of
-its own samples. Bad input exits with status 2 and one line naming the problem.
+`--model` names a folder under export/ (or any folder written by `vae-zoo export --format
+onnx`). A folder with a decoder only (`--part decoder`) gives samples; with an encoder only
+(`--part encoder`) it writes the posterior means of `--images` to `-o codes.npy`.
+`--quantized MODE` runs decoder.MODE.onnx (and encoder.MODE.onnx where the folder has one)
+instead of the float32 graphs; a folder holding only one quantized decoder runs it without the
+flag. Every file is checked against the sha256 in its manifest.json before it runs.
+`--images` is a .npy array of shape (n, D) or (n, height, width) with pixels in [0, 1];
+without it the demo reconstructs some of its own samples. Bad input exits with status 2 and
+one line naming the problem.
 """
 
 from __future__ import annotations
@@ -142,51 +145,92 @@ def main(argv=None) -> int:
         return 2
 
 
-def graph_names(folder: Path, quantized: str | None) -> tuple[str, str]:
-    """The encoder and decoder files to run: float32, or the `quantized` decoder (and encoder,
-    where the folder has one) beside a float32 encoder."""
-    if not (folder / "decoder.onnx").is_file() or not (folder / "encoder.onnx").is_file():
-        raise DemoError(f"no encoder.onnx and decoder.onnx in {folder}")
-    if quantized is None:
-        return "encoder.onnx", "decoder.onnx"
-    decoder = f"decoder.{quantized}.onnx"
-    if not (folder / decoder).is_file():
-        modes = sorted(p.name[len("decoder."):-len(".onnx")] for p in folder.glob("decoder.*.onnx"))
-        raise DemoError(f"no {decoder} in {folder}. Quantized decoders there: {', '.join(modes) or 'none'}.")
-    encoder = f"encoder.{quantized}.onnx"
-    return (encoder if (folder / encoder).is_file() else "encoder.onnx"), decoder
+def _pick(folder: Path, part: str, quantized: str | None) -> str | None:
+    """The file of `part` to run: the `quantized` one (else None); without `quantized`, the float32
+    graph, or the only quantized one when the folder holds nothing else."""
+    if quantized is not None:
+        return f"{part}.{quantized}.onnx" if (folder / f"{part}.{quantized}.onnx").is_file() else None
+    if (folder / f"{part}.onnx").is_file():
+        return f"{part}.onnx"
+    others = sorted(p.name for p in folder.glob(f"{part}.*.onnx"))
+    if len(others) > 1:
+        modes = ", ".join(name[len(part) + 1:-len(".onnx")] for name in others)
+        raise DemoError(f"{folder} holds several quantized {part}s ({modes}): choose one with --quantized MODE.")
+    return others[0] if others else None
+
+
+def graph_names(folder: Path, quantized: str | None) -> tuple[str | None, str | None]:
+    """The encoder and decoder files to run, either of which may be absent (a folder exported
+    with --part decoder or --part encoder): float32, or the `quantized` decoder (and encoder,
+    where the folder has one; else the float32 encoder)."""
+    decoder, encoder = _pick(folder, "decoder", quantized), _pick(folder, "encoder", quantized)
+    if quantized is not None and decoder is None and encoder is None:
+        modes = sorted({p.name.split(".")[1] for p in folder.glob("*.*.onnx")})
+        raise DemoError(f"no decoder.{quantized}.onnx or encoder.{quantized}.onnx in {folder}. Quantized graphs "
+                        f"there: {', '.join(modes) or 'none'}.")
+    encoder = encoder or _pick(folder, "encoder", None)  # a float32 encoder beside a quantized decoder
+    if encoder is None and decoder is None:
+        raise DemoError(f"no encoder or decoder ONNX graph in {folder}: give a folder written by vae-zoo export "
+                        "--format onnx.")
+    return encoder, decoder
+
+
+def image_shape(session: ort.InferenceSession, input_dim: int) -> tuple[int, int]:
+    """(height, width) from the graph's metadata (vae-zoo writes it), else the zoo's data sets'."""
+    recorded = session.get_modelmeta().custom_metadata_map.get("vae_zoo.image_shape", "")
+    if recorded:
+        height, width = map(int, recorded.split("x"))
+        return height, width
+    if input_dim not in IMAGE_SHAPES:
+        raise DemoError(f"the graphs do not record their image shape and {input_dim} pixels is no zoo data set's "
+                        "size: export them again with this version of vae-zoo.")
+    return IMAGE_SHAPES[input_dim]
 
 
 def run(args) -> int:
     folder = Path(args.model) if Path(args.model).is_dir() else HERE / args.model
     names = graph_names(folder, args.quantized)
+    encoder_name, decoder_name = names
+    if decoder_name is None and args.output.suffix != ".npy":
+        raise DemoError(f"{folder} holds an encoder only, which turns images into latent codes: give --images "
+                        "PATH.npy and -o codes.npy.")
+    if decoder_name is None and args.images is None:
+        raise DemoError("an encoder-only folder needs images to encode: --images PATH.npy.")
     if args.output.exists() and not args.overwrite:
         raise DemoError(f"{args.output} exists. Choose another name or pass --overwrite.")
-    verify(folder, names)
-    encoder, decoder = (ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"]) for name in names)
-    latent_dim = decoder.get_inputs()[0].shape[1]
-    input_dim = encoder.get_inputs()[0].shape[1]
-    shape = IMAGE_SHAPES[input_dim]
+    verify(folder, tuple(n for n in names if n))
+    encoder, decoder = (ort.InferenceSession(str(folder / n), providers=["CPUExecutionProvider"]) if n else None
+                        for n in names)
+    some = decoder or encoder
+    input_dim = decoder.get_outputs()[0].shape[1] if decoder else encoder.get_inputs()[0].shape[1]
+    shape = image_shape(some, input_dim)
+    x = read_images(args.images, input_dim, shape)[:16] if args.images is not None else None
+    report = {"model": str(folder), "graphs": [n for n in names if n], "output": str(args.output)}
+
+    if decoder is None:  # encoder only: the posterior means of the given images
+        z_mean, _ = encoder.run(["z_mean", "z_log_var"], {"x": x})
+        tmp = args.output.with_name(f".{args.output.name}.{os.getpid()}.tmp.npy")
+        np.save(tmp, z_mean)
+        tmp.replace(args.output)
+        print(json.dumps({**report, "encoded": len(x), "latent_dim": int(z_mean.shape[1])}))
+        return 0
 
     rng = np.random.default_rng(args.seed)
+    latent_dim = decoder.get_inputs()[0].shape[1]
     z = rng.standard_normal((args.n, latent_dim)).astype(np.float32)  # z ~ p(z) = N(0, I)
     (samples,) = decoder.run(["x_mean"], {"z": z})  # pixel means (Bernoulli probabilities or Gaussian means)
-
-    if args.images is not None:
-        x = read_images(args.images, input_dim, shape)[:16]
-    else:
-        x = (rng.random(samples[:16].shape) < samples[:16]).astype(np.float32) if input_dim == 784 else samples[:16]
-    z_mean, _ = encoder.run(["z_mean", "z_log_var"], {"x": x})
-    (recon,) = decoder.run(["x_mean"], {"z": z_mean})
-
-    # Rows of samples, then rows of (input, reconstruction) pairs.
     columns = 16
-    padding = np.ones(((-len(samples)) % columns, input_dim), np.float32)
-    pairs = np.stack([x, recon], axis=1).reshape(-1, input_dim)
-    grid = np.concatenate([samples, padding, pairs])
-    write_png(tile(grid, shape, columns), args.output)
-    print(json.dumps({"model": str(folder), "graphs": list(names), "samples": len(samples),
-                      "reconstructions": len(x), "output": str(args.output)}))
+    grid = [samples]
+    if encoder is not None:  # then rows of (input, reconstruction) pairs
+        if x is None:
+            x = (rng.random(samples[:16].shape) < samples[:16]).astype(np.float32) if input_dim == 784 else \
+                samples[:16]
+        z_mean, _ = encoder.run(["z_mean", "z_log_var"], {"x": x})
+        (recon,) = decoder.run(["x_mean"], {"z": z_mean})
+        grid += [np.ones(((-len(samples)) % columns, input_dim), np.float32),
+                 np.stack([x, recon], axis=1).reshape(-1, input_dim)]
+    write_png(tile(np.concatenate(grid), shape, columns), args.output)
+    print(json.dumps({**report, "samples": len(samples), "reconstructions": 0 if encoder is None else len(x)}))
     return 0
 
 

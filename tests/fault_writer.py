@@ -1,35 +1,38 @@
 """Writes one kind of file over and over until killed (driven by test_faults.py).
 
-    python fault_writer.py KIND TARGET [SOURCE or START TIME]
+    python fault_writer.py KIND TARGET [SOURCE]
 
 KIND: preset | export | checkpoint | download | race-preset. Prints "ready" after the first
-complete write, so the test kills it in the middle of later ones.
+complete write, so the test kills it in the middle of later ones. A race-preset writer prints
+"ready" once its model is built and writes when it reads a line on stdin, so the test starts
+two writes at one moment. Only what a kind uses is imported (a download needs no TensorFlow).
 """
 
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-import vae_zoo  # noqa: E402
-from vae_zoo import data, exporters, training  # noqa: E402
+from vae_zoo import data  # noqa: E402
 from vae_zoo.errors import OutputExistsError  # noqa: E402
 
 
 def versioned_model(i: int):
+    import vae_zoo
+
     model = vae_zoo.VAE(input_dim=784, latent_dim=3, hidden_units=64, seed=0)
     model.weights[0].assign(np.full(model.weights[0].shape, float(i), np.float32))
     return model
 
 
 def main(kind: str, target: Path, source: str | None = None) -> None:
-    if kind == "race-preset":  # one write at time SOURCE, no overwrite: exactly one of two racers may win
+    if kind == "race-preset":  # one write when told, no overwrite: exactly one of two racers may win
         model = versioned_model(os.getpid())
-        time.sleep(max(0.0, float(source) - time.time()))
+        print("ready", flush=True)
+        sys.stdin.readline()
         try:
             model.save_to_preset(target, card={"version": os.getpid()})
             print("won", flush=True)
@@ -40,6 +43,8 @@ def main(kind: str, target: Path, source: str | None = None) -> None:
         os.environ["XDG_CACHE_HOME"] = str(target)
         os.environ.pop(data.DATA_ENV, None)
         data.FREY = data.Source("frey_rawface.mat", Path(source).as_uri(), data.FREY.sha256)
+    else:
+        from vae_zoo import exporters, training
     i = 0
     while True:
         i += 1

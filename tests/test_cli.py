@@ -135,6 +135,15 @@ def test_python_dash_m_works():
     assert result.returncode == 0 and "usage: vae-zoo" in result.stdout
 
 
+@pytest.mark.slow
+def test_importing_vae_zoo_in_python_prints_nothing_of_tensorflows_start_up():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    code = "import vae_zoo; m = vae_zoo.load('mnist-z2'); print(m.sample(1, seed=0).shape)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "(1, 784)"
+    assert result.stderr == "", result.stderr
+
+
 def test_commands_on_a_shipped_preset(tmp_path, in_process):
     vae_zoo = in_process
     listing = vae_zoo("list").stdout
@@ -178,6 +187,7 @@ BAD_FLAGS = [
     ["train", "frey-z2", "--estimator", "C"],
     ["evaluate", "mnist-z2", "--k", "-1"], ["evaluate", "mnist-z2", "--n-test", "-190"],
     ["evaluate", "mnist-z2", "--n-test", "0"], ["evaluate", "mnist-z2", "--seed", "x"],
+    ["evaluate", "mnist-z2", "--n-train", "0"], ["evaluate", "mnist-z2", "--n-train", "70000", "--k", "0"],
     ["sample", "mnist-z2", "-n", "-5"], ["sample", "mnist-z2", "-n", "0"], ["sample", "mnist-z2", "--seed", "1.5"],
     ["reconstruct", "mnist-z2", "-n", "-5"], ["reconstruct", "mnist-z2", "--pairs-per-row", "0"],
     ["manifold", "mnist-z2", "--grid", "0"], ["manifold", "mnist-z2", "--grid", "100000"],

@@ -120,3 +120,41 @@ def test_demo_rejects_images_of_the_wrong_shape_or_range(tmp_path):
                                  "--images", str(tmp_path / name), "-o", str(tmp_path / "d.png")],
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 2 and "--images must" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_edge_demo_runs_decoder_only_encoder_only_and_quantized_only_folders(tmp_path):
+    """What users export with --part decoder, --part encoder, or --quantize MODE alone."""
+    import shutil
+
+    env = tensorflow_free_env(tmp_path)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(BUNDLE / "manifest.json", bundle)  # it lists (and verifies) every file below
+    for folder, files in (("decoder-only", ["decoder.onnx"]), ("encoder-only", ["encoder.onnx"]),
+                          ("quantized-only", ["decoder.int8-dynamic.onnx"])):
+        (bundle / folder).mkdir()
+        for name in files:
+            shutil.copy(BUNDLE / "mnist-z2" / name, bundle / folder / name)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for folder in ("decoder-only", "encoder-only", "quantized-only"):  # the same files, listed under this folder
+        manifest["presets"][folder] = {"artifacts": [{**a, "file": a["file"].replace("mnist-z2/", f"{folder}/")}
+                                                     for a in manifest["presets"]["mnist-z2"]["artifacts"]]}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+    def demo(folder, *args):
+        return subprocess.run([sys.executable, str(BUNDLE / "edge_demo.py"), "--model", str(bundle / folder), *args],
+                              capture_output=True, text=True, env=env, timeout=300)
+
+    for folder, graphs in (("decoder-only", ["decoder.onnx"]), ("quantized-only", ["decoder.int8-dynamic.onnx"])):
+        result = demo(folder, "-o", str(tmp_path / f"{folder}.png"), "-n", "16")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["graphs"] == graphs and report["samples"] == 16 and report["reconstructions"] == 0
+        assert Image.open(tmp_path / f"{folder}.png").size == ((16 * 29 + 1) * 3, 30 * 3)
+    images = np.random.default_rng(0).random((5, 28, 28), dtype=np.float32)
+    np.save(tmp_path / "images.npy", images)
+    result = demo("encoder-only", "--images", str(tmp_path / "images.npy"), "-o", str(tmp_path / "codes.npy"))
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "codes.npy").shape == (5, 2) and json.loads(result.stdout)["encoded"] == 5
+    result = demo("encoder-only", "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 2 and "encoder only" in result.stderr and not (tmp_path / "x.png").exists()

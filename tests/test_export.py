@@ -147,3 +147,44 @@ def test_verify_refuses_a_manifest_that_escapes_its_folder_or_is_malformed(expor
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(vae_zoo.errors.IntegrityError, match="manifest.json"):
         vae_zoo.verify(out)
+
+
+def test_keras_own_export_and_summary_work_on_a_preset(tmp_path, capsys):
+    """`model.export` in Keras' three formats, with the preset's input shape by default; each
+    graph gives Keras' tensors within 1e-5."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    model = vae_zoo.load("mnist-z2")
+    x = np.random.default_rng(0).random((3, 784)).astype(np.float32)
+    expected = {k: v.numpy() for k, v in model(x).items()}
+    model.export(tmp_path / "saved", format="tf_saved_model", verbose=False)
+    loaded = tf.saved_model.load(str(tmp_path / "saved"))  # kept: the function refers to its variables
+    served = loaded.serve(x)
+    model.export(tmp_path / "vae.onnx", format="onnx", verbose=False)
+    session = ort.InferenceSession(str(tmp_path / "vae.onnx"))
+    from_onnx = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"x": x})))
+    model.export(tmp_path / "vae.tflite", format="litert", verbose=False)
+    interpreter = Interpreter(model_path=str(tmp_path / "vae.tflite"))
+    runner = interpreter.get_signature_runner()
+    from_tflite = runner(**{next(iter(runner.get_input_details())): x[:1]})
+    for name, value in expected.items():
+        np.testing.assert_allclose(served[name].numpy(), value, atol=1e-5)
+        np.testing.assert_allclose(from_onnx[name], value, atol=1e-5)
+        tflite_name = next(k for k in from_tflite if name in k)
+        np.testing.assert_allclose(from_tflite[tflite_name], value[:1], atol=1e-5)
+    capsys.readouterr()
+    model.summary()
+    table = capsys.readouterr().out
+    assert "(None, 2)" in table and "(None, 784)" in table and "?" not in table
+
+
+def test_onnx_graphs_say_what_they_are_in_their_metadata(tmp_path):
+    import onnx
+
+    export_lib.export("mnist-z2", tmp_path / "m", formats="onnx")
+    for part in ("encoder", "decoder"):
+        meta = {p.key: p.value for p in onnx.load(str(tmp_path / "m" / f"{part}.onnx")).metadata_props}
+        assert meta["vae_zoo.part"] == part and meta["vae_zoo.preset"] == "mnist-z2"
+        assert meta["vae_zoo.likelihood"] == "bernoulli" and meta["vae_zoo.image_shape"] == "28x28"
+        assert (meta["vae_zoo.input_dim"], meta["vae_zoo.latent_dim"]) == ("784", "2")

@@ -28,7 +28,8 @@ KILLS = 5
 def start(kind, target, *extra):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.Popen([sys.executable, str(WRITER), kind, str(target), *map(str, extra)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)
 
 
 def kill_mid_write(kind, target, rng, *extra):
@@ -96,8 +97,11 @@ def test_a_killed_download_never_leaves_a_partial_file_in_the_cache(tmp_path, mo
 def test_two_writers_racing_for_one_preset_path_one_wins_one_is_told(tmp_path):
     for round_ in range(3):
         target = tmp_path / f"race-{round_}"
-        at = time.time() + 15  # both write at this moment, after their imports
-        writers = [start("race-preset", target, at) for _ in range(2)]
+        writers = [start("race-preset", target) for _ in range(2)]
+        assert [w.stdout.readline().strip() for w in writers] == ["ready", "ready"]  # imported, model built
+        for w in writers:  # both write at this moment
+            w.stdin.write("go\n")
+            w.stdin.flush()
         outcomes = sorted(w.communicate(timeout=300)[0].strip() for w in writers)
         assert outcomes == ["lost", "won"], outcomes
         card = json.loads((target / "card.json").read_text())

@@ -251,3 +251,21 @@ def test_app_d_estimate_matches_quadrature_on_a_trained_2d_model():
     # shows misses of up to 14 nats on single images), so per image: nearly all within 1 nat.
     assert np.mean(np.abs(hmc - exact) < 1.0) >= 0.9 and abs(np.mean(hmc - exact)) < 0.15, hmc - exact
     np.testing.assert_array_equal(hmc, model.log_likelihood_hmc(x, num_samples=400, num_burnin=300, seed=0)[0])
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "float16", "bfloat16"])
+def test_a_global_keras_dtype_policy_leaves_the_model_in_float32(policy, mnist_subset):
+    x = mnist_subset[0][:8]
+    reference = vae_zoo.load("mnist-z2").elbo(x, seed=3)
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = vae_zoo.load("mnist-z2")
+        assert all(w.dtype == "float32" for w in model.weights)
+        np.testing.assert_allclose(model.elbo(x, seed=3), reference, rtol=1e-6)
+        assert model.sample(2, seed=0).dtype == "float32"
+        fresh = vae_zoo.VAE(784, 2, hidden_units=8)
+        assert all(w.dtype == "float32" for w in fresh.weights)
+        with pytest.raises(ValueError, match="A VAE computes in float32"):
+            vae_zoo.VAE(784, 2, dtype=policy)
+    finally:
+        keras.config.set_dtype_policy("float32")

@@ -180,3 +180,53 @@ def test_picture_outputs_take_the_format_of_their_suffix_in_a_new_folder(in_proc
     result = in_process("sample", "mnist-z2", "-n", "4", "-o", tmp_path / "s.txt", check=False)
     assert result.returncode == 2 and "name the file .png" in result.stderr and not (tmp_path / "s.txt").exists()
     assert in_process("--version", check=False).stdout.startswith("vae-zoo ")
+
+
+@pytest.fixture
+def file_size_limit():
+    """Writes of more than `limit` bytes to one file fail with EFBIG, as on a full disk (Python
+    ignores SIGXFSZ): `with file_size_limit(n): ...`."""
+    import contextlib
+    import resource
+
+    @contextlib.contextmanager
+    def limit(size):
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    return limit
+
+
+@pytest.mark.parametrize("args, limit", [
+    (["sample", "mnist-z2", "-n", "400", "-o", "{out}/s.png"], 20_000),
+    (["export", "mnist-z2", "--format", "onnx", "-o", "{out}/graphs"], 100_000),
+    (["export", "mnist-z2", "--format", "tflite", "-o", "{out}/graphs"], 100_000),
+    (["shard", "--data", "{home}/digits.npy", "--out", "{out}/shards"], 20_000),
+], ids=["sample", "export-onnx", "export-tflite", "shard"])
+def test_a_disk_that_refuses_a_write_is_one_line_and_leaves_nothing(home, in_process, tmp_path, file_size_limit,
+                                                                    args, limit):
+    out = tmp_path / "out"
+    out.mkdir()
+    before = snapshot(home)
+    with file_size_limit(limit):
+        result = in_process(*[a.format(home=home, out=out) for a in args], check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "File too large" in result.stderr
+    assert list(out.iterdir()) == [] and snapshot(home) == before  # no partial file, no temporary folder
+
+
+def test_a_run_that_would_fill_the_disk_is_refused_before_training(home, in_process, tmp_path, monkeypatch):
+    import collections
+
+    from vae_zoo import io
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: usage(10 << 20, 9 << 20, 1 << 20))
+    result = in_process("finetune", "mnist-z2", "--data", home / "digits", "--binarize", "--out", tmp_path / "p",
+                        "--workdir", tmp_path / "runs", check=False)
+    assert result.returncode == 2 and "the disk has 1.0 MiB free and this run writes up to" in result.stderr
+    assert "Epoch" not in result.stdout and not (tmp_path / "p").exists() and not (tmp_path / "runs").exists()

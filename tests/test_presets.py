@@ -40,6 +40,21 @@ def test_card_describes_the_preset(name):
 
 
 @pytest.mark.parametrize("name", SHIPPED)
+def test_every_command_a_card_gives_runs_as_a_command_of_this_version(name):
+    import shlex
+
+    from vae_zoo.cli import build_parser
+
+    card = registry.read_card(name)
+    commands = [card["training"]["command"], *([card["metrics_command"]] if "metrics_command" in card else [])]
+    for command in commands:
+        words = shlex.split(command)
+        assert words[0] == "vae-zoo", command
+        args = build_parser().parse_args(words[1:])  # argparse exits (status 2) on anything unknown
+        assert name in words and callable(args.run), command
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_card_test_elbo_is_reproduced(name):
     """The card's test ELBO (B, L=1, full test set) comes back from the same seeded computation."""
     card = registry.read_card(name)

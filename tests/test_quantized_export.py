@@ -194,6 +194,11 @@ def test_export_quantize_from_the_command_line(tmp_path):
     result = run_cli("export", "mnist-z2", "--format", "onnx", "--part", "decoder", "--quantize", "int8-dynamic",
                      "-o", tmp_path / "out", "--quality-k", "10", "--quality-points", "20")
     assert "decoder.int8-dynamic.onnx" in result.stdout and "test log p(x) drop" in result.stdout
+    # every step that takes time says so first, in one format: [elapsed] what
+    steps = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert any("quantizing the decoder to int8-dynamic onnx" in line for line in steps), result.stdout
+    assert any("measuring the float32 onnx graphs" in line for line in steps)
+    assert all(line.split("]")[0].strip("[ ").endswith(" s") for line in steps)
     assert vae_zoo.verify(tmp_path / "out")["quality"]["max_drop"] == quantization.MAX_DROP
     for args, message in ((("--quantize", "int4"), "Unknown quantization mode"),
                           (("--format", "saved_model", "--quantize", "float16"), "saved_model cannot be quantized"),

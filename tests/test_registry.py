@@ -127,3 +127,93 @@ def test_a_name_means_the_zoo_preset_and_a_path_the_folder(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert vae_zoo.load("mnist-z20").latent_dim == 20  # the zoo's preset wins
     assert vae_zoo.load("./mnist-z20").latent_dim == 4  # the local folder, by path
+
+
+@pytest.mark.parametrize("config", [
+    # A Lambda layer carries code: Keras' safe mode refuses it, and so does the preset loader, in one line.
+    {"module": "keras.layers", "class_name": "Lambda", "config": {"name": "x", "function": {
+        "class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA", "defaults": None, "closure": None}}}},
+    {"module": "nowhere", "class_name": "Missing", "config": {}},
+    {"module": "vae_zoo.model", "class_name": "VAE", "config": {"input_dim": "many"}},
+    {"module": "keras.layers", "class_name": "Dense", "config": {"units": 3}},  # a model, but not a VAE
+], ids=["lambda", "unknown-class", "bad-argument", "not-a-vae"])
+def test_a_config_that_is_not_a_buildable_vae_is_one_line(small_preset, config):
+    from vae_zoo import preset_format
+
+    _, path = small_preset
+    (path / "config.json").write_text(json.dumps(config))
+    preset_format.write_checksums(path)  # consistent files: the content itself is what is refused
+    with pytest.raises(PresetError, match="config.json") as info:
+        vae_zoo.load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_checkpoint_that_is_not_a_vae_or_not_readable_is_one_line(small_preset, tmp_path):
+    import keras
+
+    from vae_zoo import checkpoints
+    from vae_zoo.errors import TrainingError
+
+    folder = tmp_path / "run" / checkpoints.CHECKPOINT_DIR
+    folder.mkdir(parents=True)
+    (folder / checkpoints.STATE).write_text(json.dumps({"epoch": 1}))
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(folder / checkpoints.CHECKPOINT)
+    with pytest.raises(TrainingError, match="holds a Sequential, not a vae-zoo VAE"):
+        checkpoints.load_checkpoint(tmp_path / "run")
+    (folder / checkpoints.CHECKPOINT).write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(TrainingError, match="cannot be loaded") as info:
+        checkpoints.load_checkpoint(tmp_path / "run")
+    assert "\n" not in str(info.value)
+    (folder / checkpoints.STATE).write_text("[1, 2]")
+    with pytest.raises(TrainingError, match="state.json holds list"):
+        checkpoints.load_checkpoint(tmp_path / "run")
+
+
+def test_a_preset_made_from_a_preset_carries_its_source_and_info_prints_no_none(tmp_path, in_process):
+    model = vae_zoo.load("mnist-z2")
+    assert model.image_shape == (28, 28) and model.sample(3, seed=0, images=True).shape == (3, 28, 28)
+    x = model.sample(2, seed=1)
+    np.testing.assert_array_equal(model.reconstruct(x, images=True), model.reconstruct(x).reshape(2, 28, 28))
+    path = model.save_to_preset(tmp_path / "derived", card={"note": "mine"})
+    card = vae_zoo.registry.read_card(path)
+    source = vae_zoo.registry.read_card("mnist-z2")
+    assert card["source"]["preset"] == "mnist-z2" and card["source"]["weights_sha256"] == source["weights_sha256"]
+    assert card["source"]["data"] == source["data"] and card["source"]["recipe"] == source["recipe"]
+    assert card["data"] == {"image_shape": [28, 28]} and card["note"] == "mine"
+    assert vae_zoo.load(path).image_shape == (28, 28)
+    fresh = vae_zoo.VAE(input_dim=784, latent_dim=2, hidden_units=8)
+    assert fresh.image_shape is None and fresh.source_preset is None
+    with pytest.raises(ValueError, match="image shape is unknown"):
+        fresh.sample(1, images=True)
+    fresh.save_to_preset(tmp_path / "fresh")
+    for folder in (path, tmp_path / "fresh"):
+        info = in_process("info", folder).stdout
+        assert "None" not in info and "data        not recorded" in info
+    assert "source      mnist-z2" in in_process("info", path).stdout
+
+
+def test_remote_handles_load_through_the_hubs_client_or_are_refused_in_one_line(tmp_path, monkeypatch):
+    import shutil
+    import sys
+    import types
+
+    from vae_zoo import preset_format
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # the client is not installed
+    with pytest.raises(UnknownPresetError, match="pip install huggingface_hub.*huggingface-cli download user/vae"):
+        vae_zoo.load("hf://user/vae")
+    for handle in ("gs://bucket/vae", "kaggle://user/vae", "hf://no-owner", "https://example.com/vae"):
+        with pytest.raises(UnknownPresetError, match="copy the folder|reads presets by name") as info:
+            vae_zoo.load(handle)
+        assert "\n" not in str(info.value) and not (tmp_path / "hf:").exists()
+    fetched = []
+
+    def snapshot_download(repo_id):  # the Hub client's call: a local copy of the repository
+        fetched.append(repo_id)
+        target = tmp_path / "cache" / repo_id.replace("/", "--")
+        shutil.copytree(preset_format.preset_path("mnist-z2"), target, dirs_exist_ok=True)
+        return str(target)
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(snapshot_download=snapshot_download))
+    model = vae_zoo.load("hf://user/vae")
+    assert fetched == ["user/vae"] and model.latent_dim == 2

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_cli import vae_zoo as run_cli
 
@@ -176,3 +176,20 @@ def test_a_malformed_shard_manifest_is_one_error_naming_the_file(folder, tmp_pat
     except (InvalidArgumentError, IntegrityError, DataNotFoundError) as err:
         assert "shards.json" in str(err) or "tfrecord" in str(err)
     # (a value that still describes the folder, e.g. image_shape None, opens)
+
+
+@given(field=st.sampled_from(["binary", "image_shape", "input_dim", "split", "source"]),
+       value=st.one_of(st.booleans(), st.integers(-3, 800), st.text(max_size=6), st.none(),
+                       st.lists(st.integers(1, 30), max_size=3)))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_an_edited_manifest_field_is_never_trusted(folder, tmp_path, field, value):
+    """What the files' sha256s do not cover (e.g. `binary: true` written over grey data) is covered
+    by the manifest's own digest."""
+    out = _copy(folder[0], tmp_path, "edited")
+    manifest = json.loads((folder[0] / shards.MANIFEST).read_text())
+    assume(manifest[field] != value)
+    manifest[field] = value
+    (out / shards.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises((InvalidArgumentError, IntegrityError, DataNotFoundError)) as info:
+        shards.Shards(out)
+    assert "shards.json" in str(info.value) or "tfrecord" in str(info.value)

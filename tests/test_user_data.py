@@ -2,6 +2,7 @@
 hold-out, and `vae-zoo finetune` / `vae-zoo train --data` through the console script."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -80,6 +81,12 @@ def _bad_files(tmp_path, digits):
     np.save(tmp_path / "empty.npy", np.zeros((0, 784), np.uint8))
     cases.append((tmp_path / "empty.npy", ["n >= 1"]))
     cases.append((tmp_path / "missing", ["No data at"]))
+    os.mkfifo(tmp_path / "pipe.npy")
+    cases.append((tmp_path / "pipe.npy", ["pipe.npy", "neither a file nor a folder"]))
+    huge = np.full((2, 4), 0.5)
+    huge[1, 2] = 1e300  # finite, but inf after a float32 cast: reported as what it is
+    np.save(tmp_path / "huge.npy", huge)
+    cases.append((tmp_path / "huge.npy", ["huge.npy", "row 1", "outside [0, 1]"]))
     return cases
 
 
@@ -118,6 +125,31 @@ def test_holdout_is_deterministic_and_disjoint():
     assert sorted(np.concatenate([train, held])[:, 0].tolist()) == sorted(x[:, 0].tolist())
     with pytest.raises(InvalidArgumentError, match="fraction"):
         user_data.holdout(x, 1.5)
+    with pytest.raises(InvalidArgumentError, match=r"Holding out 0.99 of 50 examples leaves none to train on: use a "
+                                                    r"smaller --holdout \(at most 0.98\)"):
+        user_data.holdout(x, 0.99)
+
+
+def test_binarized_uint8_data_is_read_as_0_and_1_and_images_upright(digits, tmp_path):
+    binary = (digits[:6] > 127).astype(np.uint8)  # binarized data saved as uint8 0/1, not grey levels of 1/255
+    np.save(tmp_path / "b.npy", binary)
+    folder = write_pngs(tmp_path / "pngs", binary)
+    for read in (user_data.read(tmp_path / "b.npy"), user_data.read(folder)):
+        np.testing.assert_array_equal(read.x, binary.reshape(6, -1))
+        assert read.binary and read.describe()["scaling"] == "uint8 0/1 as is"
+    assert user_data.read(tmp_path / "pngs").fingerprint == user_data.read(tmp_path / "b.npy").fingerprint
+    assert user_data.read(write_pngs(tmp_path / "grey", digits[:6])).describe()["scaling"] == "uint8 / 255"
+    # A camera's JPEG or PNG stored sideways with an EXIF orientation is read as every viewer shows it.
+    rotated = tmp_path / "rotated"
+    rotated.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    wide = np.zeros((20, 28), np.uint8)
+    wide[:, :3] = 255  # a bar on the left of the stored image
+    Image.fromarray(wide, "L").save(rotated / "0.png", exif=exif)
+    read = user_data.read(rotated)
+    assert read.image_shape == (28, 20)
+    np.testing.assert_array_equal(read.x.reshape(28, 20), np.rot90(wide, -1) / 255)  # the bar is now on top
 
 
 @pytest.mark.slow
@@ -272,3 +304,50 @@ def test_an_image_too_large_to_be_a_vaes_is_refused_before_decoding(tmp_path):
     Image.new("L", (5000, 4000)).save(folder / "huge.png")  # 20 million pixels, a few KB on disk
     with pytest.raises(InvalidArgumentError, match="huge.png declares 5000x4000 pixels.*not decoded"):
         user_data.read(folder)
+
+
+@pytest.mark.slow
+def test_evaluate_and_reconstruct_measure_a_model_of_your_data_on_its_own_held_out_rows(one_epoch, in_process,
+                                                                                       tmp_path):
+    import shutil
+
+    root = tmp_path / "r"
+    shutil.copytree(one_epoch, root)
+    card = json.loads((root / "mine" / "card.json").read_text())
+    assert card["data"]["holdout"] == 0.1 and card["data"]["split_seed"] == 0
+    # No --data: the held-out rows the card records (not the MNIST test set, which has the same pixel count).
+    metrics = json.loads(in_process("evaluate", root / "mine", "--k", "5", "--quiet").stdout)
+    assert metrics["n_test"] == 30 and "held-out rows of" in metrics["test_set"] and "digits.npy" in metrics["test_set"]
+    assert "train_elbo_B" not in metrics and metrics["dataset"].endswith("digits.npy")
+    result = in_process("reconstruct", root / "mine", "-n", "4", "-o", tmp_path / "r.png")
+    assert "held-out rows of" in result.stdout and (tmp_path / "r.png").is_file()
+    # --data: these images, binarized for the Bernoulli decoder.
+    other = json.loads(in_process("evaluate", root / "mine", "--k", "0", "--data", root / "other.npy").stdout)
+    assert other["n_test"] == 300 and "binarized with numpy default_rng" in other["test_set"]
+    # The recorded data (the card names the fixture's file) changed or gone: refused in one line, never
+    # another data set silently.
+    recorded = one_epoch / "digits.npy"
+    original = recorded.read_bytes()
+    try:
+        np.save(recorded, np.zeros((300, 28, 28), np.uint8))
+        for command in (["evaluate", root / "mine", "--k", "0"],
+                        ["reconstruct", root / "mine", "-o", tmp_path / "x.png"]):
+            result = in_process(*command, check=False)
+            assert result.returncode == 2 and "differs from the data" in result.stderr and "--data" in result.stderr
+        recorded.unlink()
+        result = in_process("evaluate", root / "mine", "--k", "0", check=False)
+        assert result.returncode == 2 and "cannot be read now" in result.stderr and not (tmp_path / "x.png").exists()
+    finally:
+        recorded.write_bytes(original)
+
+
+def test_a_zoo_preset_is_measured_on_your_images_with_data(digits, tmp_path, in_process):
+    np.save(tmp_path / "d.npy", digits[:40])
+    metrics = json.loads(in_process("evaluate", "mnist-z2", "--k", "0", "--data", tmp_path / "d.npy").stdout)
+    assert metrics["n_test"] == 40 and "40 images of" in metrics["test_set"] and "train_elbo_B" not in metrics
+    np.save(tmp_path / "small.npy", digits[:40, :14, :14])
+    for path, message in ((tmp_path / "small.npy", "196 pixels per image but mnist-z2 takes 784"),):
+        result = in_process("evaluate", "mnist-z2", "--k", "0", "--data", path, check=False)
+        assert result.returncode == 2 and message in result.stderr
+    result = in_process("evaluate", "mnist-z2", "--data", tmp_path / "d.npy", "--write-card", check=False)
+    assert result.returncode == 2 and "--write-card records the card's own test data" in result.stderr

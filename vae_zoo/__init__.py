@@ -5,7 +5,14 @@ until a command needs TensorFlow. No submodule bears a public name, so
 importing one never shadows a function of the package.
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# TensorFlow's C++ start-up lines (CUDA probing, oneDNN notices) are muted unless the user chose a
+# level; it reads the variable when it is first imported, so this must come before that.
+_QUIET = "TF_CPP_MIN_LOG_LEVEL" not in _os.environ
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _LAZY = {
     "VAE": "vae_zoo.model",
@@ -24,9 +31,31 @@ __all__ = [*_LAZY, "__version__"]
 def __getattr__(name):
     if name in _LAZY:
         import importlib
+        import sys
 
+        if _QUIET and "tensorflow" not in sys.modules and _LAZY[name] != "vae_zoo.errors":
+            _import_tensorflow_quietly()
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'vae_zoo' has no attribute {name!r}")
+
+
+def _import_tensorflow_quietly(initialize: bool = True) -> None:
+    """Imports TensorFlow with file descriptor 2 muted: its C++ start-up logs (CUDA probing, CPU
+    features) bypass TF_CPP_MIN_LOG_LEVEL and would bury the user's own output. Without
+    `initialize` the devices are left alone (a worker of a cluster configures them when it joins)."""
+    saved, devnull = _os.dup(2), _os.open(_os.devnull, _os.O_WRONLY)
+    _os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+        import tensorflow_probability  # noqa: F401
+
+        tf.get_logger().setLevel("ERROR")  # TensorFlow's advice to developers (retracing, eager collectives)
+        if initialize:
+            tf.constant(0.0) + 1.0  # initialises the devices, which logs too
+    finally:
+        _os.dup2(saved, 2)
+        _os.close(devnull)
+        _os.close(saved)
 
 
 def __dir__():

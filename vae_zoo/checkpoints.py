@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from vae_zoo.errors import InvalidArgumentError, OutputExistsError, TrainingError
+from vae_zoo.errors import InvalidArgumentError, OutputExistsError, TrainingError, first_line
 from vae_zoo.io import atomic_write_text, staged_dir
 from vae_zoo.model import VAE
 from vae_zoo.recipes import Recipe, compile_model
@@ -111,9 +112,23 @@ def has_checkpoint(directory: Path) -> bool:
 
 
 def load_checkpoint(directory: Path) -> tuple[VAE, dict]:
+    """The model (with optimizer state) and training state of the checkpoint in `directory`.
+
+    Raises:
+        TrainingError: a checkpoint that cannot be read, or that does not hold a VAE.
+    """
     folder = Path(directory) / CHECKPOINT_DIR
-    state = json.loads((folder / STATE).read_text())
-    model = keras.saving.load_model(folder / CHECKPOINT)
+    try:
+        state = json.loads((folder / STATE).read_text())
+        if not isinstance(state, dict):
+            raise ValueError(f"{STATE} holds {type(state).__name__}, not an object")
+        model = keras.saving.load_model(folder / CHECKPOINT)  # safe mode: no code from the file runs
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, zipfile.BadZipFile) as err:
+        raise TrainingError(f"The checkpoint in {folder} cannot be loaded ({first_line(err)}). Move it away to start "
+                            "the run over, or give another --out or --workdir.") from None
+    if not isinstance(model, VAE):
+        raise TrainingError(f"The checkpoint in {folder} holds a {type(model).__name__}, not a vae-zoo VAE. Move it "
+                            "away, or give another --out or --workdir.")
     return model, state
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from vae_zoo import data as data_lib
 from vae_zoo.checkpoints import CHECKPOINT_STEPS, EpochCheckpoint, _kept, start_or_resume
-from vae_zoo.errors import ClusterError, InvalidArgumentError, TrainingError
+from vae_zoo.errors import ClusterError, InvalidArgumentError, TrainingError, first_line
 from vae_zoo.io import exclusive_lock
 from vae_zoo.marginal_likelihood import shard_rows
 from vae_zoo.model import VAE
@@ -102,6 +102,10 @@ def cluster_from(workers: list[str] | None = None, task_index: int | None = None
         try:
             config = json.loads(environ["TF_CONFIG"])
             jobs = config["cluster"]
+            for job in ("chief", "worker"):
+                if not isinstance(jobs.get(job, []), list):
+                    raise TypeError(f'cluster["{job}"] must be a list of "HOST:PORT" strings, not '
+                                    f'{type(jobs[job]).__name__} {jobs[job]!r}')
             addresses = tuple(jobs.get("chief", [])) + tuple(jobs.get("worker", []))
             task = config["task"]
             index = int(task["index"]) + (len(jobs.get("chief", [])) if task["type"] == "worker" else 0)
@@ -188,7 +192,7 @@ def connect(cluster: Cluster, timeout: float = DEFAULT_TIMEOUT):
         _all_reduce(strategy, [tf.zeros([1])])  # a barrier: every peer is up
     except (tf.errors.OpError, RuntimeError) as e:
         watchdog.stop()
-        raise ClusterError(f"{watchdog.message()} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise ClusterError(f"{watchdog.message()} ({first_line(e)})") from None
     watchdog.kick("training")
     _connected.update(cluster=cluster, strategy=strategy, watchdog=watchdog)
     return strategy
@@ -366,7 +370,7 @@ def fit(model: VAE, x_train, recipe: Recipe, directory: str | os.PathLike, binar
             _train(model, ds, step, steps, epoch, recipe.epochs, callback, watchdog, directory, cluster)
         except tf.errors.OpError as e:  # a peer died mid-step (TensorFlow noticed before the watchdog)
             raise ClusterError(f"worker {cluster.index} lost its peers during training "
-                               f"({type(e).__name__}: {str(e).splitlines()[0][:160]}). "
+                               f"({first_line(e, 160)}). "
                                f"{_kept(directory) if cluster.is_chief else ''} Restart every worker with --resume "
                                "to continue from the chief's last checkpoint.") from None
     return model, state if cluster.is_chief else None

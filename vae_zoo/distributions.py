@@ -48,6 +48,7 @@ class _DenseHead(keras.layers.Layer):
             self.units * len(self.param_names),
             kernel_initializer=self.kernel_initializer,
             name="projection",
+            dtype=self.dtype_policy,
         )
         self.projection.build(input_shape)
 
@@ -166,8 +167,15 @@ class StandardNormalPrior(keras.layers.Layer):
         zeros = tf.zeros([self.latent_dim], dtype=self.compute_dtype)
         return diagonal_normal(zeros, zeros)
 
+    def build(self, input_shape=None):
+        self.built = True
+
     def compute_output_spec(self, inputs=None):
         raise NotImplementedError("The prior is used in subclassed models only.")
+
+    def compute_output_shape(self, input_shape=None) -> tuple:
+        """The event shape of p(z) (as `model.summary()` shows it)."""
+        return (self.latent_dim,)
 
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim}
@@ -202,7 +210,7 @@ class ConditionalDistribution(keras.layers.Layer):
         self.hidden_units = list(hidden_sizes(hidden_units))
         self.activation = activation
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.body = mlp(self.hidden_units, activation, self.kernel_initializer, name="body")
+        self.body = mlp(self.hidden_units, activation, self.kernel_initializer, name="body", dtype=self.dtype_policy)
         self.head = head if isinstance(head, keras.layers.Layer) else keras.saving.deserialize_keras_object(head)
 
     def build(self, input_shape):
@@ -227,6 +235,11 @@ class ConditionalDistribution(keras.layers.Layer):
 
     def compute_output_spec(self, inputs):
         raise NotImplementedError("Distribution layers are used in subclassed models only.")
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        """The batch and event shape of the distribution for inputs of `input_shape` (as
+        `model.summary()` shows it)."""
+        return tuple(input_shape[:-1]) + (self.head.units,)
 
     def get_config(self):
         return {

@@ -64,3 +64,10 @@ class ClusterError(VaeZooError, RuntimeError):
 class EstimateError(VaeZooError, RuntimeError):
     """A measurement that cannot be true (log p(x) > 0 for binary data, NaN) or was not made as
     stated (HMC acceptance far from its target): never plotted, never published."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """`error` as one short line (its type and the first line of its message), to quote it in
+    one of the package's own one-line messages."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:limit] if lines else ''}".rstrip(": ")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ def export(
     seed: int = 0,
     quality_k: int = quantization.QUALITY_K,
     quality_points: int = quantization.QUALITY_POINTS,
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Exports a model's encoder and/or decoder and checks each file: float32 graphs against
     Keras, quantized graphs by what they cost in log-likelihood.
@@ -84,6 +86,8 @@ def export(
             None measures without refusing.
         seed: seed of the calibration sample and of the measurement's noise.
         quality_k, quality_points: importance samples and test images of the log p(x) measurement.
+        progress: called with a line before each step that takes time (conversion, calibration,
+            measurement); the command line prints them.
 
     Returns:
         The manifest (also written to `out_dir/manifest.json`).
@@ -107,6 +111,7 @@ def export(
         quality_k = check_positive_int("quality_k", quality_k)
         quality_points = check_positive_int("quality_points", quality_points)
     seed = check_seed("seed", seed, allow_none=False)
+    report = progress or (lambda message: None)
     out_dir = Path(out_dir)
     overlap({"folder": out_dir}, {"preset": None if isinstance(model_or_name, VAE) else preset_path(model_or_name),
                                   "data": data})
@@ -121,13 +126,14 @@ def export(
         for part in tuple(dict.fromkeys((*parts, *PAIR))) if quantized else parts:
             for fmt in formats:
                 folder = tmp if "none" in modes and part in parts else Path(scratch)
+                report(f"converting the {part} to {fmt} and checking it against Keras")
                 artifact = _export_one(model, part, fmt, folder, tolerance)
                 floats[fmt, part] = folder / artifact["file"]
                 if folder == tmp:
                     manifest["artifacts"].append(artifact)
         if quantized:
             measured = export_quantized(model, formats, parts, quantized, floats, tmp, data, max_drop, seed,
-                                        quality_k, quality_points, source["preset"])
+                                        quality_k, quality_points, source["preset"], report)
             manifest["artifacts"] += measured.pop("artifacts")
             manifest["quality"] = measured
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))

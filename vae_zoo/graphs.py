@@ -69,7 +69,23 @@ def _write_onnx(fn, path: Path, model: VAE) -> None:
         for dim in value.type.tensor_type.shape.dim:
             if dim.dim_param:
                 dim.dim_param = "batch"
+    for key, value in graph_metadata(model, path.stem).items():  # what a runtime needs to show the images
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     path.write_bytes(proto.SerializeToString())
+
+
+def graph_metadata(model: VAE, part: str) -> dict[str, str]:
+    """The ONNX graphs' metadata_props: the part, the model's sizes, likelihood, image shape and
+    source preset (empty where unknown)."""
+    from vae_zoo import __version__
+
+    source = getattr(model, "source_preset", None) or {}
+    shape = getattr(model, "image_shape", None)
+    return {"vae_zoo.part": part, "vae_zoo.preset": str(source.get("preset", "")),
+            "vae_zoo.likelihood": model.likelihood, "vae_zoo.input_dim": str(model.input_dim),
+            "vae_zoo.latent_dim": str(model.latent_dim),
+            "vae_zoo.image_shape": "x".join(map(str, shape)) if shape else "", "vae_zoo.version": __version__}
 
 
 def _write_tflite(fn, path: Path, model: VAE) -> None:

@@ -214,9 +214,32 @@ def exclusive_lock(folder: str | os.PathLike, what: str, wait: float = 0.0) -> I
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def refuse_existing(path: str | os.PathLike) -> OutputExistsError:
-    """The error for a file that would be replaced without permission."""
-    return OutputExistsError(f"{path} exists. Choose another name or pass --overwrite (overwrite=True).")
+def require_free_space(paths: dict[str, str | os.PathLike], need: int) -> None:
+    """Refuses a job before it starts when the disk under any of `paths` (role -> path, which
+    need not exist yet) has less than `need` bytes free: a long run then fails at its start,
+    not when its result is written.
+
+    Raises:
+        WriteError: naming the role, the path, the space it has and what the job needs.
+    """
+    for role, path in paths.items():
+        existing = Path(path).absolute()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        free = shutil.disk_usage(existing).free
+        if free < need:
+            raise WriteError(f"{role} {path}: the disk has {free / 2**20:.1f} MiB free and this run writes up to "
+                             f"{need / 2**20:.1f} MiB there (checkpoints and the result). Free space, or write to "
+                             "another disk.")
+
+
+def refuse_existing(path: str | os.PathLike, replaceable: bool = True) -> OutputExistsError:
+    """The error for a file that would be replaced without permission (`replaceable`: whether
+    the writer can be asked to replace it)."""
+    if not replaceable:
+        return OutputExistsError(f"{path} exists and is never replaced. Choose another name.")
+    return OutputExistsError(f"{path} exists. Choose another name, or allow replacing it: --overwrite on the command "
+                             "line, overwrite=True in Python.")
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes, overwrite: bool = True) -> None:

@@ -73,7 +73,12 @@ class VAE(CheckedModel):
         seed: int | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        # The estimators sum log-densities over hundreds of pixels: the model computes in float32
+        # whatever Keras' global dtype policy (e.g. mixed_float16 set for another model) says.
+        dtype = kwargs.pop("dtype", None)
+        if dtype is not None and keras.dtype_policies.get(dtype).name != "float32":
+            raise InvalidArgumentError(f"A VAE computes in float32. Received: dtype={dtype!r}")
+        super().__init__(dtype="float32", **kwargs)
         self.input_dim = check_positive_int("input_dim", input_dim)
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
@@ -93,21 +98,24 @@ class VAE(CheckedModel):
 
         init = keras.initializers.serialize(self.kernel_initializer)  # a fresh initializer per layer
         self.encoder = ConditionalDistribution(
-            self.hidden_units, GaussianPosterior(latent_dim, init, name="posterior"),
-            activation, init, name="encoder",
+            self.hidden_units, GaussianPosterior(latent_dim, init, name="posterior", dtype="float32"),
+            activation, init, name="encoder", dtype="float32",
         )
         self.decoder = ConditionalDistribution(
-            self.hidden_units, LIKELIHOODS[likelihood](input_dim, init, name="likelihood"),
-            activation, init, name="decoder",
+            self.hidden_units, LIKELIHOODS[likelihood](input_dim, init, name="likelihood", dtype="float32"),
+            activation, init, name="decoder", dtype="float32",
         )
-        self.prior = StandardNormalPrior(latent_dim, name="prior")
+        self.prior = StandardNormalPrior(latent_dim, name="prior", dtype="float32")
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss", "elbo", "reconstruction", "kl")
         }
         self.encoder.build((None, input_dim))
         self.decoder.build((None, latent_dim))
+        self.prior.build((latent_dim,))
         self.built = True
+        self.image_shape: tuple[int, int] | None = None  # (height, width) of the images, when known
+        self.source_preset: dict | None = None  # the preset the weights were loaded from
 
     # -- options that change the compiled step --------------------------------------
 
@@ -149,6 +157,15 @@ class VAE(CheckedModel):
         out = self.encoder.outputs(x)
         out.update(self.decoder.outputs(out["z_mean"]))
         return out
+
+    def export(self, filepath, format: str = "tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras' `Model.export` of `call` (x of shape (batch, input_dim) -> the posterior's and the
+        decoder's tensors at z = z_mean), with this model's input shape as the default signature.
+        `vae_zoo.export` writes the encoder and decoder as separate graphs instead, checked
+        against Keras and listed with their sha256 in a manifest."""
+        if input_signature is None:
+            input_signature = [tf.TensorSpec((None, self.input_dim), tf.float32, name="x")]
+        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
 
     # -- bounds ----------------------------------------------------------------------
 
@@ -237,7 +254,7 @@ class VAE(CheckedModel):
 
     # -- generation --------------------------------------------------------------------
 
-    def sample(self, n: int, seed: int | None = None, mean: bool = True) -> np.ndarray:
+    def sample(self, n: int, seed: int | None = None, mean: bool = True, images: bool = False) -> np.ndarray:
         """Draws n datapoints from the model: z ~ p(z), then p(x|z).
 
         Args:
@@ -245,27 +262,44 @@ class VAE(CheckedModel):
             seed: seed of z (and of x when `mean=False`).
             mean: return the decoder mean (pixel probabilities for Bernoulli)
                 rather than a sample of p(x|z).
+            images: return images of `image_shape` (a preset's) instead of vectors.
 
         Returns:
-            float32 array of shape (n, input_dim).
+            float32 array of shape (n, input_dim), or (n, height, width) with `images`.
         """
         n = check_positive_int("n", n)
         seed = check_seed("seed", seed)
         z = self._noise((n, self.latent_dim), seed)
         p_x = self.decoder(z)
         x = p_x.mean() if mean else p_x.sample(seed=_tfp_seed(seed))
-        return np.asarray(x, dtype=np.float32)
+        return self._as_images(np.asarray(x, dtype=np.float32)) if images else np.asarray(x, dtype=np.float32)
 
-    def reconstruct(self, x, sample_z: bool = False, seed: int | None = None) -> np.ndarray:
+    def _as_images(self, x: np.ndarray) -> np.ndarray:
+        if not self.image_shape:
+            raise InvalidArgumentError("This model's image shape is unknown (it was not loaded from a preset of "
+                                       "images): set model.image_shape = (height, width) first.")
+        if int(np.prod(self.image_shape)) != self.input_dim:
+            raise InvalidArgumentError(f"model.image_shape {tuple(self.image_shape)} does not hold the model's "
+                                       f"{self.input_dim} pixels: set it to the (height, width) of its images.")
+        return x.reshape(len(x), *self.image_shape)
+
+    def reconstruct(self, x, sample_z: bool = False, seed: int | None = None, images: bool = False) -> np.ndarray:
         """Decoder mean at the encoder's mean (or at a sample of q(z|x)).
 
+        Args:
+            x: data of shape (batch, input_dim).
+            sample_z: decode a sample of q(z|x) instead of its mean.
+            seed: seed of that sample.
+            images: return images of `image_shape` (a preset's) instead of vectors.
+
         Returns:
-            float32 array with the shape of x.
+            float32 array with the shape of x, or (batch, height, width) with `images`.
         """
         seed = check_seed("seed", seed)
         q = self.encode(x)
         z = q.mean() if not sample_z else objectives.reparameterize(q, self._noise(tf.shape(q.mean()), seed))
-        return np.asarray(self.decoder(z).mean(), dtype=np.float32)
+        x_mean = np.asarray(self.decoder(z).mean(), dtype=np.float32)
+        return self._as_images(x_mean) if images else x_mean
 
     # -- Keras training loop ----------------------------------------------------------
 

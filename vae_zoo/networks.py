@@ -27,6 +27,7 @@ def mlp(
     activation: str = "tanh",
     kernel_initializer: str | dict | keras.initializers.Initializer = "glorot_uniform",
     name: str | None = None,
+    dtype=None,
 ) -> keras.Sequential:
     """Builds a stack of dense layers, one per entry of `hidden_units`.
 
@@ -35,6 +36,7 @@ def mlp(
         activation: activation of every hidden layer (the paper uses tanh).
         kernel_initializer: initializer of the kernels (biases start at zero).
         name: name of the returned model.
+        dtype: dtype policy of the layers (default: Keras' global policy).
 
     Returns:
         A `keras.Sequential` mapping (batch, d_in) to (batch, hidden_units[-1]).
@@ -46,6 +48,7 @@ def mlp(
                 activation=activation,
                 kernel_initializer=keras.initializers.get(kernel_initializer),
                 name=f"dense_{i}",
+                dtype=dtype,
             )
             for i, units in enumerate(hidden_sizes(hidden_units))
         ],

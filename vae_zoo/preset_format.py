@@ -75,6 +75,8 @@ def preset_path(name_or_path: str | os.PathLike) -> Path:
         UnknownPresetError: neither a preset name nor an existing folder or path.
     """
     text = str(name_or_path)
+    if isinstance(name_or_path, str) and "://" in text:
+        return _remote(text)
     path = Path(text)
     is_name = isinstance(name_or_path, str) or not path.is_dir()  # Path("mnist-z2") names the preset too
     if is_name and (presets_dir() / text / CARD).is_file() and os.sep not in text:
@@ -82,6 +84,23 @@ def preset_path(name_or_path: str | os.PathLike) -> Path:
     if path.is_dir() or os.sep in text or text.startswith("."):
         return path
     raise unknown_preset(text)
+
+
+def _remote(handle: str) -> Path:
+    """The local folder of a remote preset handle: `hf://OWNER/NAME` through the Hugging Face Hub's
+    client (downloaded once into its cache); any other scheme is refused, saying how to fetch it."""
+    scheme, _, rest = handle.partition("://")
+    if scheme == "hf" and rest.count("/") == 1 and all(rest.split("/")):
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:
+            raise UnknownPresetError(f"{handle} is a Hugging Face Hub handle: install its client (pip install "
+                                     "huggingface_hub), or download the folder (huggingface-cli download "
+                                     f"{rest} --local-dir {rest.split('/')[1]}) and load that folder.") from None
+        return Path(snapshot_download(repo_id=rest))
+    raise UnknownPresetError(f"{handle}: vae-zoo reads presets by name, from a local folder, or from hf://OWNER/NAME; "
+                             f"copy the folder from {scheme}:// to this machine (e.g. with that service's own "
+                             "client) and load the local folder.")
 
 
 def _read_json(path: Path) -> dict:

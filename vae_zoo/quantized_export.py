@@ -26,7 +26,7 @@ PROBE_ROWS = 256
 
 
 def export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: Path, data, max_drop: float | None,
-                     seed: int, k: int, points: int, preset: str | None = None) -> dict:
+                     seed: int, k: int, points: int, preset: str | None = None, report=lambda message: None) -> dict:
     """Writes the quantized graphs of `parts` into `folder` and measures them against the
     float32 graphs `floats` ((format, part) -> path). Returns the manifest's "quality" section
     with the quantized artifacts under "artifacts"."""
@@ -49,13 +49,19 @@ def export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: Pa
     artifacts, results = [], {}
     for fmt in formats:
         graphs = {part: runtimes.open_graph(fmt, floats[fmt, part]) for part in PAIR}
+        report(f"timing the float32 {fmt} graphs")
         float_speed = {part: graph_metrics.speed(graphs[part], inputs_of(part)) for part in parts}
+        report(f"measuring the float32 {fmt} graphs: ELBO on {len(x_test)} test images, log p(x) (k={k}) on "
+               f"{len(x_iw)}")
         reference = quality(graphs["encoder"], graphs["decoder"])
         results[fmt] = {"float32": _summary(reference)}
         for mode in modes:
             quantized = {}
             for part in parts:
                 name = quantization.file_name(part, mode, WRITERS[fmt][1])
+                report(f"quantizing the {part} to {mode} {fmt}" + (f" (calibrating on {len(calibration)} images)"
+                                                                    if mode == "int8-static" else "")
+                       + ", then timing it")
                 tool = quantization.quantize(fmt, mode, floats[fmt, part], folder / name,
                                              {"x": calibration} if part == "encoder" else {"z": z_calibration})
                 quantized[part] = runtimes.open_graph(fmt, folder / name)
@@ -70,6 +76,7 @@ def export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: Pa
                     "speed": graph_metrics.speed(quantized[part], inputs_of(part)),
                     "float32_speed": float_speed[part],
                 })
+            report(f"measuring the {mode} {fmt} graphs against float32")
             pairs = {"pair": {**graphs, **quantized}}
             if len(quantized) == 2:
                 pairs["decoder_only"] = {**graphs, "decoder": quantized["decoder"]}

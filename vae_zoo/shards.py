@@ -54,7 +54,7 @@ def write(pixels: np.ndarray, out: str | os.PathLike, image_shape: tuple[int, in
     """
     out = Path(out)
     if os.path.lexists(out):
-        raise refuse_existing(out)
+        raise refuse_existing(out, replaceable=False)
     shard_size = check_positive_int("shard_size", shard_size)
     seed = check_seed("seed", seed, allow_none=False)
     n = len(pixels)
@@ -82,8 +82,16 @@ def write(pixels: np.ndarray, out: str | os.PathLike, image_shape: tuple[int, in
             "split": f"{split}; the other {n - k} in the training shards, in that order",
             "source": source,
         }
+        manifest["sha256"] = manifest_digest(manifest)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of a shard manifest's fields (all but this digest): what the files' own sha256s do
+    not cover (the image shape, whether the pixels are binary, the split) is checked by it."""
+    fields = {k: v for k, v in manifest.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def holdout_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -98,7 +106,8 @@ def holdout_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nda
         raise InvalidArgumentError(f"`holdout` must be a fraction in (0, 1). Received: {fraction!r}")
     k = max(1, int(round(fraction * n)))
     if n - k < 1:
-        raise InvalidArgumentError(f"{n} examples cannot be split into training and held-out parts: give more data.")
+        fix = "give at least 2 examples" if n < 2 else f"use a smaller --holdout (at most {(n - 1) / n:.3g})"
+        raise InvalidArgumentError(f"Holding out {fraction:g} of {n} examples leaves none to train on: {fix}.")
     order = np.random.default_rng(seed).permutation(n)
     return order[:-k], order[-k:], (f"held out: the last {k} of numpy default_rng({seed}).permutation({n}) "
                                     f"({fraction:g} of the data)")
@@ -151,6 +160,9 @@ class Shards:
         except ValueError as err:
             raise InvalidArgumentError(f"{self.folder / MANIFEST} is not valid JSON ({err}); rewrite the shards "
                                        "with vae-zoo shard.") from None
+        if not isinstance(manifest, dict):
+            raise InvalidArgumentError(f"{self.folder / MANIFEST} holds {type(manifest).__name__}, not a shard "
+                                       "manifest; rewrite the shards (vae-zoo shard).")
         if manifest.get("format") != FORMAT:
             raise InvalidArgumentError(f"{self.folder / MANIFEST}: unknown format {manifest.get('format')!r}; "
                                        f"this version reads {FORMAT!r}.")
@@ -177,6 +189,9 @@ class Shards:
             if file_sha256(path) != sha256:
                 raise IntegrityError(f"{path} differs from its sha256 in {self.folder / MANIFEST}: the file or the "
                                      "manifest was changed. Rewrite the shards (vae-zoo shard).")
+        if manifest.get("sha256") != manifest_digest(manifest):
+            raise IntegrityError(f"{self.folder / MANIFEST} was changed after vae-zoo wrote it (its fields differ "
+                                 "from its sha256): rewrite the shards (vae-zoo shard).")
         self.fingerprint = hashlib.sha256("".join(sha256 for _, _, sha256 in entries).encode()).hexdigest()
 
     def __len__(self) -> int:

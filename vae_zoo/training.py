@@ -26,7 +26,7 @@ from vae_zoo.checkpoints import (  # noqa: F401 (re-exported: training.save_chec
 )
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError
 from vae_zoo.evaluation import dataset_of
-from vae_zoo.io import check_replaceable, exclusive_lock, file_sha256, overlap
+from vae_zoo.io import check_replaceable, exclusive_lock, file_sha256, overlap, require_free_space
 from vae_zoo.model import VAE
 from vae_zoo.preset_format import (
     WEIGHTS,
@@ -296,6 +296,9 @@ def train_on_data(
     def held_out_elbo(m):
         return {"heldout_elbo": np.mean(m.elbo(x_held, "B", 1, seed=recipe.seed))}
 
+    # The checkpoint (weights and Adagrad/Adam state, staged beside the previous one) and the
+    # preset: about 8 copies of the weights, plus room for the card and the log.
+    require_free_space({"--out": out, "--workdir": workdir}, 8 * 4 * model.count_params() + (16 << 20))
     fit = fit_with_checkpoints if cluster is None else functools.partial(distributed.fit, cluster=cluster,
                                                                           timeout=peer_timeout)
     identity = {"data_sha256": data.describe()["sha256"], "split": split, "binarize": binarize, "freeze": freeze,
@@ -325,7 +328,7 @@ def train_on_data(
                         f"A fresh {model.input_dim}-{model.hidden_units}-{model.latent_dim} VAE trained on "
                         f"{source_name}") + (f" ({freeze} frozen)" if freeze else ""),
         "source": source,
-        "data": {**data.describe(), "split": split,
+        "data": {**data.describe(), "split": split, "holdout": holdout, "split_seed": recipe.seed,
                  "binarization": ("training: dynamic, x ~ Bernoulli(pixel) every epoch; held out: numpy "
                                   f"default_rng({recipe.seed})") if binarize else "none"},
         "recipe": recipe.to_dict(),

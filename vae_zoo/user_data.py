@@ -4,8 +4,10 @@ and file by file, fingerprinted, and split into training and held-out parts.
 Accepted inputs (all pixels scaled to [0, 1]):
 
 - a `.npy` file, or a `.npz` file holding one array (or one named `x`): shape (n, D),
-  (n, h, w) or (n, h, w, 1); uint8 (divided by 255) or floating point (taken as is);
-- a folder of PNG/JPEG images: grayscale, all one size, read in file-name order;
+  (n, h, w) or (n, h, w, 1); uint8 (divided by 255, or taken as is when every value is 0 or 1:
+  binarized data) or floating point (taken as is);
+- a folder of PNG/JPEG images: grayscale, all one size, read in file-name order, turned upright
+  by their EXIF orientation; scaled as uint8 arrays are;
 - a shard folder (`shards.Shards`, for data larger than memory): streamed, not read whole.
 
 Nothing the user owns is modified: files are only read.
@@ -35,6 +37,8 @@ class UserData:
         image_shape: (height, width), or None when the source had flat rows.
         source: the path as given.
         kind: "npy", "npz" or "images".
+        scaling: how the stored values became pixels ("uint8 / 255", "uint8 0/1 as is",
+            "floats as given").
         fingerprint: sha256 of the pixels (float32, C order) and their shape: the same data
             read from any format gives the same fingerprint.
     """
@@ -44,6 +48,7 @@ class UserData:
     source: str
     kind: str
     fingerprint: str
+    scaling: str = "uint8 / 255"
 
     @property
     def input_dim(self) -> int:
@@ -62,7 +67,7 @@ class UserData:
         """For a model card: where the data came from, what it is, and its fingerprint."""
         return {"source": self.source, "kind": self.kind, "examples": len(self.x), "input_dim": self.x.shape[1],
                 "image_shape": list(self.image_shape) if self.image_shape else None,
-                "scaling": "uint8 / 255" if self.kind == "images" else "uint8 / 255, floats as given",
+                "scaling": self.scaling,
                 "sha256": self.fingerprint}
 
 
@@ -80,14 +85,17 @@ def read(path: str | os.PathLike) -> UserData | shards.Shards:
     if shards.is_shards(path):
         return shards.Shards(path)
     if path.is_dir():
-        x, shape, kind = _read_images(path)
+        (x, scaling), shape, kind = _read_images(path)
     elif path.is_file():
-        x, shape, kind = _read_array(path)
+        (x, scaling), shape, kind = _read_array(path)
+    elif path.exists():
+        raise InvalidArgumentError(f"{path} is neither a file nor a folder (a pipe, socket or device): give a .npy "
+                                   "or .npz file or a folder of PNG/JPEG images.")
     else:
         raise DataNotFoundError(f"No data at {path}: give a .npy or .npz file or a folder of PNG/JPEG images.")
     x = np.ascontiguousarray(x, np.float32)
     digest = hashlib.sha256(repr(x.shape).encode() + x.tobytes()).hexdigest()
-    return UserData(x, shape, str(path), kind, digest)
+    return UserData(x, shape, str(path), kind, digest, scaling)
 
 
 # Images larger than this are refused before they are decoded (a VAE's images are small; a
@@ -123,7 +131,7 @@ def _npz_member_shape(path: Path, key: str) -> tuple:
         return reader(member)[0]
 
 
-def _read_array(path: Path) -> tuple[np.ndarray, tuple[int, int] | None, str]:
+def _read_array(path: Path) -> tuple[tuple[np.ndarray, str], tuple[int, int] | None, str]:
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise InvalidArgumentError(f"{path}: unknown data format {suffix!r}. Accepted: a .npy or .npz array file, "
@@ -162,26 +170,29 @@ def _read_array(path: Path) -> tuple[np.ndarray, tuple[int, int] | None, str]:
     return _scaled(array.reshape(len(array), -1), f"{path}", row_name="row"), shape, suffix[1:]
 
 
-def _scaled(array: np.ndarray, where: str, row_name: str, names: list[str] | None = None) -> np.ndarray:
+def _scaled(array: np.ndarray, where: str, row_name: str, names: list[str] | None = None) -> tuple[np.ndarray, str]:
+    """(float32 pixels in [0, 1], how they were scaled); refuses what is not pixels."""
     if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
+        if array.max() <= 1:  # binarized data stored as uint8 0/1, not grey levels of 1/255
+            return array.astype(np.float32), "uint8 0/1 as is"
+        return array.astype(np.float32) / 255.0, "uint8 / 255"
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise InvalidArgumentError(f"{where}: pixels must be uint8 or real numbers. Received: dtype {array.dtype}")
     if not np.issubdtype(array.dtype, np.floating):
         raise InvalidArgumentError(f"{where}: integer pixels must be uint8 (0-255, divided by 255). Received: dtype "
                                    f"{array.dtype}; convert them (x / x.max()) or save them as uint8.")
-    x = array.astype(np.float32)
-    for bad, what in ((~np.isfinite(x), "NaN or inf"), ((x < 0) | (x > 1), "a value outside [0, 1]")):
+    # Checked before the float32 cast, which would turn a finite 1e300 into inf.
+    for bad, what in ((~np.isfinite(array), "NaN or inf"), ((array < 0) | (array > 1), "a value outside [0, 1]")):
         rows = np.flatnonzero(bad.any(axis=1))
         if len(rows):
             first = names[rows[0]] if names else f"{row_name} {rows[0]}"
             raise InvalidArgumentError(f"{where}: {first} has {what} ({len(rows)} rows in all). Pixels must be finite "
                                        "and in [0, 1]: floats as x / 255, or uint8 0-255.")
-    return x
+    return array.astype(np.float32), "floats as given"
 
 
-def _read_images(folder: Path) -> tuple[np.ndarray, tuple[int, int], str]:
-    from PIL import Image, UnidentifiedImageError
+def _read_images(folder: Path) -> tuple[tuple[np.ndarray, str], tuple[int, int], str]:
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
@@ -198,7 +209,8 @@ def _read_images(folder: Path) -> tuple[np.ndarray, tuple[int, int], str]:
                 if size is None:
                     _check_fits(str(folder), (len(files), height, width), f"{len(files)} images")
                 image.load()
-                mode, pixels = image.mode, np.asarray(image)
+                upright = ImageOps.exif_transpose(image)  # a camera's rotation, as every viewer shows it
+                mode, pixels = upright.mode, np.asarray(upright)
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
             raise InvalidArgumentError(f"{file} cannot be read as an image ({err}). Remove or replace it.") from None
         if mode not in ("L", "1", "I;16", "I", "F") or pixels.ndim != 2:
@@ -215,7 +227,8 @@ def _read_images(folder: Path) -> tuple[np.ndarray, tuple[int, int], str]:
             raise InvalidArgumentError(f"{file} has {pixels.dtype} pixels ({mode}); 8-bit grayscale is accepted. "
                                        "Convert it with PIL.Image.convert('L').")
         images.append(pixels)
-    return np.stack(images).reshape(len(images), -1).astype(np.float32) / 255.0, size, "images"
+    scaled = _scaled(np.stack(images).reshape(len(images), -1), str(folder), "image", [f.name for f in files])
+    return scaled, size, "images"
 
 
 def holdout(x: np.ndarray, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:

@@ -70,7 +70,11 @@ def manifold(model, n: int = 20) -> np.ndarray:
 
     n = check_positive_int("n", n)
     if model.latent_dim != 2:
-        raise InvalidArgumentError(f"A manifold needs a 2-D latent space. Received: latent_dim={model.latent_dim}")
+        from vae_zoo.presets import PRESETS
+
+        two_d = ", ".join(name for name, spec in PRESETS.items() if spec.latent_dim == 2)
+        raise InvalidArgumentError(f"A manifold needs a 2-D latent space; the zoo's 2-D presets are {two_d}. "
+                                   f"Received: latent_dim={model.latent_dim}")
     u = (np.arange(n) + 0.5) / n
     z1, z2 = np.meshgrid(norm.ppf(u), norm.ppf(u)[::-1])
     z = np.stack([z1.ravel(), z2.ravel()], axis=1).astype(np.float32)

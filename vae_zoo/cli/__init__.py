@@ -10,12 +10,12 @@ any other exception is a bug and keeps its traceback (status 1).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
+from vae_zoo import _import_tensorflow_quietly
 from vae_zoo.cli import catalog, evaluate, export, images, paper, training
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # The command groups, in the order `vae-zoo --help` lists their commands.
 COMMAND_GROUPS = (catalog, training, evaluate, images, paper, export)
@@ -26,8 +26,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,24 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _import_tensorflow_quietly(initialize: bool = True) -> None:
-    """Imports TensorFlow with file descriptor 2 muted: its C++ start-up logs
-    (CUDA probing, CPU features) bypass TF_CPP_MIN_LOG_LEVEL and would bury
-    the command's own messages. Without `initialize` the devices are left alone
-    (a worker of a cluster configures them when it joins)."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow as tf
-        import tensorflow_probability  # noqa: F401
+# What a disk says when it is full, read-only or refuses a file's size: the environment, not a bug.
+REFUSED_WRITES = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
 
-        tf.get_logger().setLevel("ERROR")  # TensorFlow's advice to developers (retracing, eager collectives)
-        if initialize:
-            tf.constant(0.0) + 1.0  # initialises the devices, which logs too
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
+
+def _refused_write(err: Exception) -> str | None:
+    """What the file system said, in one line, when `err` is the disk refusing (or a path that
+    cannot be one); None for anything else. TensorFlow's writers (SavedModel, TFRecord) report
+    the operating system's words in their own error types."""
+    if isinstance(err, OSError) and (err.filename is not None or err.errno in REFUSED_WRITES):
+        where = f"{err.filename}: " if err.filename else "a write failed: "
+        return where + (err.strerror or str(err)).strip().splitlines()[0]  # h5py's messages run over lines
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(err, tf.errors.OpError):
+        said = [os.strerror(code) for code in REFUSED_WRITES if os.strerror(code) in err.message]
+        if said:
+            return f"a write failed: {said[0]} ({err.message.strip().splitlines()[0][-160:]})"
+    return None
 
 
 def main(argv=None) -> int:
@@ -77,11 +74,12 @@ def main(argv=None) -> int:
     except VaeZooError as err:  # the package's own errors: one line, no traceback
         print(f"vae-zoo {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except OSError as err:  # the file system refused (a file where a folder goes, no space, read-only, ...)
-        if err.filename is None:
-            raise  # not about a path: a bug, keeps its traceback
-        print(f"vae-zoo {args.command}: error: {err.filename}: {err.strerror or err}. Check the path (a folder "
-              "where a folder is needed), the free space and the permissions.", file=sys.stderr)
+    except Exception as err:  # the file system refused (a file where a folder goes, no space, read-only, ...)
+        reason = _refused_write(err)
+        if reason is None:
+            raise  # neither about a path nor the disk: a bug, keeps its traceback
+        print(f"vae-zoo {args.command}: error: {reason}. Check the path (a folder where a folder is needed), the "
+              "free space and the permissions; the unfinished output was removed.", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(f"vae-zoo {args.command}: {err or 'interrupted'}", file=sys.stderr)

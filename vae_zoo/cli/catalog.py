@@ -47,9 +47,17 @@ def cmd_info(args) -> int:
         if card.get("source"):
             source = card["source"]
             lines += [f"source      {source['preset']} (weights sha256 {source['weights_sha256'][:16]}...)"]
+    elif "dataset" in data:
+        lines += [f"data        {data['dataset']}: train {data.get('train')}; test {data.get('test')}"]
     else:
-        lines += [f"data        {data.get('dataset')}: train {data.get('train')}; test {data.get('test')}"]
-    lines += [f"            scaling {data.get('scaling')}; binarization: {data.get('binarization')}"]
+        shape = data.get("image_shape")
+        lines += ["data        not recorded" + (f" (images {shape[0]} high x {shape[1]} wide)" if shape else "")]
+    if card.get("source") and "sha256" not in data:
+        source = card["source"]
+        lines += [f"source      {source['preset']} (weights sha256 {str(source.get('weights_sha256'))[:16]}...; "
+                  "its card is under `source` in --json)"]
+    if "scaling" in data or "binarization" in data:
+        lines += [f"            scaling {data.get('scaling', '-')}; binarization: {data.get('binarization', '-')}"]
     recipe = card.get("recipe", {})
     if recipe:
         drops = ", ".join(f"{lr:g} from epoch {e}" for e, lr in recipe.get("lr_drops", []))
@@ -73,7 +81,8 @@ def cmd_info(args) -> int:
         if before:
             lines += [f"            before fine-tuning  {plus_minus(before, 2)} "
                       f"(the source preset's log p(x), same rows)"]
-        lines += [f"            train ELBO (B)      {metrics['train_elbo_B']['mean']:.2f} ({metrics['train_set']})"]
+        if "train_elbo_B" in metrics:
+            lines += [f"            train ELBO (B)      {metrics['train_elbo_B']['mean']:.2f} ({metrics['train_set']})"]
         if card.get("metrics_command"):
             lines += [f"            reproduce with: {card['metrics_command']}"]
     else:
@@ -81,8 +90,6 @@ def cmd_info(args) -> int:
     lines += [f"weights     sha256 {card.get('weights_sha256')}, vae-zoo {card.get('package_version')}"]
     print("\n".join(lines))
     return 0
-
-
 
 
 def add_parsers(sub) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from vae_zoo.cli.arguments import (
     NON_NEGATIVE_INT,
@@ -20,9 +21,10 @@ def cmd_evaluate(args) -> int:
     from vae_zoo.errors import InvalidArgumentError
     from vae_zoo.evaluation import evaluate
 
-    if args.write_card and (args.n_test is not None or args.k != 5000):
-        raise InvalidArgumentError("--write-card records the card's protocol only: the full test set and k=5000. "
-                         f"Received: --n-test {args.n_test} --k {args.k}")
+    if args.write_card and (args.n_test is not None or args.n_train is not None or args.k != 5000):
+        raise InvalidArgumentError("--write-card records the card's protocol only: the full test and training sets "
+                                   f"and k=5000. Received: --n-test {args.n_test} --n-train {args.n_train} "
+                                   f"--k {args.k}")
     cluster = join_cluster(args)
     model = load(args.model)
     sharded = None
@@ -31,8 +33,11 @@ def cmd_evaluate(args) -> int:
 
         def sharded(m, x, k, seed, verbose):
             return distributed.log_likelihood(m, x, k, seed, cluster, args.peer_timeout, verbose)
+    if args.write_card and args.data is not None:
+        raise InvalidArgumentError("--write-card records the card's own test data; measure other images without it. "
+                                   f"Received: --data {args.data}")
     metrics = evaluate(model, k=args.k, n_test=args.n_test, seed=args.seed, verbose=not args.quiet,
-                       log_likelihood=sharded)
+                       log_likelihood=sharded, preset=args.model, data_path=args.data, n_train=args.n_train)
     if cluster is not None and not cluster.is_chief:
         print(f"Worker {cluster.index} done; the chief (worker 0) prints the metrics.")
         return 0
@@ -44,15 +49,18 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-
-
 def add_parsers(sub) -> None:
     p = add_command(sub, "evaluate", cmd_evaluate, "test ELBO (A and B), importance-weighted log-likelihood, "
                     "train ELBO")
     p.add_argument("model", help="preset name or preset folder")
     p.add_argument("--k", type=NON_NEGATIVE_INT, default=5000,
                    help="importance samples per test point (default 5000; 0 skips)")
+    p.add_argument("--data", type=Path, help="measure on these images (a .npy/.npz file, a folder of PNG/JPEG "
+                   "images, or shards); default: a zoo preset's test set, or the held-out rows a model of your own "
+                   "data recorded in its card")
     p.add_argument("--n-test", type=POSITIVE_INT, help="first N test points only (default: the full test set)")
+    p.add_argument("--n-train", type=POSITIVE_INT, help="train ELBO on the first N training points only (default: "
+                   "the full training set)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the Monte Carlo noise")
     p.add_argument("--write-card", action="store_true", help="record the metrics in the preset's card.json")
     add_cluster_flags(p, "share the log p(x) estimate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from vae_zoo.cli.arguments import NON_NEGATIVE_FLOAT, POSITIVE_INT, SEED, add_command
@@ -39,9 +40,15 @@ def cmd_export(args) -> int:
         return 0
     if not args.model:
         raise InvalidArgumentError("Name a preset or folder to export, or pass --all-presets.")
+    started = time.time()
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(f"[{time.time() - started:6.1f} s] {message}", flush=True)
+
     manifest = export(args.model, args.output, formats=args.format, parts=args.part, overwrite=args.overwrite,
                       quantize=args.quantize, data=args.data, max_drop=args.max_drop, seed=args.seed,
-                      quality_k=args.quality_k, quality_points=args.quality_points)
+                      quality_k=args.quality_k, quality_points=args.quality_points, progress=progress)
     for a in manifest["artifacts"]:
         if "quantize" not in a:
             print(f"{a['file']:<28} {a['format']:<12} max abs error vs Keras {a['max_abs_error']:.2e}")
@@ -52,8 +59,6 @@ def cmd_export(args) -> int:
               f"{plus_minus(pair['log_px_drop'])} nats")
     print(f"Wrote {len(manifest['artifacts'])} artifacts and manifest.json to {args.output}")
     return 0
-
-
 
 
 def add_parsers(sub) -> None:
@@ -82,3 +87,4 @@ def add_parsers(sub) -> None:
                    help=f"importance samples of the log p(x) measurement (default {QUALITY_K})")
     p.add_argument("--quality-points", type=POSITIVE_INT, default=QUALITY_POINTS,
                    help=f"test images of the log p(x) measurement (default {QUALITY_POINTS})")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")

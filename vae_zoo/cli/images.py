@@ -21,19 +21,21 @@ def cmd_sample(args) -> int:
 def cmd_reconstruct(args) -> int:
     import numpy as np
 
-    from vae_zoo import data, viz
+    from vae_zoo import viz
     from vae_zoo.errors import InvalidArgumentError
-    from vae_zoo.evaluation import dataset_of
+    from vae_zoo.evaluation import evaluation_data
 
     model = load(args.model)
-    x = data.test_set(dataset_of(model), model.is_binary)
+    chosen = evaluation_data(model, args.model, args.data)
+    x = chosen.x_test
     if args.n > len(x):
-        raise InvalidArgumentError(f"-n must be at most the {len(x)} test images. Received: -n {args.n}")
+        raise InvalidArgumentError(f"-n must be at most {len(x)}, the images there are ({chosen.test_set}). "
+                                   f"Received: -n {args.n}")
     x = x[: args.n]
     pairs = np.stack([x, model.reconstruct(x)], axis=1).reshape(-1, model.input_dim)
     viz.save_png(viz.grid(pairs, image_shape(model, args.model), columns=2 * args.pairs_per_row), args.output,
                  overwrite=args.overwrite)
-    print(f"Wrote {len(x)} test images (left) and their reconstructions (right) to {args.output}")
+    print(f"Wrote {len(x)} images (left; from {chosen.test_set}) and their reconstructions (right) to {args.output}")
     return 0
 
 
@@ -74,8 +76,6 @@ def cmd_curves(args) -> int:
     return 0
 
 
-
-
 def add_parsers(sub) -> None:
     p = add_command(sub, "sample", cmd_sample, "write a PNG grid of decoder means at z ~ N(0, I)")
     p.add_argument("model", help="preset name or preset folder")
@@ -86,6 +86,8 @@ def add_parsers(sub) -> None:
     p = add_command(sub, "reconstruct", cmd_reconstruct, "write test images beside their reconstructions as a PNG")
     p.add_argument("model", help="preset name or preset folder")
     p.add_argument("-n", type=POSITIVE_INT, default=32, help="number of test images (default 32)")
+    p.add_argument("--data", type=Path, help="reconstruct these images (a .npy/.npz file, a folder of PNG/JPEG "
+                   "images, or shards); default: the preset's test set or the held-out rows its card records")
     p.add_argument("--pairs-per-row", type=POSITIVE_INT, default=8)
     add_output(p, "reconstructions.png")
 
