@@ -209,6 +209,19 @@ def test_compile_defaults_to_the_fast_path_and_fits_steps_per_execution_to_the_e
     assert model.steps_per_execution == 4
 
 
+def test_progress_counts_the_steps_of_numpy_inputs(mnist_subset, capsys):
+    x = binary(mnist_subset[0][:100])
+    model = small_vae()
+    model.compile("adam")
+    capsys.readouterr()
+    model.fit(x, batch_size=10, epochs=1, verbose=1)  # 10 steps, not a call of 50
+    out = capsys.readouterr().out
+    assert model.steps_per_execution == 10 and int(model.optimizer.iterations) == 10
+    assert "10/10" in out and "50/10" not in out
+    model.evaluate(x, batch_size=25, verbose=1)  # 4 steps
+    assert model.steps_per_execution == 4 and "4/4" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("kwargs", [dict(run_eagerly=True), dict(jit_compile=False)])
 def test_slow_paths_still_work(kwargs, mnist_subset):
     x = binary(mnist_subset[0][:200])

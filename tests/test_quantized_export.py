@@ -206,3 +206,16 @@ def test_export_quantize_from_the_command_line(tmp_path):
         bad = run_cli("export", "mnist-z2", "-o", tmp_path / "bad", *args, check=False)
         assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "bad").exists()
+
+
+def test_without_the_quantize_extra_a_quantized_export_names_it_before_any_work(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("litert_quantizer", "sympy") else real(name, *a))
+    with pytest.raises(ValueError, match=r"quantize extra \(litert-quantizer, sympy missing here\): pip install "
+                                         r"'vae-zoo\[quantize\]'"):
+        vae_zoo.export("mnist-z2", tmp_path / "q", quantize="int8-dynamic")
+    assert not (tmp_path / "q").exists()
+    vae_zoo.export("mnist-z2", tmp_path / "f", formats="onnx", parts="decoder")  # float32 needs none of them

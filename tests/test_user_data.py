@@ -156,9 +156,13 @@ def test_binarized_uint8_data_is_read_as_0_and_1_and_images_upright(digits, tmp_
 def test_finetune_a_preset_on_a_folder_of_pngs(digits, tmp_path):
     folder = write_pngs(tmp_path / "mine", digits)
     before = tree_sha256(folder)
-    run_cli("finetune", "mnist-z2", "--data", folder, "--out", tmp_path / "ft", "--epochs", "2", "--binarize",
-            "--freeze", "decoder", "--workdir", tmp_path / "runs")
+    result = run_cli("finetune", "mnist-z2", "--data", folder, "--out", tmp_path / "ft", "--epochs", "2",
+                     "--binarize", "--freeze", "decoder", "--workdir", tmp_path / "runs")
     assert tree_sha256(folder) == before  # the user's data is only read
+    # One progress format (the epoch lines), then what was measured and where the checkpoints are.
+    assert "epoch 2/2: train elbo" in result.stdout and "Epoch 1/2" not in result.stdout
+    assert "Measured on 30 held-out rows of" in result.stdout and "before fine-tuning" in result.stdout
+    assert f"Checkpoints: {tmp_path / 'runs' / 'ft'} (" in result.stdout
     card = json.loads((tmp_path / "ft" / "card.json").read_text())
     assert card["source"] == {"preset": "mnist-z2",
                               "weights_sha256": file_sha256(preset_path("mnist-z2") / "model.weights.h5")}
@@ -351,3 +355,64 @@ def test_a_zoo_preset_is_measured_on_your_images_with_data(digits, tmp_path, in_
         assert result.returncode == 2 and message in result.stderr
     result = in_process("evaluate", "mnist-z2", "--data", tmp_path / "d.npy", "--write-card", check=False)
     assert result.returncode == 2 and "--write-card records the card's own test data" in result.stderr
+
+
+def test_score_embed_and_interpolate_your_images(digits, tmp_path, in_process):
+    import csv
+
+    folder = write_pngs(tmp_path / "pngs", digits[:24])
+    result = in_process("score", "mnist-z2", "--data", folder, "-o", tmp_path / "s.csv", "--k", "40",
+                        "--unusual", tmp_path / "u.png", "--top", "5", "--quiet")
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert [r["name"] for r in rows] == [f"{i:04d}.png" for i in range(24)]
+    assert sorted(int(r["rank"]) for r in rows) == list(range(1, 25))
+    worst = min(rows, key=lambda r: float(r["log_px"]))
+    assert worst["rank"] == "1" and worst["name"] in result.stdout and (tmp_path / "u.png").is_file()
+    model = vae_zoo.load("mnist-z2")
+    x = user_data.read(folder).x
+    from vae_zoo import data  # the command binarizes grey levels with the test set's fixed seed
+
+    log_px, se = model.score(data.binarize(x), num_samples=40, seed=0)
+    np.testing.assert_allclose([float(r["log_px"]) for r in rows], log_px, atol=1e-3)
+    # The standard error is the spread of the estimate over seeds (delta method, k = 40).
+    spread = np.std([model.score(data.binarize(x[:8]), num_samples=40, seed=s)[0] for s in range(1, 16)], axis=0)
+    ratio = spread.mean() / model.score(data.binarize(x[:8]), num_samples=40, seed=0)[1].mean()
+    assert 0.4 < ratio < 2.5, ratio
+    in_process("embed", "mnist-z2", "--data", folder, "-o", tmp_path / "z.npz")
+    with np.load(tmp_path / "z.npz") as z:
+        q = model.encode(x)
+        np.testing.assert_allclose(z["z_mean"], q.mean(), atol=1e-5)
+        np.testing.assert_allclose(z["z_var"], q.variance(), rtol=1e-5)
+    in_process("interpolate", "mnist-z2", folder / "0000.png", folder / "0001.png", "--steps", "5",
+               "-o", tmp_path / "i.png")
+    path = model.interpolate(x[0], x[1], steps=5, images=True)
+    assert path.shape == (5, 28, 28)
+    np.testing.assert_allclose(path[[0, -1]].reshape(2, -1), model.reconstruct(x[:2]), atol=1e-5)
+    assert Image.open(tmp_path / "i.png").size == (3 * (7 * 29 + 1), 3 * 30)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["score", "mnist-z2", "--data", "{t}/small.npy", "-o", "{t}/s.csv"], "196 pixels per image but mnist-z2 takes"),
+    (["score", "mnist-z2", "--data", "{t}/empty", "-o", "{t}/s.csv"], "holds no PNG or JPEG"),
+    (["score", "mnist-z2", "--data", "{t}/pngs", "-o", "{t}/s.csv", "--k", "0"], "--k: must be a positive int"),
+    (["score", "mnist-z2", "--data", "{t}/pngs", "-o", "{t}/s.txt"], "-o takes a .csv file"),
+    (["score", "mnist-z2", "--data", "{t}/pngs", "-o", "{t}/pngs/s.csv"], "inside"),
+    (["embed", "mnist-z2", "--data", "{t}/pngs", "-o", "{t}/z.csv"], "-o takes a .npz file"),
+    (["interpolate", "mnist-z2", "{t}/pngs/0000.png", "{t}/broken.png", "-o", "{t}/i.png"], "cannot be read"),
+    (["interpolate", "mnist-z2", "{t}/pngs/0000.png", "{t}/missing.png", "-o", "{t}/i.png"], "No image at"),
+    (["interpolate", "mnist-z2", "{t}/pngs/0000.png", "{t}/wide.png", "-o", "{t}/i.png"], "one size"),
+    (["interpolate", "frey-z2", "{t}/pngs/0000.png", "{t}/pngs/0001.png", "-o", "{t}/i.png"], "28 high x 28 wide"),
+    (["interpolate", "mnist-z2", "{t}/pngs/0000.png", "{t}/pngs/0001.png", "--steps", "1", "-o", "{t}/i.png"],
+     "at least 2"),
+], ids=["size", "empty", "k", "csv", "inside", "npz", "unreadable", "missing", "mixed", "frey-shape", "steps"])
+def test_score_embed_interpolate_refuse_bad_input_in_one_line_writing_nothing(digits, tmp_path, in_process, args,
+                                                                              message):
+    write_pngs(tmp_path / "pngs", digits[:4])
+    (tmp_path / "empty").mkdir()
+    np.save(tmp_path / "small.npy", digits[:4, :14, :14])
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    Image.fromarray(np.zeros((28, 40), np.uint8), "L").save(tmp_path / "wide.png")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = in_process(*[a.format(t=tmp_path) for a in args], check=False)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and sorted(p.name for p in tmp_path.rglob("*")) == before

@@ -78,18 +78,31 @@ class CheckedModel(keras.Model):
         self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, **kwargs):
-        steps = kwargs.get("steps_per_epoch")
-        if steps and self._auto_steps_per_execution:
-            per_call = steps_per_execution(steps, STEPS_PER_EXECUTION)
-            if per_call != self.steps_per_execution:
-                self.steps_per_execution = per_call
-                self._reset_compiled_functions()
+        self._fit_steps_per_execution(x, kwargs.get("steps_per_epoch"), kwargs.get("batch_size"),
+                                      kwargs.get("validation_split"))
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras would warn
         return self._checked(super().fit, x, y, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
+        self._fit_steps_per_execution(x, kwargs.get("steps"), kwargs.get("batch_size"))
         return self._checked(super().evaluate, x, y, **kwargs)
+
+    def _fit_steps_per_execution(self, x, steps, batch_size, validation_split=None) -> None:
+        """With automatic steps per execution, never more steps per compiled call than a pass
+        over the data has (given as `steps`, or counted from an array's rows), so progress bars
+        count real steps."""
+        if not self._auto_steps_per_execution:
+            return
+        if not steps and x is not None and not isinstance(x, (tf.data.Dataset, keras.utils.PyDataset)) \
+                and hasattr(x, "__len__") and isinstance(batch_size, int | None):
+            rows = len(x) * (1 - (validation_split or 0)) if isinstance(validation_split, float | int) else len(x)
+            steps = max(1, -(-int(rows) // (batch_size or 32)))  # Keras' default batch size
+        if isinstance(steps, int) and steps > 0:
+            per_call = steps_per_execution(steps, STEPS_PER_EXECUTION)
+            if per_call != self.steps_per_execution:
+                self.steps_per_execution = per_call
+                self._reset_compiled_functions()
 
     def predict(self, x, **kwargs):
         return self._checked(super().predict, x, **kwargs)

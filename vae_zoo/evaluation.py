@@ -47,10 +47,13 @@ class EvaluationData(NamedTuple):
 
 
 def evaluation_data(model: VAE, preset: str | os.PathLike | None = None,
-                    data_path: str | os.PathLike | None = None) -> EvaluationData:
+                    data_path: str | os.PathLike | None = None, binarize: bool = True) -> EvaluationData:
     """What `model` (the preset `preset`) is measured on: the images at `data_path`; else, for a
     model of the user's data, the held-out rows its card records (re-read and checked against
     the card's fingerprint); else its data set's test split (MNIST, Frey Face).
+
+    Grey levels are binarized with a fixed seed for a Bernoulli model (`binarize`), as the
+    card's metrics measure them.
 
     Raises:
         InvalidArgumentError: data of another image shape, or recorded data that is gone or changed.
@@ -97,7 +100,7 @@ def evaluation_data(model: VAE, preset: str | os.PathLike | None = None,
         x_test = read.heldout() if isinstance(read, Shards) else read.x
         what = f"{len(x_test)} images of {source}" + (" (the shards' held-out part)" if isinstance(read, Shards)
                                                        else "")
-    if model.is_binary and not np.isin(x_test, (0.0, 1.0)).all():
+    if binarize and model.is_binary and not np.isin(x_test, (0.0, 1.0)).all():
         x_test = data.binarize(x_test, data.TEST_BINARIZATION_SEED)
         what += f", binarized with numpy default_rng({data.TEST_BINARIZATION_SEED})"
     return EvaluationData(x_test, None, what, "", str(source))

@@ -82,7 +82,8 @@ def shard_rows(n: int, batch_size: int, shard: tuple[int, int]) -> np.ndarray:
 
 
 def importance_weighted(model, x: np.ndarray, num_samples: int = 5000, seed: int = 0, batch_size: int = 100,
-                        verbose: bool = False, shard: tuple[int, int] = (0, 1)) -> np.ndarray:
+                        verbose: bool = False, shard: tuple[int, int] = (0, 1),
+                        return_standard_error: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Importance-weighted estimate of log p(x) with q(z|x) as proposal.
 
         log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i|x),   z_i ~ q(z|x)
@@ -98,32 +99,44 @@ def importance_weighted(model, x: np.ndarray, num_samples: int = 5000, seed: int
         verbose: show a progress bar.
         shard: (i, count): compute only the batches i, i + count, ... (worker i's share; each
             row's estimate is the one a single process gets).
+        return_standard_error: also return each row's Monte Carlo standard error, by the delta
+            method: sqrt((mean(w^2) / mean(w)^2 - 1) / k).
 
     Returns:
-        float32 array of shape (n,) (with `shard`: the rows of its batches, in order).
+        float32 array of shape (n,) (with `shard`: the rows of its batches, in order); with
+        `return_standard_error`, the pair (estimates, standard errors).
     """
     num_samples = check_positive_int("num_samples", num_samples)
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed("seed", seed, allow_none=False)
-    out = []
+    out, squares = [], []
     progress = keras.utils.Progbar(len(shard_rows(len(x), batch_size, shard)), unit_name="datapoint",
                                    stateful_metrics=["mean"]) if verbose else None
     index, count = shard
     for start in range(index * batch_size, len(x), count * batch_size):
         xb = tf.constant(x[start:start + batch_size])
         chunk = max(1, min(num_samples, IW_ROWS_PER_CHUNK // len(xb)))
-        parts = []
+        parts, second = [], []
         for i, first in enumerate(range(0, num_samples, chunk)):
             k = min(chunk, num_samples - first)
-            parts.append((_iw_chunk(model, xb, tf.constant([seed, start, i], tf.int64), k), k))
+            mean, mean_square = _iw_chunk(model, xb, tf.constant([seed, start, i], tf.int64), k)
+            parts.append((mean, k))
+            second.append((mean_square, k))
         out.append(objectives.combine_logmeanexp(parts).numpy())
+        squares.append(objectives.combine_logmeanexp(second).numpy())
         if progress is not None:
             progress.add(len(xb), [("mean", float(np.mean(np.concatenate(out))))])
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    estimates = np.concatenate(out) if out else np.zeros(0, np.float32)
+    if not return_standard_error:
+        return estimates
+    log_mean_square = np.concatenate(squares) if squares else np.zeros(0, np.float32)
+    relative_variance = np.expm1(np.minimum(log_mean_square.astype(np.float64) - 2 * estimates, 700))
+    return estimates, np.sqrt(np.maximum(relative_variance, 0) / num_samples).astype(np.float32)
 
 
 @tf.function(reduce_retracing=True)
 def _iw_chunk(model, x, seed, k):
+    """log mean(w) and log mean(w^2) over k importance samples of each row."""
     posterior = model.encoder(x)
     eps = tf.random.stateless_normal(
         [k, tf.shape(x)[0], model.latent_dim], seed=tf.random.experimental.stateless_fold_in(seed[:2], seed[2]),
@@ -131,7 +144,7 @@ def _iw_chunk(model, x, seed, k):
     )
     z = objectives.reparameterize(posterior, eps)
     log_w = objectives.log_weights(x, posterior, model.prior(), model.decoder, z)
-    return objectives.importance_weighted_bound(log_w)
+    return objectives.importance_weighted_bound(log_w), objectives.importance_weighted_bound(2 * log_w)
 
 
 def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, num_leapfrog_steps: int = 10,

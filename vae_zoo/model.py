@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from vae_zoo import marginal_likelihood, objectives, saving
+from vae_zoo import inference, marginal_likelihood, objectives, saving
 from vae_zoo.checked_model import CheckedModel
 from vae_zoo.distributions import LIKELIHOODS, ConditionalDistribution, GaussianPosterior, StandardNormalPrior
 from vae_zoo.errors import InvalidArgumentError
@@ -227,6 +227,22 @@ class VAE(CheckedModel):
         """
         return marginal_likelihood.importance_weighted(self, self._check_x(x), num_samples, seed, batch_size,
                                                        verbose, shard)
+
+    def score(self, x, num_samples: int = 1000, seed: int = 0, batch_size: int = 100,
+              verbose: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Per-image log p(x) and its standard error (`inference.score`): an anomaly score."""
+        return inference.score(self, self._check_x(x), num_samples, seed, batch_size, verbose)
+
+    def embed(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """The means and variances of q(z|x), shape (n, latent_dim) each (`inference.embed`)."""
+        return inference.embed(self, self._check_x(x))
+
+    def interpolate(self, a, b, steps: int = 10, images: bool = False) -> np.ndarray:
+        """Decoded means between the posterior means of images `a` and `b` (`inference.interpolate`):
+        shape (steps, input_dim), or (steps, height, width) with `images`."""
+        ends = self._check_x(np.stack([np.reshape(a, -1), np.reshape(b, -1)]))
+        path = inference.interpolate(self, ends[0], ends[1], steps)
+        return self._as_images(path) if images else path
 
     def log_likelihood_hmc(self, x, num_samples: int = 500, num_burnin: int = 300, num_leapfrog_steps: int = 10,
                            seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, float]:

@@ -15,6 +15,7 @@ Inputs and outputs stay float32 with their names, so a quantized graph replaces 
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from pathlib import Path
 
@@ -32,6 +33,13 @@ QUALITY_POINTS = 1000  # its test images (the first ones)
 FORMATS = ("onnx", "tflite")  # the formats with a quantizer; SavedModel stays float32
 
 
+# (format, mode) -> the (module, package) pairs its tool imports: the quantize extra, not the base install.
+TOOLS = {**{("onnx", mode): (("sympy", "sympy"),) for mode in ("int8-dynamic", "int8-static")},
+         ("onnx", "float16"): (("onnxconverter_common", "onnxconverter-common"),),
+         **{("tflite", mode): (("litert_quantizer", "litert-quantizer"),)
+            for mode in ("float16", "int8-dynamic", "int8-static")}}
+
+
 def check_supported(modes: tuple[str, ...], formats: tuple[str, ...], parts: tuple[str, ...]) -> None:
     """Raises InvalidArgumentError for a quantized mode asked of a format or part without one."""
     if set(modes) == {"none"}:
@@ -44,6 +52,13 @@ def check_supported(modes: tuple[str, ...], formats: tuple[str, ...], parts: tup
             "with quantize='none'.")
     if any(p not in ("encoder", "decoder") for p in parts):
         raise InvalidArgumentError(f"Quantized exports are of the parts encoder and decoder. Received: parts={parts}")
+    missing = sorted({package for fmt in formats for mode in modes if mode != "none"
+                      for module, package in TOOLS[fmt, mode] if importlib.util.find_spec(module) is None})
+    if missing:
+        raise InvalidArgumentError(
+            f"Quantized exports need the optional packages of vae-zoo's quantize extra ({', '.join(missing)} "
+            "missing here): pip install 'vae-zoo[quantize]'.")
+
 
 
 def file_name(part: str, mode: str, suffix: str) -> str:

@@ -98,7 +98,7 @@ def fit_with_checkpoints(
         binarize: binarize dynamically (Bernoulli models).
         x_test: evaluated (estimator B, L = 1; `test_elbo` in the log) every `eval_every` epochs.
         resume: continue from the checkpoint in `directory` (an error if there is none).
-        verbose: Keras verbosity.
+        verbose: 0 for silence, else a line per measured epoch (the held-out ELBO and the ETA).
         evaluate: instead of `x_test`: model -> {name: number}, logged at the epochs
             `evaluate_at(epoch)` accepts (default: every `eval_every`-th) and at the end.
         report: print a line per evaluation (default: when `verbose` is not 0).
@@ -174,7 +174,8 @@ def train_preset(name: str, workdir: Path, out: Path, resume: bool, overrides: d
     x_test = data_lib.test_set(spec.dataset, binary)
     model = build_model(spec.architecture, recipe, len(x_train))
     model, state = fit_with_checkpoints(
-        model, x_train, recipe, Path(workdir) / name, binary, x_test, resume=resume, verbose=verbose,
+        model, x_train, recipe, Path(workdir) / name, binary, x_test, resume=resume, verbose=0,
+        report=verbose != 0,  # one line per epoch, not Keras' bar beside it
     )
     card = {
         "name": name,
@@ -239,7 +240,7 @@ def train_on_data(
         overwrite: replace an existing `out`.
         command: the command line, for the card.
         k: importance samples of the held-out log p(x) (0 skips it).
-        verbose: Keras verbosity.
+        verbose: 0 for silence, else a line per measured epoch (the held-out ELBO and the ETA).
         cluster: train data-parallel across these workers (`distributed.fit`; every worker calls
             this with the same arguments, having called `distributed.connect` first thing).
         peer_timeout: seconds a worker waits for its peers before it stops with an error.
@@ -306,7 +307,7 @@ def train_on_data(
                                                    ("input_dim", "latent_dim", "hidden_units", "likelihood")}}
     model, state = fit(model, x_train, recipe, Path(workdir) / out.name, binarize, resume=resume,
                        evaluate=held_out_elbo, evaluate_at=lambda e: e % max(1, recipe.epochs // 10) == 0,
-                       identity=identity, **({"verbose": verbose} if cluster is None else {}))
+                       identity=identity, **({"verbose": 0, "report": verbose != 0} if cluster is None else {}))
     held_out_ll = _held_out_log_likelihood(model, x_held, k, recipe.seed, cluster) if k else None
     if cluster is not None:
         distributed.done()

@@ -39,6 +39,7 @@ class UserData:
         kind: "npy", "npz" or "images".
         scaling: how the stored values became pixels ("uint8 / 255", "uint8 0/1 as is",
             "floats as given").
+        names: the image files' names, in row order (a folder of images), else None.
         fingerprint: sha256 of the pixels (float32, C order) and their shape: the same data
             read from any format gives the same fingerprint.
     """
@@ -49,6 +50,7 @@ class UserData:
     kind: str
     fingerprint: str
     scaling: str = "uint8 / 255"
+    names: tuple[str, ...] | None = None
 
     @property
     def input_dim(self) -> int:
@@ -84,8 +86,10 @@ def read(path: str | os.PathLike) -> UserData | shards.Shards:
     path = Path(path)
     if shards.is_shards(path):
         return shards.Shards(path)
+    names = None
     if path.is_dir():
         (x, scaling), shape, kind = _read_images(path)
+        names = tuple(f.name for f in image_files(path))
     elif path.is_file():
         (x, scaling), shape, kind = _read_array(path)
     elif path.exists():
@@ -95,7 +99,12 @@ def read(path: str | os.PathLike) -> UserData | shards.Shards:
         raise DataNotFoundError(f"No data at {path}: give a .npy or .npz file or a folder of PNG/JPEG images.")
     x = np.ascontiguousarray(x, np.float32)
     digest = hashlib.sha256(repr(x.shape).encode() + x.tobytes()).hexdigest()
-    return UserData(x, shape, str(path), kind, digest, scaling)
+    return UserData(x, shape, str(path), kind, digest, scaling, names)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The PNG/JPEG files of `folder`, in name order (the order of the rows read from it)."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 # Images larger than this are refused before they are decoded (a VAE's images are small; a
@@ -192,11 +201,31 @@ def _scaled(array: np.ndarray, where: str, row_name: str, names: list[str] | Non
 
 
 def _read_images(folder: Path) -> tuple[tuple[np.ndarray, str], tuple[int, int], str]:
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(folder)
     if not files:
         raise DataNotFoundError(f"{folder} holds no PNG or JPEG images ({', '.join(IMAGE_SUFFIXES)}).")
+    return _read_image_files(files, str(folder))
+
+
+def read_image_files(files: list[str | os.PathLike]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Given PNG/JPEG files (grayscale, one size), checked as a folder's are: (float32 pixels
+    (n, D) in [0, 1], (height, width)).
+
+    Raises:
+        DataNotFoundError: a file that does not exist.
+        InvalidArgumentError: as `read` for a folder of images.
+    """
+    files = [Path(f) for f in files]
+    for file in files:
+        if not file.is_file():
+            raise DataNotFoundError(f"No image at {file}: give PNG or JPEG files.")
+    (x, _), shape, _ = _read_image_files(files, ", ".join(map(str, files)))
+    return x, shape
+
+
+def _read_image_files(files: list[Path], where: str) -> tuple[tuple[np.ndarray, str], tuple[int, int], str]:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     images, size = [], None
     for file in files:
         try:
@@ -207,7 +236,7 @@ def _read_images(folder: Path) -> tuple[tuple[np.ndarray, str], tuple[int, int],
                         f"{file} declares {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,} a VAE's image "
                         "can have here; it was not decoded. Resize it, or remove it.")
                 if size is None:
-                    _check_fits(str(folder), (len(files), height, width), f"{len(files)} images")
+                    _check_fits(where, (len(files), height, width), f"{len(files)} images")
                 image.load()
                 upright = ImageOps.exif_transpose(image)  # a camera's rotation, as every viewer shows it
                 mode, pixels = upright.mode, np.asarray(upright)
@@ -227,7 +256,7 @@ def _read_images(folder: Path) -> tuple[tuple[np.ndarray, str], tuple[int, int],
             raise InvalidArgumentError(f"{file} has {pixels.dtype} pixels ({mode}); 8-bit grayscale is accepted. "
                                        "Convert it with PIL.Image.convert('L').")
         images.append(pixels)
-    scaled = _scaled(np.stack(images).reshape(len(images), -1), str(folder), "image", [f.name for f in files])
+    scaled = _scaled(np.stack(images).reshape(len(images), -1), where, "image", [f.name for f in files])
     return scaled, size, "images"
 
 

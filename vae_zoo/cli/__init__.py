@@ -15,10 +15,10 @@ import os
 import sys
 
 from vae_zoo import _import_tensorflow_quietly
-from vae_zoo.cli import catalog, evaluate, export, images, paper, training
+from vae_zoo.cli import analysis, catalog, evaluate, export, images, paper, training
 
 # The command groups, in the order `vae-zoo --help` lists their commands.
-COMMAND_GROUPS = (catalog, training, evaluate, images, paper, export)
+COMMAND_GROUPS = (catalog, training, evaluate, images, analysis, paper, export)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -28,11 +28,32 @@ def _train_on_data(args, preset: str | None, architecture: dict | None) -> int:
                     num_samples=getattr(args, "samples", None) or 1)
     path = train_on_data(user_data.read(args.data), args.out, recipe, args.workdir, preset, architecture,
                          getattr(args, "freeze", None), args.binarize, args.holdout, args.resume, args.overwrite,
-                         command=" ".join(["vae-zoo", *sys.argv[1:]]), verbose=1 if sys.stdout.isatty() else 2,
-                         cluster=cluster, peer_timeout=args.peer_timeout)
-    print(f"Saved preset to {path}" if path else
-          f"Worker {cluster.index} done; the chief (worker 0) writes the preset.")
+                         command=" ".join(["vae-zoo", *sys.argv[1:]]), verbose=1, cluster=cluster,
+                         peer_timeout=args.peer_timeout)
+    if path is None:
+        print(f"Worker {cluster.index} done; the chief (worker 0) writes the preset.")
+        return 0
+    _summary(path, args.workdir / Path(args.out).name)
     return 0
+
+
+def _summary(path: Path, run: Path) -> None:
+    """The numbers a training run measured, where its checkpoints are, and where the preset is."""
+    from vae_zoo import preset_format
+    from vae_zoo.io import files_in
+    from vae_zoo.summaries import plus_minus
+
+    metrics = preset_format.read_card(path).get("metrics", {})
+    ll, before = metrics.get("test_log_likelihood"), metrics.get("source_preset_test_log_likelihood")
+    if metrics:
+        print(f"Measured on {metrics['test_set']}: test ELBO (B) {plus_minus(metrics['test_elbo_B'], 2)}"
+              + (f", log p(x) {plus_minus(ll, 2)} (k={ll['k']})" if ll else "")
+              + (f"; before fine-tuning {plus_minus(before, 2)}" if before else "") + " nats per image")
+    if run.is_dir():
+        size = sum((run / name).stat().st_size for name in files_in(run))
+        print(f"Checkpoints: {run} ({size / 2**20:.1f} MB; --resume continues from them; delete the folder when "
+              "you no longer need to)")
+    print(f"Saved preset to {path}")
 
 
 def cmd_shard(args) -> int:
@@ -75,8 +96,8 @@ def cmd_train(args) -> int:
     overrides = dict(epochs=args.epochs, estimator=args.estimator, num_samples=args.samples,
                      batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed)
     path = train_preset(args.name, args.workdir, args.out or Path("presets"), args.resume, overrides,
-                        overwrite=args.overwrite, verbose=1 if sys.stdout.isatty() else 2)
-    print(f"Saved preset to {path}")
+                        overwrite=args.overwrite, verbose=1)
+    _summary(path, args.workdir / args.name)
     return 0
 
 
