@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.special
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import vae_zoo
@@ -39,6 +39,7 @@ def small_model(seed: int, scale: float):
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), scale=st.sampled_from([0.01, 0.3, 1.0, 3.0]),
        ones=st.floats(0.0, 1.0))
+@example(seed=218, scale=3.0, ones=0.0)  # found by this test: one chain's acceptance 0.33 (mean 0.76)
 def test_estimates_of_a_bernoulli_model_are_never_positive_and_match_quadrature(seed, scale, ones):
     model = small_model(seed, scale)
     x = (np.random.default_rng(seed + 1).random((6, model.input_dim)) < ones).astype(np.float32)
@@ -49,13 +50,15 @@ def test_estimates_of_a_bernoulli_model_are_never_positive_and_match_quadrature(
     for estimate in (app_d, ais):
         assert np.all(np.isfinite(estimate)) and np.all(estimate <= 0), estimate
     assert np.all(exact <= 0)
-    # Both within a nat of the exact value on the models of moderate weights. On the badly conditioned
-    # ones (weights ~ N(0, 9), rugged posteriors) only the contract above is asserted: there App. D's
-    # single chain can miss a mode (seen: 1.1 nats low) and 200 AIS steps spread over +-1.4 nats.
+    # Both within a nat of the exact value, and App. D's step sizes at their target, on the models of
+    # moderate weights. On the badly conditioned ones (weights ~ N(0, 9), rugged posteriors) only the
+    # contract above is asserted: there App. D's single chain can miss a mode (seen: 1.1 nats low), 200
+    # AIS steps spread over +-1.4 nats, and 200 steps of dual averaging can leave a chain far from its
+    # target acceptance (seen: 0.33; Figure 3's gate refuses such a point, docs/paper.md).
     if scale <= 1.0:
         np.testing.assert_allclose(ais, exact, atol=1.0)
         np.testing.assert_allclose(app_d, exact, atol=1.0)
-    assert abs(float(np.mean(app_d_acceptance)) - 0.9) < 0.1
+        assert abs(float(np.mean(app_d_acceptance)) - 0.9) < 0.1
 
 
 @pytest.mark.slow

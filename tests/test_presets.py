@@ -55,6 +55,25 @@ def test_every_command_a_card_gives_runs_as_a_command_of_this_version(name):
 
 
 @pytest.mark.parametrize("name", SHIPPED)
+def test_every_preset_folder_has_a_model_card_for_people_and_hubs(name):
+    import json
+
+    folder = preset_format.preset_path(name)
+    card = registry.read_card(name)
+    readme = (folder / "README.md").read_text()
+    front, body = readme.split("---\n")[1], readme.split("---\n", 2)[2]
+    assert "license: apache-2.0" in front and f"- name: {name}" in front
+    assert f"value: {card['metrics']['test_log_likelihood']['mean']}" in front  # the card's number, not another
+    for section in ("## Use", "## Data", "## Training", "## Measured", "## Intended use and limits", "## Licence",
+                    "## Citation"):
+        assert section in body, section
+    assert card["metrics_command"] in body and "Auto-Encoding Variational Bayes" in body
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["parameter_count"] == vae_zoo.load(name, compile=False).count_params()
+    assert set(json.loads((folder / "checksums.json").read_text())) >= {"README.md", "metadata.json"}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_card_test_elbo_is_reproduced(name):
     """The card's test ELBO (B, L=1, full test set) comes back from the same seeded computation."""
     card = registry.read_card(name)

@@ -36,7 +36,8 @@ def test_unknown_name_lists_the_presets_and_the_closest():
 
 def test_preset_folder_round_trip(small_preset, mnist_subset):
     model, path = small_preset
-    assert sorted(p.name for p in path.iterdir()) == ["card.json", "checksums.json", "config.json", "model.weights.h5"]
+    assert sorted(p.name for p in path.iterdir()) == ["README.md", "card.json", "checksums.json", "config.json",
+                                                      "metadata.json", "model.weights.h5"]
     card = json.loads((path / "card.json").read_text())
     assert card["note"] == "test" and len(card["weights_sha256"]) == 64
     loaded = vae_zoo.load(path)

@@ -126,9 +126,15 @@ def _weights(workdir):
 
 
 @pytest.mark.slow
-def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path):
+def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path, in_process, monkeypatch):
+    import sys
+
+    def command(*args):  # the command in this interpreter, as the console script runs it (sys.argv recorded)
+        monkeypatch.setattr(sys, "argv", ["vae-zoo", *map(str, args)])
+        return in_process(*args)
+
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    result = vae_zoo(*TINY_FIGURE3, "--workdir", straight / "w", "--out", straight / "o")
+    result = command(*TINY_FIGURE3, "--workdir", straight / "w", "--out", straight / "o")
     assert "| mnist | 3 | 200 | mcem |" in result.stdout
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [*TINY_FIGURE3, "--workdir", killed / "w", "--out", killed / "o"]
@@ -144,7 +150,7 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path)
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be interrupted"
     assert json.loads(state.read_text())["epoch"] < 5
-    vae_zoo(*args)  # the same command continues
+    command(*args)  # the same command continues (the killed run was the console script)
     a, b = (json.loads((d / "o" / "figure3.json").read_text()) for d in (straight, killed))
     def measured(points):  # the points without the time their measurement took
         return [{k: v for k, v in p.items() if k != "measure_seconds"} for p in points]

@@ -26,6 +26,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from vae_zoo import model_card
 from vae_zoo.errors import PresetError, UnknownPresetError
 from vae_zoo.io import atomic_write_text, file_sha256, staged_dir
 
@@ -198,9 +199,10 @@ def preset_files(folder: Path) -> set[str] | None:
 
 
 def write_checksums(folder: str | os.PathLike) -> dict:
-    """Writes checksums.json for the config, weights and card present in `folder`."""
+    """Writes checksums.json for the config, weights, card and readable files present in `folder`."""
     folder = Path(folder)
-    sums = {name: file_sha256(folder / name) for name in (CONFIG, WEIGHTS, CARD) if (folder / name).is_file()}
+    sums = {name: file_sha256(folder / name) for name in (CONFIG, WEIGHTS, CARD, model_card.README,
+                                                          model_card.METADATA) if (folder / name).is_file()}
     atomic_write_text(folder / CHECKSUMS, json.dumps(sums, indent=1))
     return sums
 
@@ -238,8 +240,15 @@ def write_preset(path: str | os.PathLike, config: dict, write_weights: Callable[
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         atomic_write_text(tmp / CARD, json.dumps(card, indent=1))
+        write_readable_files(tmp, card, config)
         write_checksums(tmp)
     return path
+
+
+def write_readable_files(folder: Path, card: dict, config: dict) -> None:
+    """README.md (a model card for people and model hubs) and metadata.json, from the card."""
+    atomic_write_text(folder / model_card.README, model_card.readme(card, config, card.get("name", folder.name)))
+    atomic_write_text(folder / model_card.METADATA, model_card.metadata(config, card))
 
 
 def update_card(name_or_path: str | os.PathLike, **fields) -> dict:
@@ -250,5 +259,6 @@ def update_card(name_or_path: str | os.PathLike, **fields) -> dict:
         for name in (CONFIG, WEIGHTS):
             shutil.copy2(verified(folder, name), tmp / name)
         atomic_write_text(tmp / CARD, json.dumps(card, indent=1))
+        write_readable_files(tmp, card, read_config(folder))
         write_checksums(tmp)
     return card
