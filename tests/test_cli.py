@@ -45,12 +45,13 @@ def test_train_writes_a_preset_with_its_log(trained):
 
 
 @pytest.mark.slow
-def test_train_resume_continues_and_an_existing_run_is_not_clobbered(trained, tmp_path):
+def test_train_resume_continues_and_an_existing_run_is_not_clobbered(trained, tmp_path, in_process):
     root, _ = trained
-    result = vae_zoo("train", "mnist-z2", "--epochs", "2", "--workdir", root / "runs", "--out", tmp_path, check=False)
+    result = in_process("train", "mnist-z2", "--epochs", "2", "--workdir", root / "runs", "--out", tmp_path,
+                        check=False)
     assert result.returncode == 2 and "--resume" in result.stderr and "Traceback" not in result.stderr
-    result = vae_zoo("train", "mnist-z2", "--epochs", "3", "--lr", "0.002", "--resume", "--workdir", root / "runs",
-                     "--out", tmp_path)
+    result = in_process("train", "mnist-z2", "--epochs", "3", "--lr", "0.002", "--resume", "--workdir",
+                        root / "runs", "--out", tmp_path)
     card = json.loads((tmp_path / "mnist-z2" / "card.json").read_text())
     assert [r["epoch"] for r in card["training"]["log"]] == [1, 2, 3]
 
@@ -61,43 +62,43 @@ def test_train_resume_continues_and_an_existing_run_is_not_clobbered(trained, tm
     (["reconstruct", "-n", "8", "--pairs-per-row", "4"], (8 * 29 + 1, 2 * 29 + 1)),
     (["manifold", "--grid", "10"], (280, 280)),
 ])
-def test_picture_commands_write_pngs(trained, tmp_path, command, size):
+def test_picture_commands_write_pngs(trained, tmp_path, command, size, in_process):
     _, preset = trained
     out = tmp_path / "out.png"
-    vae_zoo(command[0], preset, *command[1:], "-o", out)
+    in_process(command[0], preset, *command[1:], "-o", out)
     image = Image.open(out)
     assert image.size == (size[0] * 3, size[1] * 3) and image.mode == "L"
 
 
 @pytest.mark.slow
-def test_curves_plots_the_training_log(trained, tmp_path):
+def test_curves_plots_the_training_log(trained, tmp_path, in_process):
     root, preset = trained
     out = tmp_path / "curves.png"
-    result = vae_zoo("curves", preset, root / "runs" / "mnist-z2", "-o", out)
+    result = in_process("curves", preset, root / "runs" / "mnist-z2", "-o", out)
     assert "mnist-z2" in result.stdout and Image.open(out).size[0] > 500
 
 
 @pytest.mark.slow
-def test_evaluate_reports_both_estimators_and_log_likelihood(trained):
+def test_evaluate_reports_both_estimators_and_log_likelihood(trained, in_process):
     _, preset = trained
-    result = vae_zoo("evaluate", preset, "--k", "20", "--n-test", "100", "--quiet")
+    result = in_process("evaluate", preset, "--k", "20", "--n-test", "100", "--quiet")
     metrics = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
     assert metrics["n_test"] == 100 and metrics["test_log_likelihood"]["k"] == 20
     assert metrics["test_log_likelihood"]["mean"] > metrics["test_elbo_B"]["mean"] - 1.0
-    result = vae_zoo("evaluate", preset, "--k", "20", "--write-card", check=False)
+    result = in_process("evaluate", preset, "--k", "20", "--write-card", check=False)
     assert result.returncode == 2 and "k=5000" in result.stderr
 
 
 @pytest.mark.slow
-def test_export_command_and_info(trained, tmp_path):
+def test_export_command_and_info(trained, tmp_path, in_process):
     _, preset = trained
-    result = vae_zoo("export", preset, "-o", tmp_path / "edge", "--format", "onnx", "--part", "decoder")
+    result = in_process("export", preset, "-o", tmp_path / "edge", "--format", "onnx", "--part", "decoder")
     assert "decoder.onnx" in result.stdout
     manifest = json.loads((tmp_path / "edge" / "manifest.json").read_text())
     assert [a["file"] for a in manifest["artifacts"]] == ["decoder.onnx"]
-    result = vae_zoo("export", preset, "-o", tmp_path / "edge", check=False)
+    result = in_process("export", preset, "-o", tmp_path / "edge", check=False)
     assert result.returncode == 2 and "overwrite" in result.stderr
-    result = vae_zoo("info", preset)
+    result = in_process("info", preset)
     assert "mnist-z2" in result.stdout and "weights     sha256" in result.stdout
 
 

@@ -190,7 +190,7 @@ def test_any_quantize_request_is_refused_before_work_or_is_valid(tmp_path, modes
 
 
 @pytest.mark.slow
-def test_export_quantize_from_the_command_line(tmp_path):
+def test_export_quantize_from_the_command_line(tmp_path, in_process):
     result = run_cli("export", "mnist-z2", "--format", "onnx", "--part", "decoder", "--quantize", "int8-dynamic",
                      "-o", tmp_path / "out", "--quality-k", "10", "--quality-points", "20")
     assert "decoder.int8-dynamic.onnx" in result.stdout and "test log p(x) drop" in result.stdout
@@ -203,7 +203,7 @@ def test_export_quantize_from_the_command_line(tmp_path):
     for args, message in ((("--quantize", "int4"), "Unknown quantization mode"),
                           (("--format", "saved_model", "--quantize", "float16"), "saved_model cannot be quantized"),
                           (("--quantize", "float16", "--max-drop", "-1"), "must be a finite number >= 0")):
-        bad = run_cli("export", "mnist-z2", "-o", tmp_path / "bad", *args, check=False)
+        bad = in_process("export", "mnist-z2", "-o", tmp_path / "bad", *args, check=False)
         assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "bad").exists()
 

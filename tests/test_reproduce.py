@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
-from test_cli import SCRIPT, vae_zoo
+from test_cli import SCRIPT
 
 from vae_zoo import reproduce, viz
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError
@@ -175,9 +175,9 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path,
 
 
 @pytest.mark.slow
-def test_figure2_end_to_end_with_a_tiny_budget(tmp_path):
-    result = vae_zoo("reproduce", "figure2", "--dataset", "frey", "--nz", "2", "--samples", "3400",
-                     "--eval-points", "100", "--lr", "0.02", "--workdir", tmp_path / "w", "--out", tmp_path / "o")
+def test_figure2_end_to_end_with_a_tiny_budget(tmp_path, in_process):
+    result = in_process("reproduce", "figure2", "--dataset", "frey", "--nz", "2", "--samples", "3400",
+                        "--eval-points", "100", "--lr", "0.02", "--workdir", tmp_path / "w", "--out", tmp_path / "o")
     results = json.loads((tmp_path / "o" / "figure2.json").read_text())
     assert sorted(results["curves"]) == ["frey-n1765-z2-aevb", "frey-n1765-z2-wake-sleep"]
     for curve in results["curves"].values():

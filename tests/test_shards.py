@@ -89,16 +89,16 @@ def test_damaged_shard_folders_are_refused_naming_the_file(folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_shard_command_writes_a_folder_that_train_streams(tmp_path, mnist_subset):
+def test_shard_command_writes_a_folder_that_train_streams(tmp_path, mnist_subset, in_process):
     np.save(tmp_path / "x.npy", (mnist_subset[0][:400] > 0.5).astype(np.uint8) * 255)
     result = run_cli("shard", "--data", tmp_path / "x.npy", "--out", tmp_path / "s", "--shard-size", "150")
     assert "Wrote 3 training shards (360 images) and 40 held-out images" in result.stdout
     assert shards.Shards(tmp_path / "s").binary
-    run_cli("train", "--data", tmp_path / "s", "--latent-dim", "2", "--hidden", "16", "--epochs", "2",
-            "--out", tmp_path / "m", "--workdir", tmp_path / "runs")
+    in_process("train", "--data", tmp_path / "s", "--latent-dim", "2", "--hidden", "16", "--epochs", "2",
+               "--out", tmp_path / "m", "--workdir", tmp_path / "runs")
     card = json.loads((tmp_path / "m" / "card.json").read_text())
     assert card["data"]["kind"] == "shards" and card["data"]["examples"] == 400 and card["metrics"]["n_test"] == 40
-    again = run_cli("shard", "--data", tmp_path / "s", "--out", tmp_path / "t", check=False)
+    again = in_process("shard", "--data", tmp_path / "s", "--out", tmp_path / "t", check=False)
     assert again.returncode == 2 and "already a shard folder" in again.stderr
 
 

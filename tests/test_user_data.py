@@ -180,15 +180,15 @@ def test_finetune_a_preset_on_a_folder_of_pngs(digits, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_a_fresh_model_on_an_array_of_any_image_size(tmp_path):
+def test_train_a_fresh_model_on_an_array_of_any_image_size(tmp_path, in_process):
     rng = np.random.default_rng(0)
     images = (rng.random((250, 10, 12)) * 255).astype(np.uint8)
     np.save(tmp_path / "faces.npy", images)
-    run_cli("train", "--data", tmp_path / "faces.npy", "--latent-dim", "3", "--hidden", "16", "--likelihood",
-            "gaussian", "--epochs", "2", "--out", tmp_path / "mine", "--workdir", tmp_path / "runs")
+    in_process("train", "--data", tmp_path / "faces.npy", "--latent-dim", "3", "--hidden", "16", "--likelihood",
+               "gaussian", "--epochs", "2", "--out", tmp_path / "mine", "--workdir", tmp_path / "runs")
     model = vae_zoo.load(tmp_path / "mine")
     assert (model.input_dim, model.latent_dim, model.likelihood) == (120, 3, "gaussian")
-    run_cli("sample", tmp_path / "mine", "-n", "4", "-o", tmp_path / "s.png")  # 10x12 images, from the card
+    in_process("sample", tmp_path / "mine", "-n", "4", "-o", tmp_path / "s.png")  # 10x12 images, from the card
     assert Image.open(tmp_path / "s.png").size == (3 * (2 * 13 + 1), 3 * (2 * 11 + 1))
     assert isinstance(keras.saving.load_model(tmp_path / "runs" / "mine" / "checkpoint" / "model.keras"),
                       vae_zoo.VAE)
