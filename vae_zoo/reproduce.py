@@ -318,3 +318,18 @@ def table(results: dict, at: float = 1e6) -> str:
                          f"{c['samples']:.2g} | {last['train']:.2f} | {last['test']:.2f} | "
                          f"{c['wall_seconds'] / 60:.1f} min | {early} / {late} @ {common:.2g} |")
     return "\n".join(lines)
+
+
+def step_size_table(results: dict) -> str:
+    """A markdown table of each curve's step-size selection: the training-set number of the short
+    run at each step size ("diverged" where it failed), the choice, and weight updates per sample."""
+    lines = [f"| curve | {' | '.join(f'{lr:g}' for lr in STEP_SIZES)} | chosen | weight updates per sample |",
+             "|" + " --- |" * (len(STEP_SIZES) + 3)]
+    for name, c in sorted(results["curves"].items()):
+        selection = c.get("step_size_selection") or {}
+        scores, failed = selection.get("train", {}), selection.get("failed", {})
+        cells = [("-" if f"{lr:g}" not in failed else "diverged") if f"{lr:g}" not in scores else
+                 f"{scores[f'{lr:g}']:.2f}" if abs(scores[f"{lr:g}"]) < 1e6 else f"{scores[f'{lr:g}']:.1e}"
+                 for lr in STEP_SIZES]
+        lines.append(f"| {name} | {' | '.join(cells)} | {c['learning_rate']:g} | {c['updates_per_sample']:g} |")
+    return "\n".join(lines)

@@ -31,6 +31,7 @@ def cmd_reproduce(args) -> int:
                                 command=" ".join(["vae-zoo", *sys.argv[1:]]), overwrite=args.overwrite,
                                 verbose=not args.quiet)
     print(reproduce.table(results))
+    print("\nStep sizes (the training-set number of each short run):\n" + reproduce.step_size_table(results))
     print(f"Wrote {args.out / stem}.json and .png")
     return 0
 
