@@ -20,7 +20,8 @@ import pytest
 pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "export/README.md", "docs/your-data.md", "docs/export.md", "docs/speed.md"]
+DOCS = ["README.md", "export/README.md", "docs/your-data.md", "docs/export.md", "docs/speed.md",
+        "docs/python-api.md"]
 FENCE = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)
 TEST_COMMAND = 'pip install ".[test]"'
 FIRST_COMMAND = ("python3 -m venv .venv && .venv/bin/pip install . && "
