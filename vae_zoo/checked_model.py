@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_zoo.errors import InvalidArgumentError
 from vae_zoo.recipes import steps_per_execution
 from vae_zoo.validation import check_data, check_dataset, check_positive_int, check_seed, graph_check_error
 
@@ -29,10 +30,28 @@ class CheckedModel(keras.Model):
 
     input_dim: int
     likelihood: str
+    image_shape: tuple[int, int] | None = None  # (height, width) of the images, when known
     _auto_steps_per_execution = False
 
     def _check_x(self, x) -> np.ndarray:
         return check_data(x, self.input_dim, self.likelihood)
+
+    def _as_images(self, x: np.ndarray) -> np.ndarray:
+        """Rows (n, input_dim) as images (n, height, width) of `image_shape`."""
+        if not self.image_shape:
+            raise InvalidArgumentError("This model's image shape is unknown (it was not loaded from a preset of "
+                                       "images): set model.image_shape = (height, width) first.")
+        if int(np.prod(self.image_shape)) != self.input_dim:
+            raise InvalidArgumentError(f"model.image_shape {tuple(self.image_shape)} does not hold the model's "
+                                       f"{self.input_dim} pixels: set it to the (height, width) of its images.")
+        return x.reshape(len(x), *self.image_shape)
+
+    def export(self, filepath, format: str = "tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras' `Model.export` of `call`, with this model's input shape as the default signature
+        (`vae_zoo.export` writes checked encoder and decoder graphs with a manifest instead)."""
+        if input_signature is None:
+            input_signature = [tf.TensorSpec((None, self.input_dim), tf.float32, name="x")]
+        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
 
     def _reset_compiled_functions(self):
         self.train_function = self.test_function = self.predict_function = None

@@ -18,12 +18,7 @@ from vae_zoo.distributions import LIKELIHOODS, ConditionalDistribution, Gaussian
 from vae_zoo.errors import InvalidArgumentError
 from vae_zoo.networks import hidden_sizes
 from vae_zoo.objectives import RNG
-from vae_zoo.validation import (
-    check_choice,
-    check_latent,
-    check_positive_int,
-    check_seed,
-)
+from vae_zoo.validation import check_choice, check_latent, check_positive_int, check_seed
 
 tfd = tfp.distributions
 
@@ -114,7 +109,7 @@ class VAE(CheckedModel):
         self.decoder.build((None, latent_dim))
         self.prior.build((latent_dim,))
         self.built = True
-        self.image_shape: tuple[int, int] | None = None  # (height, width) of the images, when known
+        self.image_shape = None  # (height, width) of the images, when known
         self.source_preset: dict | None = None  # the preset the weights were loaded from
 
     # -- options that change the compiled step --------------------------------------
@@ -158,20 +153,10 @@ class VAE(CheckedModel):
         out.update(self.decoder.outputs(out["z_mean"]))
         return out
 
-    def export(self, filepath, format: str = "tf_saved_model", verbose=None, input_signature=None, **kwargs):
-        """Keras' `Model.export` of `call` (x of shape (batch, input_dim) -> the posterior's and the
-        decoder's tensors at z = z_mean), with this model's input shape as the default signature.
-        `vae_zoo.export` writes the encoder and decoder as separate graphs instead, checked
-        against Keras and listed with their sha256 in a manifest."""
-        if input_signature is None:
-            input_signature = [tf.TensorSpec((None, self.input_dim), tf.float32, name="x")]
-        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
-
     # -- bounds ----------------------------------------------------------------------
 
     def _noise(self, shape, seed):
-        """Standard normal noise: from the model's generator (seed None), an int
-        seed, or a stateless (2,) seed tensor."""
+        """Standard normal noise: from the model's generator (seed None), an int seed, or a (2,) tensor."""
         if seed is None:
             return keras.random.normal(shape, seed=self.seed_generator, dtype=self.compute_dtype)
         if not tf.is_tensor(seed):
@@ -209,8 +194,7 @@ class VAE(CheckedModel):
             return_terms: also return the reconstruction and KL terms.
 
         Returns:
-            Tensor of shape (batch,), or an `objectives.Bound` if
-            `return_terms`.
+            Tensor of shape (batch,), or an `objectives.Bound` if `return_terms`.
         """
         estimator = self.estimator if estimator is None else check_estimator(estimator)
         num_samples = self.num_samples if num_samples is None else check_positive_int("num_samples", num_samples)
@@ -290,14 +274,6 @@ class VAE(CheckedModel):
         x = p_x.mean() if mean else p_x.sample(seed=_tfp_seed(seed))
         return self._as_images(np.asarray(x, dtype=np.float32)) if images else np.asarray(x, dtype=np.float32)
 
-    def _as_images(self, x: np.ndarray) -> np.ndarray:
-        if not self.image_shape:
-            raise InvalidArgumentError("This model's image shape is unknown (it was not loaded from a preset of "
-                                       "images): set model.image_shape = (height, width) first.")
-        if int(np.prod(self.image_shape)) != self.input_dim:
-            raise InvalidArgumentError(f"model.image_shape {tuple(self.image_shape)} does not hold the model's "
-                                       f"{self.input_dim} pixels: set it to the (height, width) of its images.")
-        return x.reshape(len(x), *self.image_shape)
 
     def reconstruct(self, x, sample_z: bool = False, seed: int | None = None, images: bool = False) -> np.ndarray:
         """Decoder mean at the encoder's mean (or at a sample of q(z|x)).
@@ -359,34 +335,26 @@ class VAE(CheckedModel):
 
     @classmethod
     def from_preset(cls, name_or_path: str | os.PathLike, pretrained: bool = True, compile: bool = True) -> VAE:
-        """Loads a preset by name (`vae_zoo.list_models()`) or from a preset folder.
+        """Loads a preset by name (`vae_zoo.list_models()`), from a preset folder, or from
+        `hf://OWNER/NAME`; sets `image_shape` and `source_preset` from its card.
 
         Args:
-            name_or_path: a preset name such as "mnist-z20", or a folder written
-                by `save_to_preset` (a name wins over a folder of the same name:
-                write `./mnist-z20` for the folder).
-            pretrained: load the trained weights, verified against their sha256
-                first; False gives the same architecture freshly initialised.
-            compile: compile (fast path, see `compile`) with the recipe's
-                optimizer, so `fit` continues right away: at the schedule's final
-                learning rate for trained weights (fine-tuning), at its initial
-                one for fresh weights.
-
-        Returns:
-            A `VAE`.
+            name_or_path: a preset name such as "mnist-z20", or a folder written by
+                `save_to_preset` (a name wins over a folder of the same name: write `./mnist-z20`).
+            pretrained: load the trained weights, verified against their sha256 first; False
+                gives the same architecture freshly initialised.
+            compile: compile (fast path) with the recipe's optimizer, so `fit` continues right
+                away: at the schedule's final learning rate for trained weights, else its first.
 
         Raises:
             UnknownPresetError: an unknown name (lists the available ones).
-            PresetError: a missing config or weights file, or weights whose
-                sha256 differs from the card's (truncated or changed file).
+            PresetError: a missing, truncated or changed file, or a config that is not a VAE.
         """
         return saving.load_preset(cls, name_or_path, pretrained, compile)
 
     def save_to_preset(self, path: str | os.PathLike, card: dict | None = None, overwrite: bool = False) -> Path:
-        """Writes a preset folder (config.json, model.weights.h5, card.json) that
-        `VAE.from_preset(path)` and `vae_zoo.load(path)` read back.
-
-        The folder is assembled beside `path` and renamed into place, so it is
+        """Writes a preset folder (config, weights, card.json, README.md, metadata.json) that
+        `vae_zoo.load(path)` reads back; assembled beside `path` and renamed into place, so it is
         complete or absent. Only the weights are saved, not the optimizer state.
 
         Args:
