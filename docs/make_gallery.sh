@@ -20,3 +20,4 @@ for name in frey-z2 frey-z5 frey-z10 frey-z20; do
 done
 vae-zoo curves "${mnist[@]}" -o "$out/mnist-curves.png" --overwrite
 vae-zoo curves "${frey[@]}" -o "$out/frey-curves.png" --overwrite
+python docs/web_screenshot.py  # the explorer page (needs npm ci --prefix web and chromium)

@@ -44,7 +44,7 @@ def is_test_command(code: str) -> bool:
 def repo_copy(tmp_path_factory):
     copy = tmp_path_factory.mktemp("docs") / "vae-zoo"
     shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "runs", "__pycache__", "*.egg-info", "build", ".pytest_cache"))
+        ".venv", ".git", "runs", "__pycache__", "*.egg-info", "build", ".pytest_cache", "node_modules"))
     return copy
 
 

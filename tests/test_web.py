@@ -1,0 +1,146 @@
+"""The latent-space explorer page (web/) in a real headless Chromium: the pixels it decodes equal
+onnxruntime's in Python, dragging the pad changes the image, a tampered graph is refused with a
+visible message, and the page asks nothing of any server but the local one.
+
+Needs Chromium (`apt-get install chromium`; .ci/run installs it) and the page's runtime
+(`npm ci --prefix web`)."""
+
+import contextlib
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+pytestmark = pytest.mark.slow  # starts a browser
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder without a log line per request."""
+
+    def log_message(self, *args):
+        pass
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+
+
+@contextlib.contextmanager
+def serving(root):
+    """A local server of `root` on a free port; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A local server of a folder holding the page (web/) and the bundle (export/): (root, base URL)."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "web").symlink_to(REPO / "web")
+    (root / "export").symlink_to(REPO / "export")
+    with serving(root) as base:
+        yield root, base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url):
+    page = browser.new_page()
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(url)
+    page.wait_for_function("window.vaeZoo !== undefined")
+    page.evaluate("window.vaeZoo.ready")
+    return page, requests
+
+
+def canvas_pixels(page):
+    return page.evaluate("""() => {
+        const c = document.getElementById('image');
+        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+    }""")
+
+
+def recorded_difference(variant):
+    """The manifest's max abs difference of a quantized decoder from the float32 one."""
+    import json
+
+    manifest = json.loads((REPO / "export" / "manifest.json").read_text())
+    artifact = next(a for a in manifest["presets"]["mnist-z2"]["artifacts"] if a["file"] == f"mnist-z2/{variant}")
+    return artifact["difference_from_float32"]["max_abs"]
+
+
+@pytest.mark.parametrize("variant", ["decoder.onnx", "decoder.float16.onnx", "decoder.int8-dynamic.onnx"])
+def test_the_page_decodes_what_onnxruntime_decodes_in_python(site, browser, variant):
+    """float32: within 1e-5 of onnxruntime in Python; a quantized decoder: its WASM kernels and
+    Python's differ by less than the difference from float32 its manifest records."""
+    tolerance = 1e-5 if variant == "decoder.onnx" else recorded_difference(variant)
+    _, base = site
+    page, requests = open_page(browser, f"{base}/web/index.html?preset=mnist-z2")
+    if variant != "decoder.onnx":
+        page.select_option("#variant", f"mnist-z2/{variant}")
+        page.wait_for_function(f"window.vaeZoo.state.file === 'mnist-z2/{variant}'")
+    z = [0.7, -1.2]
+    in_browser = np.array(page.evaluate("z => window.vaeZoo.decode(z)", z), np.float32)
+    session = ort.InferenceSession(str(REPO / "export" / "mnist-z2" / variant))
+    (in_python,) = session.run(["x_mean"], {"z": np.array([z], np.float32)})
+    np.testing.assert_allclose(in_browser, in_python[0], atol=tolerance)
+    assert "sha256 verified" in page.inner_text("#status")
+    assert all(url.startswith(base) for url in requests), [u for u in requests if not u.startswith(base)]
+    page.close()
+
+
+def test_dragging_the_pad_and_the_keys_change_the_image(site, browser):
+    _, base = site
+    page, _ = open_page(browser, f"{base}/web/index.html?preset=mnist-z2")
+    before = canvas_pixels(page)
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.15, steps=5)
+    page.mouse.up()
+    page.wait_for_function("window.vaeZoo.state.z[0] > 2")
+    dragged = canvas_pixels(page)
+    assert dragged != before
+    page.focus("#pad")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("window.vaeZoo.state.z[0] < 2.35")
+    page.select_option("#preset", "mnist-z20")  # sliders and the prior button for a 20-D latent space
+    page.wait_for_function("window.vaeZoo.state.z.length === 20 && window.vaeZoo.state.session !== null")
+    assert page.locator("#sliders input").count() == 8 and page.is_hidden("#pad-box")
+    page.click("#sample")
+    page.wait_for_function("Array.from(window.vaeZoo.state.z).some(v => v !== 0)")
+    page.close()
+
+
+def test_a_tampered_graph_is_refused_with_a_visible_message(tmp_path, browser):
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "web").symlink_to(REPO / "web")
+    shutil.copytree(REPO / "export", root / "export", ignore=shutil.ignore_patterns("*.py"))
+    decoder = root / "export" / "mnist-z2" / "decoder.onnx"
+    payload = bytearray(decoder.read_bytes())
+    payload[-100] ^= 0xFF
+    decoder.write_bytes(bytes(payload))
+    with serving(root) as base:
+        page, _ = open_page(browser, f"{base}/web/index.html?preset=mnist-z2")
+        status = page.inner_text("#status")
+        assert "decoder.onnx does not match its sha256 in manifest.json" in status and "refused" in status
+        assert page.evaluate("window.vaeZoo.state.session") is None
+        page.close()

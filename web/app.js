@@ -1,0 +1,199 @@
+// The vae-zoo latent-space explorer: the bundle's ONNX decoders in onnxruntime-web (WASM), each
+// verified against the sha256 of the bundle's manifest.json before it runs. No framework.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const BUNDLE = params.get("bundle") || "../export/";  // the folder `vae-zoo export --all-presets` writes
+const IMAGE_SHAPES = {784: [28, 28], 560: [28, 20]};  // (height, width) of the zoo's data sets
+const SLIDERS = 8;  // latent dimensions offered as sliders when there are more than two
+const RANGE = 3;  // z in [-3, 3] on the pad and the sliders
+
+ort.env.wasm.wasmPaths = new URL("node_modules/onnxruntime-web/dist/", location.href).href;
+ort.env.wasm.numThreads = 1;  // no cross-origin isolation needed
+
+const $ = (id) => document.getElementById(id);
+const state = {manifest: null, preset: null, session: null, z: null, shape: null, times: [], file: null};
+let resolveReady;
+const ready = new Promise((resolve) => { resolveReady = resolve; });
+
+function setStatus(text, error = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", error);
+}
+
+async function sha256(buffer) {
+  const digest = await crypto.subtle.digest("SHA-256", buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// The decoder files of a preset: float32 first, then the quantized ones the bundle ships.
+function decoders(entry) {
+  return entry.artifacts.filter((a) => a.part === "decoder" && a.format === "onnx");
+}
+
+async function verifiedBytes(artifact) {
+  const response = await fetch(BUNDLE + artifact.file);
+  if (!response.ok) throw new Error(`${artifact.file}: HTTP ${response.status}`);
+  const bytes = await response.arrayBuffer();
+  const digest = await sha256(bytes);
+  if (digest !== artifact.sha256) {
+    throw new Error(`${artifact.file} does not match its sha256 in manifest.json (expected ` +
+                    `${artifact.sha256.slice(0, 12)}..., got ${digest.slice(0, 12)}...): refused, not run.`);
+  }
+  return bytes;
+}
+
+async function loadDecoder(name, artifact) {
+  state.session = null;
+  setStatus(`Verifying ${artifact.file}...`);
+  const bytes = await verifiedBytes(artifact);
+  state.session = await ort.InferenceSession.create(bytes, {executionProviders: ["wasm"]});
+  state.file = artifact.file;
+  state.times = [];
+  const size = (bytes.byteLength / 1024).toFixed(0);
+  setStatus(`${artifact.file}: ${size} KB, sha256 verified against manifest.json.`);
+}
+
+async function decode(z) {
+  const input = new ort.Tensor("float32", Float32Array.from(z), [1, z.length]);
+  const start = performance.now();
+  const output = await state.session.run({z: input});
+  state.times.push(performance.now() - start);
+  return output.x_mean.data;
+}
+
+function draw(pixels) {
+  const [h, w] = state.shape;
+  const canvas = $("image");
+  canvas.width = w;
+  canvas.height = h;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(w, h);
+  for (let i = 0; i < h * w; i++) {
+    const v = Math.round(Math.min(1, Math.max(0, pixels[i])) * 255);
+    image.data.set([v, v, v, 255], 4 * i);
+  }
+  context.putImageData(image, 0, 0);
+  const mean = state.times.reduce((a, b) => a + b, 0) / state.times.length;
+  $("timing").textContent = `decode ${state.times[state.times.length - 1].toFixed(2)} ms ` +
+    `(mean ${mean.toFixed(2)} ms over ${state.times.length} frames, batch 1)`;
+}
+
+async function show() {
+  if (!state.session) return;
+  draw(await decode(state.z));
+  $("z").textContent = "z = [" + Array.from(state.z, (v) => v.toFixed(2)).join(", ") + "]";
+  drawPad();
+}
+
+function drawPad() {
+  const pad = $("pad");
+  const context = pad.getContext("2d");
+  context.clearRect(0, 0, pad.width, pad.height);
+  context.strokeStyle = "#ccc";
+  context.beginPath();
+  context.moveTo(pad.width / 2, 0); context.lineTo(pad.width / 2, pad.height);
+  context.moveTo(0, pad.height / 2); context.lineTo(pad.width, pad.height / 2);
+  context.stroke();
+  const x = (state.z[0] / RANGE + 1) / 2 * pad.width;
+  const y = (1 - (state.z[1] / RANGE + 1) / 2) * pad.height;
+  context.fillStyle = "#0b63c5";
+  context.beginPath();
+  context.arc(x, y, 6, 0, 2 * Math.PI);
+  context.fill();
+}
+
+function padToZ(event) {
+  const rect = $("pad").getBoundingClientRect();
+  const u = Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width));
+  const v = Math.min(1, Math.max(0, (event.clientY - rect.top) / rect.height));
+  state.z[0] = (2 * u - 1) * RANGE;
+  state.z[1] = (1 - 2 * v) * RANGE;
+  show();
+}
+
+function buildLatentControls(latentDim) {
+  state.z = new Float32Array(latentDim);
+  $("pad-box").hidden = latentDim !== 2;
+  const sliders = $("sliders");
+  sliders.replaceChildren();
+  if (latentDim === 2) return;
+  for (let i = 0; i < Math.min(SLIDERS, latentDim); i++) {
+    const label = document.createElement("label");
+    label.textContent = `z${i + 1} `;
+    const slider = document.createElement("input");
+    Object.assign(slider, {type: "range", min: -RANGE, max: RANGE, step: 0.05, value: 0, id: `z${i}`});
+    slider.addEventListener("input", () => { state.z[i] = Number(slider.value); show(); });
+    label.append(slider);
+    sliders.append(label);
+  }
+}
+
+function standardNormal() {
+  const u = 1 - Math.random();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * Math.random());
+}
+
+async function choosePreset(name) {
+  const entry = state.manifest.presets[name];
+  state.preset = name;
+  state.shape = IMAGE_SHAPES[entry.input_dim];
+  buildLatentControls(entry.latent_dim);
+  const variant = $("variant");
+  variant.replaceChildren(...decoders(entry).map((a) => {
+    const mode = a.quantize || "float32";
+    return new Option(`${mode}${a.size_bytes ? ` (${(a.size_bytes / 1024).toFixed(0)} KB)` : ""}`, a.file);
+  }));
+  await chooseVariant();
+}
+
+async function chooseVariant() {
+  const entry = state.manifest.presets[state.preset];
+  const artifact = decoders(entry).find((a) => a.file === $("variant").value);
+  try {
+    await loadDecoder(state.preset, artifact);
+    await show();
+  } catch (error) {
+    setStatus(error.message, true);
+  }
+  resolveReady();
+}
+
+async function main() {
+  try {
+    const response = await fetch(BUNDLE + "manifest.json");
+    if (!response.ok) throw new Error(`${BUNDLE}manifest.json: HTTP ${response.status}`);
+    state.manifest = await response.json();
+  } catch (error) {
+    setStatus(`Cannot read the bundle's manifest (${error.message}). Serve the repository's root and open ` +
+              "/web/index.html, or give ?bundle=FOLDER/.", true);
+    resolveReady();
+    return;
+  }
+  const names = Object.keys(state.manifest.presets);
+  $("preset").replaceChildren(...names.map((n) => new Option(n, n)));
+  $("preset").value = names.includes(params.get("preset")) ? params.get("preset") : names[0];
+  $("preset").addEventListener("change", () => choosePreset($("preset").value));
+  $("variant").addEventListener("change", chooseVariant);
+  $("sample").addEventListener("click", () => { state.z = state.z.map(standardNormal); syncSliders(); show(); });
+  const pad = $("pad");
+  pad.addEventListener("pointerdown", (e) => { pad.setPointerCapture(e.pointerId); padToZ(e); });
+  pad.addEventListener("pointermove", (e) => { if (e.buttons) padToZ(e); });
+  pad.addEventListener("keydown", (e) => {
+    const step = {ArrowLeft: [-0.1, 0], ArrowRight: [0.1, 0], ArrowUp: [0, 0.1], ArrowDown: [0, -0.1]}[e.key];
+    if (!step) return;
+    e.preventDefault();
+    state.z[0] = Math.max(-RANGE, Math.min(RANGE, state.z[0] + step[0]));
+    state.z[1] = Math.max(-RANGE, Math.min(RANGE, state.z[1] + step[1]));
+    show();
+  });
+  await choosePreset($("preset").value);
+}
+
+function syncSliders() {
+  state.z.forEach((v, i) => { const s = $(`z${i}`); if (s) s.value = v; });
+}
+
+// For scripts and tests: decode a given z with the loaded decoder.
+window.vaeZoo = {ready, state, decode: async (z) => Array.from(await decode(z))};
+main();
