@@ -5,11 +5,8 @@ visible message, and the page asks nothing of any server but the local one.
 Needs Chromium (`apt-get install chromium`; .ci/run installs it) and the page's runtime
 (`npm ci --prefix web`)."""
 
-import contextlib
-import functools
-import http.server
 import shutil
-import threading
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,25 +16,10 @@ import pytest
 pytestmark = pytest.mark.slow  # starts a browser
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "web"))
+from serve import serving  # noqa: E402
 
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder without a log line per request."""
-
-    def log_message(self, *args):
-        pass
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-
-
-@contextlib.contextmanager
-def serving(root):
-    """A local server of `root` on a free port; yields its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
 
 
 @pytest.fixture(scope="module")
