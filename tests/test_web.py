@@ -126,3 +126,24 @@ def test_a_tampered_graph_is_refused_with_a_visible_message(tmp_path, browser):
         assert "decoder.onnx does not match its sha256 in manifest.json" in status and "refused" in status
         assert page.evaluate("window.vaeZoo.state.session") is None
         page.close()
+
+
+def test_interpolation_ends_reconstruct_the_two_images_as_python_does(site, browser):
+    import json
+
+    _, base = site
+    page, _ = open_page(browser, f"{base}/web/index.html?preset=mnist-z2")
+    rows = np.array(json.loads((REPO / "web" / "test-images.json").read_text())["784"]["rows"], np.float32) / 255
+    path = np.array(page.evaluate("async () => { const x = window.vaeZoo.testImages(); "
+                                  "return await window.vaeZoo.interpolate(x[0], x[3], 6); }"), np.float32)
+    encoder = ort.InferenceSession(str(REPO / "export" / "mnist-z2" / "encoder.onnx"))
+    decoder = ort.InferenceSession(str(REPO / "export" / "mnist-z2" / "decoder.onnx"))
+    z_mean, _ = encoder.run(["z_mean", "z_log_var"], {"x": rows[[0, 3]]})
+    (ends,) = decoder.run(["x_mean"], {"z": z_mean})
+    assert path.shape == (6, 784)
+    np.testing.assert_allclose(path[[0, -1]], ends, atol=1e-5)
+    page.select_option("#to", "3")
+    page.click("#interpolate")
+    page.wait_for_function("document.querySelectorAll('#path canvas').length === 8")
+    assert page.is_visible("#manifold-box")  # the static manifold beside the pad of a 2-D preset
+    page.close()

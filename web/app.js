@@ -12,7 +12,8 @@ ort.env.wasm.wasmPaths = new URL("node_modules/onnxruntime-web/dist/", location.
 ort.env.wasm.numThreads = 1;  // no cross-origin isolation needed
 
 const $ = (id) => document.getElementById(id);
-const state = {manifest: null, preset: null, session: null, z: null, shape: null, times: [], file: null};
+const state = {manifest: null, preset: null, session: null, encoder: null, z: null, shape: null, times: [], file: null,
+               testImages: {}};
 let resolveReady;
 const ready = new Promise((resolve) => { resolveReady = resolve; });
 
@@ -62,9 +63,8 @@ async function decode(z) {
   return output.x_mean.data;
 }
 
-function draw(pixels) {
+function paint(canvas, pixels) {
   const [h, w] = state.shape;
-  const canvas = $("image");
   canvas.width = w;
   canvas.height = h;
   const context = canvas.getContext("2d");
@@ -74,6 +74,10 @@ function draw(pixels) {
     image.data.set([v, v, v, 255], 4 * i);
   }
   context.putImageData(image, 0, 0);
+}
+
+function draw(pixels) {
+  paint($("image"), pixels);
   const mean = state.times.reduce((a, b) => a + b, 0) / state.times.length;
   $("timing").textContent = `decode ${state.times[state.times.length - 1].toFixed(2)} ms ` +
     `(mean ${mean.toFixed(2)} ms over ${state.times.length} frames, batch 1)`;
@@ -134,11 +138,62 @@ function standardNormal() {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * Math.random());
 }
 
+// The interpolation panel: the encoder (verified like the decoders), then the decoded path.
+async function interpolate(a, b, steps = 8) {
+  const entry = state.manifest.presets[state.preset];
+  if (!state.encoder) {
+    const artifact = entry.artifacts.find((x) => x.part === "encoder" && x.format === "onnx" && !x.quantize);
+    state.encoder = await ort.InferenceSession.create(await verifiedBytes(artifact), {executionProviders: ["wasm"]});
+  }
+  const d = entry.input_dim;
+  const x = new Float32Array(2 * d);
+  x.set(a, 0);
+  x.set(b, d);
+  const encoded = await state.encoder.run({x: new ort.Tensor("float32", x, [2, d])});
+  const means = encoded.z_mean.data, k = entry.latent_dim;
+  const z = new Float32Array(steps * k);
+  for (let s = 0; s < steps; s++) {
+    const t = s / (steps - 1);
+    for (let j = 0; j < k; j++) z[s * k + j] = (1 - t) * means[j] + t * means[k + j];
+  }
+  const output = await state.session.run({z: new ort.Tensor("float32", z, [steps, k])});
+  return Array.from({length: steps}, (_, s) => Array.from(output.x_mean.data.slice(s * d, (s + 1) * d)));
+}
+
+function testImages() {
+  const set = state.testImages[state.manifest.presets[state.preset].input_dim];
+  return set ? set.rows.map((row) => row.map((v) => v / 255)) : [];
+}
+
+async function showPath() {
+  const images = testImages();
+  try {
+    const path = await interpolate(images[$("from").value], images[$("to").value]);
+    $("path").replaceChildren(...path.map((pixels, i) => {
+      const canvas = document.createElement("canvas");
+      canvas.setAttribute("aria-label", `step ${i + 1} of ${path.length}`);
+      paint(canvas, pixels);
+      return canvas;
+    }));
+  } catch (error) {
+    setStatus(error.message, true);
+  }
+}
+
 async function choosePreset(name) {
   const entry = state.manifest.presets[name];
   state.preset = name;
+  state.encoder = null;
   state.shape = IMAGE_SHAPES[entry.input_dim];
   buildLatentControls(entry.latent_dim);
+  $("manifold-box").hidden = entry.latent_dim !== 2;
+  if (entry.latent_dim === 2) $("manifold").src = `../docs/gallery/${name}-manifold.png`;
+  const count = testImages().length;
+  for (const id of ["from", "to"]) {
+    $(id).replaceChildren(...Array.from({length: count}, (_, i) => new Option(`test image ${i + 1}`, i)));
+  }
+  $("to").value = Math.min(1, count - 1);
+  $("path").replaceChildren();
   const variant = $("variant");
   variant.replaceChildren(...decoders(entry).map((a) => {
     const mode = a.quantize || "float32";
@@ -164,6 +219,7 @@ async function main() {
     const response = await fetch(BUNDLE + "manifest.json");
     if (!response.ok) throw new Error(`${BUNDLE}manifest.json: HTTP ${response.status}`);
     state.manifest = await response.json();
+    state.testImages = await (await fetch("test-images.json")).json();
   } catch (error) {
     setStatus(`Cannot read the bundle's manifest (${error.message}). Serve the repository's root and open ` +
               "/web/index.html, or give ?bundle=FOLDER/.", true);
@@ -175,6 +231,7 @@ async function main() {
   $("preset").value = names.includes(params.get("preset")) ? params.get("preset") : names[0];
   $("preset").addEventListener("change", () => choosePreset($("preset").value));
   $("variant").addEventListener("change", chooseVariant);
+  $("interpolate").addEventListener("click", showPath);
   $("sample").addEventListener("click", () => { state.z = state.z.map(standardNormal); syncSliders(); show(); });
   const pad = $("pad");
   pad.addEventListener("pointerdown", (e) => { pad.setPointerCapture(e.pointerId); padToZ(e); });
@@ -195,5 +252,5 @@ function syncSliders() {
 }
 
 // For scripts and tests: decode a given z with the loaded decoder.
-window.vaeZoo = {ready, state, decode: async (z) => Array.from(await decode(z))};
+window.vaeZoo = {ready, state, interpolate, testImages, decode: async (z) => Array.from(await decode(z))};
 main();
