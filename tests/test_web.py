@@ -44,6 +44,7 @@ def browser():
 
 def open_page(browser, url):
     page = browser.new_page()
+    page.set_default_timeout(120_000)  # a loaded CI machine compiles the WASM runtime slowly
     requests = []
     page.on("request", lambda request: requests.append(request.url))
     page.goto(url)
