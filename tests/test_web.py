@@ -148,3 +148,19 @@ def test_interpolation_ends_reconstruct_the_two_images_as_python_does(site, brow
     page.wait_for_function("document.querySelectorAll('#path canvas').length === 8")
     assert page.is_visible("#manifold-box")  # the static manifold beside the pad of a 2-D preset
     page.close()
+
+
+def test_readable_at_phone_width_and_operable_by_keyboard(site, browser):
+    _, base = site
+    page = browser.new_page(viewport={"width": 375, "height": 740})
+    page.set_default_timeout(120_000)
+    page.goto(f"{base}/web/index.html?preset=mnist-z2")
+    page.wait_for_function("window.vaeZoo !== undefined")
+    page.evaluate("window.vaeZoo.ready")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing wider than the phone
+    focusable = page.evaluate("""() => Array.from(document.querySelectorAll('select, button, input, [tabindex]'))
+        .filter(e => !e.closest('[hidden]')).map(e => e.id)""")
+    assert {"preset", "variant", "pad", "sample", "from", "to", "interpolate"} <= set(focusable)
+    page.keyboard.press("Tab")  # the first control takes the focus from the keyboard
+    assert page.evaluate("document.activeElement.id") == "preset"
+    page.close()
