@@ -233,9 +233,16 @@ def test_a_diverging_run_stops_naming_the_step_and_writes_no_preset(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_list_and_info_read_the_cards_without_starting_tensorflow():
+def test_list_and_info_read_the_cards_without_starting_tensorflow(tmp_path):
+    (tmp_path / "taken.png").write_bytes(b"mine")
     code = ("import sys, vae_zoo.cli; vae_zoo.cli.main(['list']); vae_zoo.cli.main(['info', 'mnist-z20']); "
+            # an output file that is there is refused before TensorFlow starts, for every picture/file command
+            f"codes = [vae_zoo.cli.main([*c, '-o', {str(tmp_path / 'taken.png')!r}]) for c in "
+            "(['sample', 'mnist-z20'], ['manifold', 'mnist-z2'], ['reconstruct', 'mnist-z2'], "
+            "['embed', 'mnist-z2', '--data', 'x.npy'], ['interpolate', 'mnist-z2', 'a.png', 'b.png'])]; "
+            "assert codes == [2] * 5, codes; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, sorted(sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "mnist-z20" in result.stdout and "test log p(x)" in result.stdout
+    assert result.stderr.count("taken.png exists") == 5 and (tmp_path / "taken.png").read_bytes() == b"mine"

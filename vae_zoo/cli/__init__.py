@@ -64,6 +64,11 @@ def main(argv=None) -> int:
     from vae_zoo.errors import VaeZooError
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "output_is_file", False) and not args.overwrite and os.path.lexists(args.output):
+        from vae_zoo.io import refuse_existing  # a file that is there is refused before TensorFlow starts
+
+        print(f"vae-zoo {args.command}: error: {refuse_existing(args.output)}", file=sys.stderr)
+        return 2
     if getattr(args, "needs_tensorflow", True):
         _import_tensorflow_quietly(initialize=not (getattr(args, "workers", None) or os.environ.get("TF_CONFIG")))
     try:

@@ -128,12 +128,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=SEED, default=0, help="seed of the importance samples")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(output_is_file=True)
 
     p = add_command(sub, "embed", cmd_embed, "the posterior means and variances of your images, as .npz")
     p.add_argument("model", help="preset name or preset folder")
     p.add_argument("--data", type=Path, required=True, help="a .npy/.npz file, a folder of PNG/JPEG images, or shards")
     p.add_argument("-o", "--output", type=Path, required=True, help=".npz (z_mean, z_var) or .npy (z_mean)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    p.set_defaults(output_is_file=True)
 
     p = add_command(sub, "interpolate", cmd_interpolate, "decode the straight path between two images' posterior "
                     "means, as a PNG row")
@@ -144,3 +146,4 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path("interpolation.png"),
                    help="PNG file (default interpolation.png)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    p.set_defaults(output_is_file=True)

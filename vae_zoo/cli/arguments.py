@@ -51,6 +51,7 @@ def add_command(sub, name: str, run, help_text: str) -> argparse.ArgumentParser:
 def add_output(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path(default), help=f"PNG file (default {default})")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    p.set_defaults(output_is_file=True)  # checked before TensorFlow starts (see cli.main)
 
 
 def add_cluster_flags(p: argparse.ArgumentParser, what: str) -> None:
