@@ -8,17 +8,17 @@ from pathlib import Path
 from vae_zoo.cli.arguments import POSITIVE_INT, SEED, add_command, image_shape, load
 
 
-def _refuse_existing(args, *paths: Path) -> None:
-    """Before any work: outputs that exist (without --overwrite) or that overlap the input data."""
+def _check_outputs(args, inputs: dict) -> None:
+    """Before any work: outputs that overlap an input, and a --unusual file that exists (without
+    --overwrite); `-o` itself was checked before TensorFlow started (`cli.main`)."""
     import os
 
     from vae_zoo.io import overlap, refuse_existing
 
-    overlap({"-o": args.output, **({"--unusual": args.unusual} if getattr(args, "unusual", None) else {})},
-            {"--data": getattr(args, "data", None), "model": None})
-    for path in paths:
-        if path is not None and os.path.lexists(path) and not args.overwrite:
-            raise refuse_existing(path)
+    unusual = getattr(args, "unusual", None)
+    overlap({"-o": args.output, "--unusual": unusual}, inputs)
+    if unusual is not None and os.path.lexists(unusual) and not args.overwrite:
+        raise refuse_existing(unusual)
 
 
 def _row_names(data: Path, n: int) -> list[str]:
@@ -41,7 +41,7 @@ def cmd_score(args) -> int:
         from vae_zoo.errors import InvalidArgumentError
 
         raise InvalidArgumentError(f"-o takes a .csv file. Received: {args.output}")
-    _refuse_existing(args, args.output, args.unusual)
+    _check_outputs(args, {"--data": args.data})
     model = load(args.model)
     chosen = evaluation_data(model, args.model, args.data)
     started = time.time()
@@ -77,7 +77,7 @@ def cmd_embed(args) -> int:
     if args.output.suffix.lower() not in (".npz", ".npy"):
         raise InvalidArgumentError(f"-o takes a .npz file (means and variances) or a .npy file (means). Received: "
                                    f"{args.output}")
-    _refuse_existing(args, args.output)
+    _check_outputs(args, {"--data": args.data})
     model = load(args.model)
     chosen = evaluation_data(model, args.model, args.data, binarize=False)
     means, variances = model.embed(chosen.x_test)
@@ -97,12 +97,10 @@ def cmd_interpolate(args) -> int:
     import numpy as np
 
     from vae_zoo import viz
-    from vae_zoo.io import overlap
     from vae_zoo.preset_format import check_image_shape
     from vae_zoo.user_data import read_image_files
 
-    _refuse_existing(args, args.output)
-    overlap({"-o": args.output}, {"A": args.a, "B": args.b})
+    _check_outputs(args, {"A": args.a, "B": args.b})
     model = load(args.model)
     shape = image_shape(model, args.model)
     ends, read_shape = read_image_files([args.a, args.b])
