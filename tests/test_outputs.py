@@ -3,6 +3,7 @@ command with an output, on generated layouts; each refusal is one line, exit 2, 
 and leaves every file of the user's as it was."""
 
 import hashlib
+import re
 import shutil
 
 import numpy as np
@@ -230,3 +231,60 @@ def test_a_run_that_would_fill_the_disk_is_refused_before_training(home, in_proc
                         "--workdir", tmp_path / "runs", check=False)
     assert result.returncode == 2 and "the disk has 1.0 MiB free and this run writes up to" in result.stderr
     assert "Epoch" not in result.stdout and not (tmp_path / "p").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder on a read-only file system (a tmpfs mounted read-only: root writes through a
+    folder's permission bits, not through a read-only mount)."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:  # not root: the permission bits refuse the writes
+        folder.chmod(0o555)
+    try:
+        (folder / "probe").write_bytes(b"")
+    except OSError:
+        pass
+    else:
+        pytest.fail(f"cannot make a read-only folder here ({mounted.stderr.strip()}): run as root or as a user")
+    yield folder
+    if mounted.returncode == 0:
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        folder.chmod(0o755)
+
+
+# Every command that writes, with its output (OUT: in the read-only folder) or its work folder there.
+WRITERS = {
+    "sample": ["sample", "mnist-z2", "-n", "4", "-o", "{ro}/s.png"],
+    "reconstruct": ["reconstruct", "mnist-z2", "--data", "{home}/digits.npy", "-n", "4", "-o", "{ro}/r.png"],
+    "manifold": ["manifold", "mnist-z2", "--grid", "3", "-o", "{ro}/m.png"],
+    "score": ["score", "mnist-z2", "--data", "{home}/digits.npy", "--k", "2", "-o", "{ro}/s.csv"],
+    "embed": ["embed", "mnist-z2", "--data", "{home}/digits.npy", "-o", "{ro}/z.npy"],
+    "export": ["export", "mnist-z2", "--format", "onnx", "-o", "{ro}/graphs"],
+    "shard": ["shard", "--data", "{home}/digits.npy", "--out", "{ro}/shards"],
+    "finetune-out": ["finetune", "mnist-z2", "--data", "{home}/digits.npy", "--binarize", "--epochs", "1",
+                     "--out", "{ro}/p", "--workdir", "{tmp}/runs"],
+    "finetune-workdir": ["finetune", "mnist-z2", "--data", "{home}/digits.npy", "--binarize", "--epochs", "1",
+                         "--out", "{tmp}/p", "--workdir", "{ro}/runs"],
+    "train-out": ["train", "--data", "{home}/digits.npy", "--binarize", "--latent-dim", "2", "--epochs", "1",
+                  "--out", "{ro}/p", "--workdir", "{tmp}/runs"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRITERS))
+def test_a_read_only_target_is_one_line_and_nothing_is_trained_or_written(home, in_process, tmp_path,
+                                                                          read_only_folder, name):
+    before = snapshot(home)
+    args = [a.format(home=home, ro=read_only_folder, tmp=tmp_path) for a in WRITERS[name]]
+    result = in_process(*args, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # The operating system's words, or the pre-check's before a run (a user's folder: permission words).
+    assert re.search(r"[Rr]ead-only file system|Permission denied|not writable", result.stderr), result.stderr
+    assert "Epoch" not in result.stdout and "epoch 1" not in result.stdout  # refused before training
+    assert list(read_only_folder.iterdir()) == [] and snapshot(home) == before
+    assert not (tmp_path / "p").exists()

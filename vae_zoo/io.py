@@ -215,17 +215,22 @@ def exclusive_lock(folder: str | os.PathLike, what: str, wait: float = 0.0) -> I
 
 
 def require_free_space(paths: dict[str, str | os.PathLike], need: int) -> None:
-    """Refuses a job before it starts when the disk under any of `paths` (role -> path, which
-    need not exist yet) has less than `need` bytes free: a long run then fails at its start,
-    not when its result is written.
+    """Refuses a job before it starts when the folder under any of `paths` (role -> path, which
+    need not exist yet) cannot be written, or its disk has less than `need` bytes free: a long
+    run then fails at its start, not when its result is written.
 
     Raises:
-        WriteError: naming the role, the path, the space it has and what the job needs.
+        WriteError: naming the role, the path, and the read-only file system, the missing
+            permission, or the space it has and what the job needs.
     """
     for role, path in paths.items():
         existing = Path(path).absolute()
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
+        if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+            why = ("is on a read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY
+                   else "is not writable by this user")
+            raise WriteError(f"{role} {path}: {existing} {why}. Choose a folder you can write to.")
         free = shutil.disk_usage(existing).free
         if free < need:
             raise WriteError(f"{role} {path}: the disk has {free / 2**20:.1f} MiB free and this run writes up to "
