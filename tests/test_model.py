@@ -215,11 +215,19 @@ def test_progress_counts_the_steps_of_numpy_inputs(mnist_subset, capsys):
     model.compile("adam")
     capsys.readouterr()
     model.fit(x, batch_size=10, epochs=1, verbose=1)  # 10 steps, not a call of 50
+    ten = model.train_function
     out = capsys.readouterr().out
     assert model.steps_per_execution == 10 and int(model.optimizer.iterations) == 10
     assert "10/10" in out and "50/10" not in out
     model.evaluate(x, batch_size=25, verbose=1)  # 4 steps
     assert model.steps_per_execution == 4 and "4/4" in capsys.readouterr().out
+    # Each number of steps per call keeps its compiled function: back to 10 steps, no new compile.
+    model.fit(x, batch_size=25, epochs=1, verbose=0)
+    assert model.train_function is not ten
+    model.fit(x, batch_size=10, epochs=1, verbose=0)
+    assert model.train_function is ten and int(model.optimizer.iterations) == 24
+    model.compile("adam")  # a new compile drops them all
+    assert model.train_function is None and not model._functions_by_steps
 
 
 @pytest.mark.parametrize("kwargs", [dict(run_eagerly=True), dict(jit_compile=False)])

@@ -1,6 +1,8 @@
 """Preset folders: save/load round trip, unknown names, corrupt or missing files."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,13 +11,20 @@ import vae_zoo
 from vae_zoo.errors import PresetError, UnknownPresetError
 
 
-@pytest.fixture
-def small_preset(tmp_path, mnist_subset):
+@pytest.fixture(scope="module")
+def trained_preset(tmp_path_factory, mnist_subset):
+    """A small model trained once for the module, and its preset folder (never changed)."""
     model = vae_zoo.VAE(input_dim=784, latent_dim=4, hidden_units=32, seed=0)
     model.compile("adam")
     model.fit(mnist_subset[0][:300], batch_size=100, epochs=1, verbose=0)
-    path = model.save_to_preset(tmp_path / "my-vae", card={"note": "test"})
-    return model, path
+    return model, model.save_to_preset(tmp_path_factory.mktemp("trained") / "my-vae", card={"note": "test"})
+
+
+@pytest.fixture
+def small_preset(tmp_path, trained_preset):
+    """The trained model and a copy of its preset folder that the test may change."""
+    model, source = trained_preset
+    return model, Path(shutil.copytree(source, tmp_path / "my-vae"))
 
 
 def test_list_models_is_the_paper_grid():

@@ -55,6 +55,7 @@ class CheckedModel(keras.Model):
 
     def _reset_compiled_functions(self):
         self.train_function = self.test_function = self.predict_function = None
+        object.__setattr__(self, "_functions_by_steps", {})  # not tracked by Keras
 
     def __call__(self, x, *args, **kwargs):
         if tf.executing_eagerly():  # a direct model(x); fit/evaluate/predict check before tracing
@@ -84,6 +85,7 @@ class CheckedModel(keras.Model):
             run_eagerly=run_eagerly,
             **kwargs,
         )
+        self._reset_compiled_functions()
 
     def get_compile_config(self) -> dict:
         config = super().get_compile_config()
@@ -110,7 +112,8 @@ class CheckedModel(keras.Model):
     def _fit_steps_per_execution(self, x, steps, batch_size, validation_split=None) -> None:
         """With automatic steps per execution, never more steps per compiled call than a pass
         over the data has (given as `steps`, or counted from an array's rows), so progress bars
-        count real steps."""
+        count real steps. The compiled functions of each number of steps are kept: alternating
+        batch sizes compile each once."""
         if not self._auto_steps_per_execution:
             return
         if not steps and x is not None and not isinstance(x, (tf.data.Dataset, keras.utils.PyDataset)) \
@@ -120,8 +123,11 @@ class CheckedModel(keras.Model):
         if isinstance(steps, int) and steps > 0:
             per_call = steps_per_execution(steps, STEPS_PER_EXECUTION)
             if per_call != self.steps_per_execution:
+                functions = getattr(self, "_functions_by_steps", {})
+                functions[self.steps_per_execution] = self.train_function, self.test_function, self.predict_function
                 self.steps_per_execution = per_call
-                self._reset_compiled_functions()
+                self.train_function, self.test_function, self.predict_function = functions.pop(per_call,
+                                                                                               (None,) * 3)
 
     def predict(self, x, **kwargs):
         return self._checked(super().predict, x, **kwargs)
