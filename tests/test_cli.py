@@ -137,9 +137,10 @@ def test_python_dash_m_works():
 
 
 @pytest.mark.slow
-def test_importing_vae_zoo_in_python_prints_nothing_of_tensorflows_start_up():
+@pytest.mark.parametrize("first", ["vae_zoo", "vae_zoo.training"])  # the package, or a submodule, first
+def test_importing_vae_zoo_in_python_prints_nothing_of_tensorflows_start_up(first):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    code = "import vae_zoo; m = vae_zoo.load('mnist-z2'); print(m.sample(1, seed=0).shape)"
+    code = f"import {first}, vae_zoo; m = vae_zoo.load('mnist-z2'); print(m.sample(1, seed=0).shape)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "(1, 784)"
     assert result.stderr == "", result.stderr
