@@ -50,3 +50,17 @@ def in_process(capsys, monkeypatch):
         return Result(code, out.out, out.err)
 
     return run
+
+
+# The files that take longest (`--durations` of a full run), started first: with `--dist loadfile`
+# each file runs whole on one worker, so the long ones at the end of the queue would leave the
+# other worker idle while they finish.
+LONGEST_FIRST = ["test_distributed.py", "test_reproduce.py", "test_faults.py", "test_training.py", "test_docs.py"]
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = Path(str(item.fspath)).name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the other files, is kept
