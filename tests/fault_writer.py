@@ -1,14 +1,21 @@
-"""Writes one kind of file over and over until killed (driven by test_faults.py).
+"""Writers for test_faults.py: each writes one kind of file over and over until killed.
 
     python fault_writer.py KIND TARGET [SOURCE]
 
-KIND: preset | export | checkpoint | download | race-preset. Prints "ready" after the first
-complete write, so the test kills it in the middle of later ones. A race-preset writer prints
-"ready" once its model is built and writes when it reads a line on stdin, so the test starts
-two writes at one moment. Only what a kind uses is imported (a download needs no TensorFlow).
+KIND: preset | export | checkpoint | download | race-preset. The process imports what the kind
+needs (a download needs no TensorFlow), runs no TensorFlow op, prints "zygote" and then forks a
+fresh writer for every line it reads on stdin: the writers start in a fraction of a second instead
+of importing TensorFlow each (TensorFlow is safe to fork before its runtime starts).
+
+- A writer of preset | export | checkpoint | download prints "ready PID" after its first complete
+  write, so the test SIGKILLs PID in the middle of a later one.
+- For race-preset, a line "race PATH" forks two writers: each builds its model, prints "ready PID",
+  and writes a preset to PATH once (no overwrite) when the test sends "go": exactly one of the two
+  may win; each then prints "won PID" or "lost PID".
 """
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -28,22 +35,20 @@ def versioned_model(i: int):
     return model
 
 
-def main(kind: str, target: Path, source: str | None = None) -> None:
-    if kind == "race-preset":  # one write when told, no overwrite: exactly one of two racers may win
-        model = versioned_model(os.getpid())
-        print("ready", flush=True)
-        sys.stdin.readline()
-        try:
-            model.save_to_preset(target, card={"version": os.getpid()})
-            print("won", flush=True)
-        except OutputExistsError:
-            print("lost", flush=True)
-        return
-    if kind == "download":
-        os.environ["XDG_CACHE_HOME"] = str(target)
-        os.environ.pop(data.DATA_ENV, None)
-        data.FREY = data.Source("frey_rawface.mat", Path(source).as_uri(), data.FREY.sha256)
-    else:
+def race(target: Path, go: int) -> None:
+    """One racer: the model built, a write when `go` becomes readable."""
+    model = versioned_model(os.getpid())
+    print(f"ready {os.getpid()}", flush=True)
+    os.read(go, 1)
+    try:
+        model.save_to_preset(target, card={"version": os.getpid()})
+        print(f"won {os.getpid()}", flush=True)
+    except OutputExistsError:
+        print(f"lost {os.getpid()}", flush=True)
+
+
+def write_until_killed(kind: str, target: Path) -> None:
+    if kind != "download":
         from vae_zoo import exporters, training
     i = 0
     while True:
@@ -60,7 +65,44 @@ def main(kind: str, target: Path, source: str | None = None) -> None:
             (target / "vae_zoo" / "frey_rawface.mat").unlink(missing_ok=True)
             data.locate(data.FREY)
         if i == 1:
-            print("ready", flush=True)
+            print(f"ready {os.getpid()}", flush=True)
+
+
+def fork(run) -> int:
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        try:
+            run()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def main(kind: str, target: Path, source: str | None = None) -> None:
+    if kind == "download":
+        os.environ["XDG_CACHE_HOME"] = str(target)
+        os.environ.pop(data.DATA_ENV, None)
+        data.FREY = data.Source("frey_rawface.mat", Path(source).as_uri(), data.FREY.sha256)
+    else:
+        import vae_zoo.exporters  # noqa: F401  (imported once, here, before any fork)
+        import vae_zoo.training  # noqa: F401
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed writers are reaped at once
+    print("zygote", flush=True)
+    for line in sys.stdin:
+        if kind == "race-preset":  # two racers, released together by one write to a pipe
+            go, release = os.pipe()
+            path = Path(line.split(maxsplit=1)[1].strip())
+            racers = [fork(lambda: race(path, go)) for _ in range(2)]
+            sys.stdin.readline()  # "go"
+            os.write(release, b"gg")
+            for pid in racers:
+                while os.path.exists(f"/proc/{pid}"):
+                    os.sched_yield()
+            os.close(go)
+            os.close(release)
+        else:
+            fork(lambda: write_until_killed(kind, target))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ After every kill the target is either the previous complete version or the new c
 (its checksums verify and its parts belong together), and the next write succeeds.
 """
 
+import contextlib
 import json
 import os
 import random
@@ -32,12 +33,32 @@ def start(kind, target, *extra):
                             env=env)
 
 
-def kill_mid_write(kind, target, rng, *extra):
-    child = start(kind, target, *extra)
-    assert child.stdout.readline().strip() == "ready"
+@contextlib.contextmanager
+def writers(kind, target, *extra):
+    """The writer process of `kind`, ready to fork writers (see fault_writer.py); ended after."""
+    zygote = start(kind, target, *extra)
+    try:
+        assert zygote.stdout.readline().strip() == "zygote"
+        yield zygote
+    finally:
+        zygote.stdin.close()
+        zygote.wait(timeout=60)
+
+
+def ask(zygote, line):
+    zygote.stdin.write(line + "\n")
+    zygote.stdin.flush()
+
+
+def kill_mid_write(zygote, rng):
+    """A fresh writer, SIGKILLed at a random moment after its first complete write; returns once it is gone."""
+    ask(zygote, "write")
+    word, pid = zygote.stdout.readline().split()
+    assert word == "ready"
     time.sleep(rng.uniform(0.0, 1.0))
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    os.kill(int(pid), signal.SIGKILL)
+    while Path(f"/proc/{pid}").exists():  # the writer's parent reaps it at once
+        time.sleep(0.01)
 
 
 def check_preset(target):
@@ -62,9 +83,10 @@ CHECKS = {"preset": check_preset, "export": check_export, "checkpoint": check_ch
 def test_a_killed_writer_leaves_the_old_or_the_new_version(kind, tmp_path):
     rng = random.Random(kind)
     target = tmp_path / kind
-    for _ in range(KILLS):
-        kill_mid_write(kind, target, rng)
-        CHECKS[kind](target)
+    with writers(kind, target) as zygote:
+        for _ in range(KILLS):
+            kill_mid_write(zygote, rng)
+            CHECKS[kind](target)
     # ...and the next write, in this process, succeeds over whatever the kills left.
     if kind == "preset":
         model = vae_zoo.VAE(input_dim=784, latent_dim=3, hidden_units=64, seed=0)
@@ -84,10 +106,11 @@ def test_a_killed_writer_leaves_the_old_or_the_new_version(kind, tmp_path):
 def test_a_killed_download_never_leaves_a_partial_file_in_the_cache(tmp_path, monkeypatch):
     rng = random.Random(0)
     source = data.locate(data.FREY, download=False)
-    for _ in range(KILLS):
-        kill_mid_write("download", tmp_path, rng, source)
-        cached = tmp_path / "vae_zoo" / "frey_rawface.mat"
-        assert not cached.exists() or cached.read_bytes() == source.read_bytes()
+    with writers("download", tmp_path, source) as zygote:
+        for _ in range(KILLS):
+            kill_mid_write(zygote, rng)
+            cached = tmp_path / "vae_zoo" / "frey_rawface.mat"
+            assert not cached.exists() or cached.read_bytes() == source.read_bytes()
     monkeypatch.delenv(data.DATA_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(data, "FREY", data.Source("frey_rawface.mat", source.as_uri(), data.FREY.sha256))
@@ -95,15 +118,15 @@ def test_a_killed_download_never_leaves_a_partial_file_in_the_cache(tmp_path, mo
 
 
 def test_two_writers_racing_for_one_preset_path_one_wins_one_is_told(tmp_path):
-    for round_ in range(3):
-        target = tmp_path / f"race-{round_}"
-        writers = [start("race-preset", target) for _ in range(2)]
-        assert [w.stdout.readline().strip() for w in writers] == ["ready", "ready"]  # imported, model built
-        for w in writers:  # both write at this moment
-            w.stdin.write("go\n")
-            w.stdin.flush()
-        outcomes = sorted(w.communicate(timeout=300)[0].strip() for w in writers)
-        assert outcomes == ["lost", "won"], outcomes
-        card = json.loads((target / "card.json").read_text())
-        assert card["version"] in [w.pid for w in writers]
-        vae_zoo.load(target)
+    with writers("race-preset", tmp_path) as zygote:
+        for round_ in range(3):
+            target = tmp_path / f"race-{round_}"
+            ask(zygote, f"race {target}")
+            ready = [zygote.stdout.readline().split() for _ in range(2)]  # both imported, models built
+            assert [word for word, _ in ready] == ["ready", "ready"], ready
+            ask(zygote, "go")  # both write at this moment
+            outcomes = sorted(zygote.stdout.readline().split() for _ in range(2))
+            assert [word for word, _ in outcomes] == ["lost", "won"], outcomes
+            card = json.loads((target / "card.json").read_text())
+            assert card["version"] == int(outcomes[1][1]) and {pid for _, pid in outcomes} == {pid for _, pid in ready}
+            vae_zoo.load(target)
