@@ -64,3 +64,23 @@ def test_a_lock_can_wait_for_its_holder(tmp_path):
         order.append("waiter")
     thread.join()
     assert order == ["holder done", "waiter"]
+
+
+def test_a_lock_leaves_no_empty_folder_and_never_two_holders(tmp_path):
+    from vae_zoo.errors import OutputExistsError
+    from vae_zoo.io import exclusive_lock
+
+    with exclusive_lock(tmp_path / "run", "training"):
+        with pytest.raises(OutputExistsError, match="Another process is training"):
+            with exclusive_lock(tmp_path / "run", "training"):
+                pass
+    assert not (tmp_path / "run").exists()  # it made the folder and nothing was written there
+    with exclusive_lock(tmp_path / "a" / "b" / "run", "training"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nor the parents it made for it
+    with exclusive_lock(tmp_path / "run", "training"):
+        (tmp_path / "run" / "checkpoint").write_text("x")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock", "checkpoint"]
+    with exclusive_lock(tmp_path, "writing"):  # a folder it did not make stays, with its lock file
+        pass
+    assert tmp_path.is_dir()

@@ -204,10 +204,16 @@ def file_size_limit():
 
 @pytest.mark.parametrize("args, limit", [
     (["sample", "mnist-z2", "-n", "400", "-o", "{out}/s.png"], 20_000),
+    (["reconstruct", "mnist-z2", "--data", "{home}/digits.npy", "-n", "64", "-o", "{out}/r.png"], 5_000),
+    (["manifold", "mnist-z2", "--grid", "20", "-o", "{out}/m.png"], 20_000),
+    (["score", "mnist-z2", "--data", "{home}/digits.npy", "--k", "2", "-o", "{out}/s.csv"], 1_000),
+    (["embed", "mnist-z2", "--data", "{home}/digits.npy", "-o", "{out}/z.npy"], 1_000),
     (["export", "mnist-z2", "--format", "onnx", "-o", "{out}/graphs"], 100_000),
     (["export", "mnist-z2", "--format", "tflite", "-o", "{out}/graphs"], 100_000),
     (["shard", "--data", "{home}/digits.npy", "--out", "{out}/shards"], 20_000),
-], ids=["sample", "export-onnx", "export-tflite", "shard"])
+    (["finetune", "mnist-z2", "--data", "{home}/digits.npy", "--binarize", "--epochs", "1", "--out", "{out}/p",
+      "--workdir", "{out}/runs"], 100_000),
+], ids=["sample", "reconstruct", "manifold", "score", "embed", "export-onnx", "export-tflite", "shard", "finetune"])
 def test_a_disk_that_refuses_a_write_is_one_line_and_leaves_nothing(home, in_process, tmp_path, file_size_limit,
                                                                     args, limit):
     out = tmp_path / "out"

@@ -184,7 +184,9 @@ def staged_dir(path: str | os.PathLike, overwrite: bool = False, owned: Callable
 def exclusive_lock(folder: str | os.PathLike, what: str, wait: float = 0.0) -> Iterator[None]:
     """Holds an exclusive lock on `folder` (its `.lock` file) for the block.
 
-    The lock dies with its process, so a crash never leaves it blocking the next run.
+    The lock dies with its process, so a crash never leaves it blocking the next run. A folder
+    the lock created (with its parents) that holds nothing else at the end (a run that failed
+    before its first write) is removed with its lock file.
 
     Args:
         wait: seconds to wait for another holder to let go (0: refuse at once).
@@ -196,22 +198,38 @@ def exclusive_lock(folder: str | os.PathLike, what: str, wait: float = 0.0) -> I
     import time
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ".lock"
+    made = [] if folder.exists() else [folder, *[p for p in folder.parents if not p.exists()]]
     deadline = time.monotonic() + wait
-    with open(folder / ".lock", "a") as handle:
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a")
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
+                    handle.close()
                     raise OutputExistsError(f"Another process is {what} in {folder}. Wait for it to finish, "
                                             "or choose another folder.") from None
                 time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        try:  # the lock file may have been removed by its previous holder: then lock the new one
+            if os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
+    finally:
+        if made and [p.name for p in folder.iterdir()] == [lock.name]:
+            lock.unlink()
+            with contextlib.suppress(OSError):  # something appeared meanwhile: it stays
+                for made_here in made:  # the folder, then the parents made for it
+                    made_here.rmdir()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def require_free_space(paths: dict[str, str | os.PathLike], need: int) -> None:
