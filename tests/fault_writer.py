@@ -14,6 +14,7 @@ of importing TensorFlow each (TensorFlow is safe to fork before its runtime star
   may win; each then prints "won PID" or "lost PID".
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -96,9 +97,9 @@ def main(kind: str, target: Path, source: str | None = None) -> None:
             racers = [fork(lambda: race(path, go)) for _ in range(2)]
             sys.stdin.readline()  # "go"
             os.write(release, b"gg")
-            for pid in racers:
-                while os.path.exists(f"/proc/{pid}"):
-                    os.sched_yield()
+            for pid in racers:  # with SIGCHLD ignored, waitpid returns (ECHILD) once the child is gone
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
             os.close(go)
             os.close(release)
         else:
