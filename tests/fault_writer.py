@@ -28,6 +28,12 @@ from vae_zoo import data  # noqa: E402
 from vae_zoo.errors import OutputExistsError  # noqa: E402
 
 
+def say(line: str) -> None:
+    """One line on stdout in one write(2): lines of concurrent writers never interleave (a pipe
+    writes up to PIPE_BUF bytes atomically), even when Python's stdout is unbuffered."""
+    os.write(1, (line + "\n").encode())
+
+
 def versioned_model(i: int):
     import vae_zoo
 
@@ -39,13 +45,13 @@ def versioned_model(i: int):
 def race(target: Path, go: int) -> None:
     """One racer: the model built, a write when `go` becomes readable."""
     model = versioned_model(os.getpid())
-    print(f"ready {os.getpid()}", flush=True)
+    say(f"ready {os.getpid()}")
     os.read(go, 1)
     try:
         model.save_to_preset(target, card={"version": os.getpid()})
-        print(f"won {os.getpid()}", flush=True)
+        say(f"won {os.getpid()}")
     except OutputExistsError:
-        print(f"lost {os.getpid()}", flush=True)
+        say(f"lost {os.getpid()}")
 
 
 def write_until_killed(kind: str, target: Path) -> None:
@@ -66,7 +72,7 @@ def write_until_killed(kind: str, target: Path) -> None:
             (target / "vae_zoo" / "frey_rawface.mat").unlink(missing_ok=True)
             data.locate(data.FREY)
         if i == 1:
-            print(f"ready {os.getpid()}", flush=True)
+            say(f"ready {os.getpid()}")
 
 
 def fork(run) -> int:
@@ -89,7 +95,7 @@ def main(kind: str, target: Path, source: str | None = None) -> None:
         import vae_zoo.exporters  # noqa: F401  (imported once, here, before any fork)
         import vae_zoo.training  # noqa: F401
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed writers are reaped at once
-    print("zygote", flush=True)
+    say("zygote")
     for line in sys.stdin:
         if kind == "race-preset":  # two racers, released together by one write to a pipe
             go, release = os.pipe()
