@@ -137,9 +137,11 @@ def test_python_dash_m_works():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("first", ["vae_zoo", "vae_zoo.training"])  # the package, or a submodule, first
-def test_importing_vae_zoo_in_python_prints_nothing_of_tensorflows_start_up(first):
+@pytest.mark.parametrize("first, level", [  # the package, or a submodule, first; no level chosen, or "quiet"
+    ("vae_zoo", None), ("vae_zoo.training", None), ("vae_zoo.training", "3")])
+def test_importing_vae_zoo_in_python_prints_nothing_of_tensorflows_start_up(first, level):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": level} if level else {})
     code = f"import {first}, vae_zoo; m = vae_zoo.load('mnist-z2'); print(m.sample(1, seed=0).shape)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "(1, 784)"

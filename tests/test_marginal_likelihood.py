@@ -80,3 +80,26 @@ def test_ais_refuses_bad_arguments(kwargs):
     x = np.zeros((2, model.input_dim), np.float32)
     with pytest.raises(vae_zoo.VaeZooError):
         model.log_likelihood_ais(x, **kwargs)
+
+
+def test_models_of_one_architecture_share_the_compiled_estimator():
+    """A figure measures hundreds of checkpoints of AEVB, wake-sleep and MCEM models (MCEM's encoder
+    frozen): one trace of the estimator serves them all, each measured with its own weights."""
+    from vae_zoo import baselines
+
+    model = small_model(3, 0.3)
+    x = (np.random.default_rng(0).random((4, model.input_dim)) < 0.5).astype(np.float32)
+    first, _ = marginal_likelihood.app_d(model, x, num_samples=20, num_burnin=20, num_leapfrog_steps=2)
+    traces = marginal_likelihood._app_d_chunk.experimental_get_tracing_count()
+    mcem = baselines.MCEM(input_dim=12, latent_dim=2, hidden_units=8, seed=1, num_datapoints=4)
+    mcem(np.zeros((1, 12), np.float32))
+    assert not mcem.encoder.trainable
+    for theirs, mine in zip([*model.encoder.weights, *model.decoder.weights],
+                            [*mcem.encoder.weights, *mcem.decoder.weights], strict=True):
+        mine.assign(theirs)
+    again, _ = marginal_likelihood.app_d(mcem, x, num_samples=20, num_burnin=20, num_leapfrog_steps=2)
+    np.testing.assert_array_equal(first, again)
+    other = small_model(4, 0.3)  # the same object, other weights: other estimates, no new trace
+    assert not np.array_equal(first, marginal_likelihood.app_d(other, x, num_samples=20, num_burnin=20,
+                                                               num_leapfrog_steps=2)[0])
+    assert marginal_likelihood._app_d_chunk.experimental_get_tracing_count() == traces

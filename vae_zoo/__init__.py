@@ -10,9 +10,10 @@ import sys as _sys
 
 __version__ = "0.1.0"
 
-# TensorFlow's C++ start-up lines (CUDA probing, oneDNN notices) are muted unless the user chose a
-# level; it reads the variable when it is first imported, so this must come before that.
-_QUIET = "TF_CPP_MIN_LOG_LEVEL" not in _os.environ
+# TensorFlow's C++ start-up lines (CUDA probing, oneDNN notices) are muted unless the user asked for
+# TensorFlow's info logs (TF_CPP_MIN_LOG_LEVEL=0): they bypass the level, so even a user who set 3
+# would see them. TensorFlow reads the variable when it is first imported, so this comes before that.
+_QUIET = _os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() != "0"
 _DEVICES_READY = False  # initialised, quietly, by the first public name that needs TensorFlow
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -56,11 +56,13 @@ _LAYERS: dict[str, _Layers] = {}
 
 
 def _architecture(model) -> str:
-    """What determines the compiled graph: the layers' classes and configs (initializers aside),
-    the data and latent sizes and the dtype."""
+    """What determines the compiled graph: the layers' classes and configs (initializers, seeds and
+    whether they train aside: MCEM's frozen encoder computes what AEVB's does), the data and latent
+    sizes and the dtype."""
     def strip(config):
         if isinstance(config, dict):
-            return {k: strip(v) for k, v in config.items() if "initializer" not in k and k != "seed"}
+            return {k: strip(v) for k, v in config.items()
+                    if "initializer" not in k and k not in ("seed", "trainable")}
         return [strip(v) for v in config] if isinstance(config, list) else config
 
     layers = [[type(layer).__name__, strip(layer.get_config())] for layer in (model.encoder, model.decoder)]
