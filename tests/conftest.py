@@ -52,6 +52,17 @@ def in_process(capsys, monkeypatch):
     return run
 
 
+@pytest.fixture(scope="session")
+def forked_cli():
+    """A server of `vae-zoo` processes (forked_cli.py): each command a process of its own, forked
+    from one that imported TensorFlow once."""
+    from forked_cli import Server
+
+    server = Server()
+    yield server
+    server.close()
+
+
 # The files that take longest (`--durations` of a full run), started first: with `--dist loadfile`
 # each file runs whole on one worker, so the long ones at the end of the queue would leave the
 # other worker idle while they finish.

@@ -1,15 +1,15 @@
 """Data-parallel training across worker processes (tf.distribute.MultiWorkerMirroredStrategy) on
 127.0.0.1: the same weights as one process, resume after a SIGKILLed worker, a clear error when a
-peer never answers, and the sharded log p(x) estimate. Every process has a time bound."""
+peer never answers, and the sharded log p(x) estimate. Every process has a time bound.
+
+Each `vae-zoo` worker is a process of its own, forked from a server that imported TensorFlow once
+(`forked_cli.py`: `cli.main` as the console script runs it, ~6 s of CPU less per worker)."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,21 +22,19 @@ from vae_zoo.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
 
-SCRIPT = shutil.which("vae-zoo", path=str(Path(sys.executable).parent)) or "vae-zoo"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 ENV.pop("TF_CONFIG", None)
 TIME_BOUND = 300  # seconds any one process may take
 
 
-def start(args, cwd, index=None, workers=None, extra=(), tf_config=False):
-    """A `vae-zoo` process; a worker of `workers` given by flags, or by TF_CONFIG (`tf_config`)."""
+def start(cli, args, cwd, index=None, workers=None, extra=(), tf_config=False):
+    """A `vae-zoo` process of the server `cli`; a worker of `workers` given by flags, or by TF_CONFIG."""
     env, cluster = ENV, []
     if workers is not None and tf_config:
         env = {**ENV, "TF_CONFIG": distributed.Cluster(tuple(workers), index).tf_config()}
     elif workers is not None:
         cluster = ["--workers", *workers, "--task-index", str(index)]
-    return subprocess.Popen([SCRIPT, *map(str, args), *cluster, *extra], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return cli.start([*map(str, args), *cluster, *extra], cwd=cwd, env=env)
 
 
 def finish(processes, bound=TIME_BOUND):
@@ -54,9 +52,9 @@ def finish(processes, bound=TIME_BOUND):
     return results
 
 
-def run_cluster(args, cwd, n, extra=(), tf_config=False):
+def run_cluster(cli, args, cwd, n, extra=(), tf_config=False):
     workers = distributed.local_workers(n)
-    results = finish([start(args, cwd, i, workers, extra, tf_config) for i in range(n)])
+    results = finish([start(cli, args, cwd, i, workers, extra, tf_config) for i in range(n)])
     for rc, out, err in results:
         assert rc == 0, err[-3000:]
     return results
@@ -79,16 +77,16 @@ def max_difference(a, b):
 
 
 @pytest.fixture(scope="module")
-def one_process(grey_data):
-    result = subprocess.run([SCRIPT, *map(str, train_args("one", "w1"))], cwd=grey_data, env=ENV, text=True,
-                            capture_output=True, timeout=TIME_BOUND)
+def one_process(grey_data, forked_cli):
+    result = forked_cli.run(train_args("one", "w1"), cwd=grey_data, env=ENV, timeout=TIME_BOUND)
     assert result.returncode == 0, result.stderr[-3000:]
     return grey_data / "one"
 
 
 @pytest.mark.parametrize("n", [2, 3])
-def test_workers_train_the_weights_of_one_process(grey_data, one_process, n):
-    results = run_cluster(train_args(f"w{n}-out", f"w{n}"), grey_data, n, tf_config=n == 3)  # flags, TF_CONFIG
+def test_workers_train_the_weights_of_one_process(grey_data, one_process, forked_cli, n):
+    # the workers given by flags (2), or by TF_CONFIG (3)
+    results = run_cluster(forked_cli, train_args(f"w{n}-out", f"w{n}"), grey_data, n, tf_config=n == 3)
     assert "Saved preset to" in results[0][1]
     assert all("the chief (worker 0) writes the preset" in out for _, out, _ in results[1:])
     # 54 steps of Adam from the same seed and global batches: float summation order only
@@ -102,13 +100,13 @@ def test_workers_train_the_weights_of_one_process(grey_data, one_process, n):
     assert not (grey_data / f"w{n}" / "worker-1").exists()  # only the chief writes
 
 
-def test_sigkilled_worker_then_resume_gives_the_uninterrupted_weights(grey_data):
+def test_sigkilled_worker_then_resume_gives_the_uninterrupted_weights(grey_data, forked_cli):
     args = train_args("killed", "wk", epochs=20)  # a checkpoint every 2 epochs (at the held-out measurements)
-    reference = run_cluster(train_args("whole", "ww", epochs=20), grey_data, 2)
+    reference = run_cluster(forked_cli, train_args("whole", "ww", epochs=20), grey_data, 2)
     assert "Saved preset" in reference[0][1]
     workers = distributed.local_workers(2)
     timeout = ["--peer-timeout", "20"]
-    processes = [start(args, grey_data, i, workers, timeout) for i in range(2)]
+    processes = [start(forked_cli, args, grey_data, i, workers, timeout) for i in range(2)]
     state = grey_data / "wk" / "killed" / "checkpoint" / "state.json"
     deadline = time.time() + TIME_BOUND
     while not (state.is_file() and json.loads(state.read_text())["epoch"] >= 4):
@@ -119,26 +117,26 @@ def test_sigkilled_worker_then_resume_gives_the_uninterrupted_weights(grey_data)
     assert rc0 == 2 and ("lost its peers" in err0 or "heard nothing from its peers" in err0), err0[-2000:]
     epoch = json.loads(state.read_text())["epoch"]
     assert 4 <= epoch < 20 and not (grey_data / "killed").exists()
-    resumed = run_cluster(args, grey_data, 2, extra=["--resume"])
+    resumed = run_cluster(forked_cli, args, grey_data, 2, extra=["--resume"])
     assert "Saved preset" in resumed[0][1]
     assert max_difference(grey_data / "whole", grey_data / "killed") == 0.0
 
 
-def test_a_worker_without_peers_stops_with_a_clear_error_in_time(grey_data):
+def test_a_worker_without_peers_stops_with_a_clear_error_in_time(grey_data, forked_cli):
     workers = distributed.local_workers(2)
     started = time.time()
-    [(rc, _, err)] = finish([start(train_args("alone", "wa"), grey_data, 0, workers, ["--peer-timeout", "5"])],
-                            bound=120)
+    alone = start(forked_cli, train_args("alone", "wa"), grey_data, 0, workers, ["--peer-timeout", "5"])
+    [(rc, _, err)] = finish([alone], bound=120)
     assert rc == 2 and time.time() - started < 60
     assert "heard nothing from its peers for 5 s while connecting. Start every worker" in err
     assert not (grey_data / "alone").exists()
 
 
-def test_sharded_evaluation_equals_one_process(tmp_path):
+def test_sharded_evaluation_equals_one_process(tmp_path, forked_cli):
     args = ["evaluate", "mnist-z2", "--k", "20", "--n-test", "300", "--n-train", "300", "--quiet"]
-    one = subprocess.run([SCRIPT, *args], env=ENV, text=True, capture_output=True, timeout=TIME_BOUND)
+    one = forked_cli.run(args, env=ENV, timeout=TIME_BOUND)
     assert one.returncode == 0, one.stderr[-3000:]
-    results = run_cluster(args, tmp_path, 3)
+    results = run_cluster(forked_cli, args, tmp_path, 3)
     many, single = json.loads(results[0][1]), json.loads(one.stdout)
     for metrics in (many, single):
         metrics["test_log_likelihood"].pop("seconds")  # wall time, the one thing that differs
@@ -169,13 +167,13 @@ def test_a_batch_that_does_not_split_across_workers_is_refused():
         train_dataset(np.zeros((200, 4), np.float32), 100, False, worker=(0, 3))
 
 
-def test_workers_stream_their_own_shards(grey_data):
-    result = subprocess.run([SCRIPT, "shard", "--data", "d.npy", "--out", "sh", "--shard-size", "250"], cwd=grey_data,
-                            env=ENV, text=True, capture_output=True, timeout=TIME_BOUND)
+def test_workers_stream_their_own_shards(grey_data, forked_cli):
+    result = forked_cli.run(["shard", "--data", "d.npy", "--out", "sh", "--shard-size", "250"], cwd=grey_data,
+                            env=ENV, timeout=TIME_BOUND)
     assert result.returncode == 0, result.stderr
     args = train_args("from-shards", "ws")
     args[args.index("d.npy")] = "sh"
-    run_cluster(args, grey_data, 2)
+    run_cluster(forked_cli, args, grey_data, 2)
     card = json.loads((grey_data / "from-shards" / "card.json").read_text())
     # 1,080 training images in shards of 250: worker 0 reads files 0, 2, 4 (580 images), worker 1
     # files 1, 3 (500): 500 // 30 = 16 steps of the global batch 60 per epoch.
@@ -183,16 +181,15 @@ def test_workers_stream_their_own_shards(grey_data):
     assert np.isfinite(card["metrics"]["test_log_likelihood"]["mean"])
 
 
-def test_finetune_across_workers_equals_one_process(tmp_path):
+def test_finetune_across_workers_equals_one_process(tmp_path, forked_cli):
     from vae_zoo import data
 
     np.save(tmp_path / "digits.npy", data.load("mnist", "test")[:700])
     args = ["finetune", "mnist-z2", "--data", "digits.npy", "--binarize", "--epochs", 2, "--batch-size", 60,
             "--workdir", "w"]
-    one = subprocess.run([SCRIPT, *map(str, args), "--out", "one"], cwd=tmp_path, env=ENV, text=True,
-                         capture_output=True, timeout=TIME_BOUND)
+    one = forked_cli.run([*args, "--out", "one"], cwd=tmp_path, env=ENV, timeout=TIME_BOUND)
     assert one.returncode == 0, one.stderr[-3000:]
-    run_cluster([*args, "--out", "two"], tmp_path, 2)
+    run_cluster(forked_cli, [*args, "--out", "two"], tmp_path, 2)
     # Adam divides by the gradients' scale, so summation-order differences in near-zero gradient
     # entries move weights by up to a fraction of lr (1e-4) per step; measured: 1.4e-5 after 20 steps.
     assert max_difference(tmp_path / "one", tmp_path / "two") < 1e-4
@@ -236,7 +233,7 @@ def test_any_worker_flags_are_a_cluster_or_a_one_line_error(workers, index):
 
 @pytest.mark.parametrize("other", [["--holdout", "0.2"], ["--epochs", "4"], ["--latent-dim", "3"]],
                          ids=["holdout", "epochs", "latent-dim"])
-def test_workers_started_differently_all_stop_with_one_line_naming_it(grey_data, tmp_path, other):
+def test_workers_started_differently_all_stop_with_one_line_naming_it(grey_data, tmp_path, forked_cli, other):
     workers = distributed.local_workers(2)
     args = [str(a) for a in train_args(tmp_path / "out", tmp_path / "runs")]
     changed = list(args)
@@ -244,7 +241,7 @@ def test_workers_started_differently_all_stop_with_one_line_naming_it(grey_data,
         changed[changed.index(other[0]) + 1] = other[1]
     else:
         changed += other
-    results = finish([start(args, grey_data, 0, workers), start(changed, grey_data, 1, workers)])
+    results = finish([start(forked_cli, a, grey_data, i, workers) for i, a in enumerate([args, changed])])
     for rc, _, err in results:  # the chief as well as the other worker
         assert rc == 2 and "The workers were started with different settings" in err, err[-2000:]
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

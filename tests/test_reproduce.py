@@ -4,14 +4,12 @@ SIGKILL, the figure's layout, and the bookkeeping (rounds, measuring points, tab
 import json
 import os
 import signal
-import subprocess
 import time
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
-from test_cli import SCRIPT
 
 from vae_zoo import reproduce, viz
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError
@@ -132,7 +130,8 @@ def _weights(workdir):
 
 
 @pytest.mark.slow
-def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path, in_process, monkeypatch):
+def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path, in_process, monkeypatch,
+                                                                       forked_cli):
     import sys
 
     def command(*args):  # the command in this interpreter, as the console script runs it (sys.argv recorded)
@@ -144,7 +143,7 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path,
     assert "| mnist | 3 | 200 | mcem |" in result.stdout
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [*TINY_FIGURE3, "--workdir", killed / "w", "--out", killed / "o"]
-    process = subprocess.Popen([SCRIPT, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = forked_cli.start(args, env=env)  # a process of its own, to SIGKILL
     # The work folder is keyed by the run's settings.
     key = reproduce.Settings("figure3", learning_rate=0.02, eval_points=50, ml_samples=20, ml_burnin=40,
                              ml_leapfrog=2).key
@@ -156,7 +155,7 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path,
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be interrupted"
     assert json.loads(state.read_text())["epoch"] < 5
-    command(*args)  # the same command continues (the killed run was the console script)
+    command(*args)  # the same command continues (the killed run was a process of its own)
     a, b = (json.loads((d / "o" / "figure3.json").read_text()) for d in (straight, killed))
     def measured(points):  # the points without the time their measurement took
         return [{k: v for k, v in p.items() if k != "measure_seconds"} for p in points]
