@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vae_zoo
-from vae_zoo import distributed
+from vae_zoo import cluster as cluster_lib
 from vae_zoo.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
@@ -31,7 +31,7 @@ def start(cli, args, cwd, index=None, workers=None, extra=(), tf_config=False):
     """A `vae-zoo` process of the server `cli`; a worker of `workers` given by flags, or by TF_CONFIG."""
     env, cluster = ENV, []
     if workers is not None and tf_config:
-        env = {**ENV, "TF_CONFIG": distributed.Cluster(tuple(workers), index).tf_config()}
+        env = {**ENV, "TF_CONFIG": cluster_lib.Cluster(tuple(workers), index).tf_config()}
     elif workers is not None:
         cluster = ["--workers", *workers, "--task-index", str(index)]
     return cli.start([*map(str, args), *cluster, *extra], cwd=cwd, env=env)
@@ -53,7 +53,7 @@ def finish(processes, bound=TIME_BOUND):
 
 
 def run_cluster(cli, args, cwd, n, extra=(), tf_config=False):
-    workers = distributed.local_workers(n)
+    workers = cluster_lib.local_workers(n)
     results = finish([start(cli, args, cwd, i, workers, extra, tf_config) for i in range(n)])
     for rc, out, err in results:
         assert rc == 0, err[-3000:]
@@ -104,7 +104,7 @@ def test_sigkilled_worker_then_resume_gives_the_uninterrupted_weights(grey_data,
     args = train_args("killed", "wk", epochs=20)  # a checkpoint every 2 epochs (at the held-out measurements)
     reference = run_cluster(forked_cli, train_args("whole", "ww", epochs=20), grey_data, 2)
     assert "Saved preset" in reference[0][1]
-    workers = distributed.local_workers(2)
+    workers = cluster_lib.local_workers(2)
     timeout = ["--peer-timeout", "20"]
     processes = [start(forked_cli, args, grey_data, i, workers, timeout) for i in range(2)]
     state = grey_data / "wk" / "killed" / "checkpoint" / "state.json"
@@ -123,7 +123,7 @@ def test_sigkilled_worker_then_resume_gives_the_uninterrupted_weights(grey_data,
 
 
 def test_a_worker_without_peers_stops_with_a_clear_error_in_time(grey_data, forked_cli):
-    workers = distributed.local_workers(2)
+    workers = cluster_lib.local_workers(2)
     started = time.time()
     alone = start(forked_cli, train_args("alone", "wa"), grey_data, 0, workers, ["--peer-timeout", "5"])
     [(rc, _, err)] = finish([alone], bound=120)
@@ -145,19 +145,19 @@ def test_sharded_evaluation_equals_one_process(tmp_path, forked_cli):
 
 
 def test_cluster_from_flags_and_tf_config():
-    assert distributed.cluster_from() is None or os.environ.get("TF_CONFIG")
-    assert distributed.cluster_from(["a:1", "b:2"], 1, environ={}) == distributed.Cluster(("a:1", "b:2"), 1)
+    assert cluster_lib.cluster_from() is None or os.environ.get("TF_CONFIG")
+    assert cluster_lib.cluster_from(["a:1", "b:2"], 1, environ={}) == cluster_lib.Cluster(("a:1", "b:2"), 1)
     tfjob = {"cluster": {"chief": ["c:1"], "worker": ["w:1", "w:2"]}, "task": {"type": "worker", "index": 1}}
-    assert distributed.cluster_from(environ={"TF_CONFIG": json.dumps(tfjob)}) == \
-        distributed.Cluster(("c:1", "w:1", "w:2"), 2)
+    assert cluster_lib.cluster_from(environ={"TF_CONFIG": json.dumps(tfjob)}) == \
+        cluster_lib.Cluster(("c:1", "w:1", "w:2"), 2)
     single = {"cluster": {"worker": ["w:1"]}, "task": {"type": "worker", "index": 0}}
-    assert distributed.cluster_from(environ={"TF_CONFIG": json.dumps(single)}) is None
+    assert cluster_lib.cluster_from(environ={"TF_CONFIG": json.dumps(single)}) is None
     for bad, message in [((["a:1", "b:2"], None), "go together"), ((["a:1", "b"], 0), "HOST:PORT"),
                          ((["a:1", "a:1"], 0), "repeat"), ((["a:1", "b:2"], 2), "0..1")]:
         with pytest.raises(InvalidArgumentError, match=message):
-            distributed.cluster_from(*bad, environ={})
+            cluster_lib.cluster_from(*bad, environ={})
     with pytest.raises(InvalidArgumentError, match="TF_CONFIG"):
-        distributed.cluster_from(environ={"TF_CONFIG": "{not json"})
+        cluster_lib.cluster_from(environ={"TF_CONFIG": "{not json"})
 
 
 def test_a_batch_that_does_not_split_across_workers_is_refused():
@@ -213,7 +213,7 @@ tf_configs = st.fixed_dictionaries({"cluster": st.dictionaries(st.sampled_from([
 def test_any_tf_config_is_a_cluster_or_a_one_line_error(config, raw):
     text = str(config) if raw else json.dumps(config)
     try:
-        cluster = distributed.cluster_from(environ={"TF_CONFIG": text})
+        cluster = cluster_lib.cluster_from(environ={"TF_CONFIG": text})
     except InvalidArgumentError as e:
         assert "\n" not in str(e)
         return
@@ -224,7 +224,7 @@ def test_any_tf_config_is_a_cluster_or_a_one_line_error(config, raw):
 @given(workers=st.lists(st.text(max_size=20), min_size=1, max_size=4), index=st.integers(-2, 5))
 def test_any_worker_flags_are_a_cluster_or_a_one_line_error(workers, index):
     try:
-        cluster = distributed.cluster_from(workers, index, environ={})
+        cluster = cluster_lib.cluster_from(workers, index, environ={})
     except InvalidArgumentError as e:
         assert "\n" not in str(e)
         return
@@ -234,7 +234,7 @@ def test_any_worker_flags_are_a_cluster_or_a_one_line_error(workers, index):
 @pytest.mark.parametrize("other", [["--holdout", "0.2"], ["--epochs", "4"], ["--latent-dim", "3"]],
                          ids=["holdout", "epochs", "latent-dim"])
 def test_workers_started_differently_all_stop_with_one_line_naming_it(grey_data, tmp_path, forked_cli, other):
-    workers = distributed.local_workers(2)
+    workers = cluster_lib.local_workers(2)
     args = [str(a) for a in train_args(tmp_path / "out", tmp_path / "runs")]
     changed = list(args)
     if other[0] in changed:

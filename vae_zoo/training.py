@@ -24,6 +24,7 @@ from vae_zoo.checkpoints import (  # noqa: F401 (re-exported: training.save_chec
     save_checkpoint,
     start_or_resume,
 )
+from vae_zoo.cluster import Cluster
 from vae_zoo.errors import InvalidArgumentError, OutputExistsError
 from vae_zoo.evaluation import dataset_of
 from vae_zoo.io import check_replaceable, exclusive_lock, file_sha256, overlap, require_free_space
@@ -213,7 +214,7 @@ def train_on_data(
     command: str = "",
     k: int = 1000,
     verbose: int | str = 2,
-    cluster: distributed.Cluster | None = None,
+    cluster: Cluster | None = None,
     peer_timeout: float = distributed.DEFAULT_TIMEOUT,
 ) -> Path | None:
     """Fine-tunes `preset` (or trains a fresh model of `architecture`) on the user's data and
@@ -343,7 +344,7 @@ def train_on_data(
 
 
 def _held_out_log_likelihood(model: VAE, x: np.ndarray, k: int, seed: int,
-                             cluster: distributed.Cluster | None = None) -> dict:
+                             cluster: Cluster | None = None) -> dict:
     """Importance-weighted log p(x) (k samples) of the first 1,000 held-out rows: mean, standard error
     (shared out across the `cluster`'s workers, if given)."""
     ll = (model.log_likelihood(x[:1000], num_samples=k, seed=seed) if cluster is None

@@ -105,9 +105,11 @@ def image_shape(model, name_or_path: str) -> tuple[int, int]:
 
 def join_cluster(args):
     """The cluster of --workers/--task-index or TF_CONFIG, joined before any other TensorFlow work."""
-    from vae_zoo import distributed
+    from vae_zoo.cluster import cluster_from
 
-    found = distributed.cluster_from(args.workers, args.task_index)
+    found = cluster_from(args.workers, args.task_index)
     if found is not None:
+        from vae_zoo import distributed
+
         distributed.connect(found, args.peer_timeout)
     return found
