@@ -23,15 +23,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from forked_cli import say  # noqa: E402  (one write(2) per line: racers' lines never interleave)
 
 from vae_zoo import data  # noqa: E402
 from vae_zoo.errors import OutputExistsError  # noqa: E402
-
-
-def say(line: str) -> None:
-    """One line on stdout in one write(2): lines of concurrent writers never interleave (a pipe
-    writes up to PIPE_BUF bytes atomically), even when Python's stdout is unbuffered."""
-    os.write(1, (line + "\n").encode())
 
 
 def versioned_model(i: int):

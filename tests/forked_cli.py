@@ -26,7 +26,9 @@ from pathlib import Path
 
 
 def say(line: str) -> None:
-    os.write(1, (line + "\n").encode())  # one write(2): the lines of forked children never interleave
+    """One line on stdout in one write(2): the lines of concurrent processes never interleave (a pipe
+    writes up to PIPE_BUF bytes atomically; `print` writes the text and the newline apart)."""
+    os.write(1, (line + "\n").encode())
 
 
 def _run_command(request: dict) -> int:
