@@ -2,8 +2,9 @@
 
 A test that needs the command as a process of its own (a worker of a cluster, a run to SIGKILL)
 pays ~6 s of CPU per fresh interpreter for `import tensorflow` + TFP. The server started here
-imports them once, runs no TensorFlow op (forking is safe before TensorFlow's runtime starts,
-as the fault writers rely on too) and forks a fresh process per command: `cli.main(ARGS)` in its
+imports them once, runs no TensorFlow op (forking is safe before TensorFlow's runtime starts:
+the imports leave two idle threads, waiting on a condition variable with no lock held; the
+fault writers rely on this too) and forks a fresh process per command: `cli.main(ARGS)` in its
 own working folder and environment, its output in files, its exit status as the console
 script's (`sys.exit(main())`). The console script itself stays exercised by the tests that run
 `SCRIPT`.
