@@ -145,8 +145,9 @@ class Server:
         for line in self.process.stdout:
             word, pid, *status = line.split()
             with self.changed:
-                if word == "pid":
+                if word == "pid":  # a number the system gave an ended child before may come again
                     self.started.append(int(pid))
+                    self.exits.pop(int(pid), None)
                 else:
                     self.exits[int(pid)] = int(status[0])
                 self.changed.notify_all()
