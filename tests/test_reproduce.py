@@ -4,6 +4,7 @@ SIGKILL, the figure's layout, and the bookkeeping (rounds, measuring points, tab
 import json
 import os
 import signal
+import sys
 import time
 
 import keras
@@ -132,8 +133,6 @@ def _weights(workdir):
 @pytest.mark.slow
 def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path, in_process, monkeypatch,
                                                                        forked_cli):
-    import sys
-
     def command(*args):  # the command in this interpreter, as the console script runs it (sys.argv recorded)
         monkeypatch.setattr(sys, "argv", ["vae-zoo", *map(str, args)])
         return in_process(*args)
@@ -182,14 +181,28 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path,
 
 
 @pytest.mark.slow
-def test_figure2_end_to_end_with_a_tiny_budget(tmp_path, in_process):
-    result = in_process("reproduce", "figure2", "--dataset", "frey", "--nz", "2", "--samples", "3400",
-                        "--eval-points", "100", "--lr", "0.02", "--workdir", tmp_path / "w", "--out", tmp_path / "o")
+def test_figure2_end_to_end_with_a_tiny_budget(tmp_path, in_process, monkeypatch):
+    written = []  # what the results file held each time it was written: {curve: its points' samples}
+    plot = viz.plot_figure
+
+    def plot_and_note(results, path, **kwargs):
+        written.append({name: [p["samples"] for p in c["points"]] for name, c in results["curves"].items()})
+        return plot(results, path, **kwargs)
+
+    monkeypatch.setattr(viz, "plot_figure", plot_and_note)
+    args = ["reproduce", "figure2", "--dataset", "frey", "--nz", "2", "--samples", "3400", "--eval-points", "100",
+            "--lr", "0.02", "--workdir", tmp_path / "w", "--out", tmp_path / "o"]
+    monkeypatch.setattr(sys, "argv", ["vae-zoo", *map(str, args)])  # as the console script records it
+    result = in_process(*args)
     results = json.loads((tmp_path / "o" / "figure2.json").read_text())
     assert sorted(results["curves"]) == ["frey-n1765-z2-aevb", "frey-n1765-z2-wake-sleep"]
     for curve in results["curves"].values():
         assert curve["samples"] == 3400 and [p["samples"] for p in curve["points"]] == [1700, 3400]
         assert all(np.isfinite([p["train"], p["test"]]).all() for p in curve["points"])
+        assert curve["command"] == "vae-zoo " + " ".join(map(str, args))
+    # Published after every measured point, not only when a curve ends: a long run shows how far it got.
+    assert {"frey-n1765-z2-aevb": [1700]} in written
+    assert {"frey-n1765-z2-aevb": [1700, 3400], "frey-n1765-z2-wake-sleep": [1700]} in written
     assert "| frey | 2 | 1,765 | aevb |" in result.stdout
     assert Image.open(tmp_path / "o" / "figure2.png").size[0] > 300
 

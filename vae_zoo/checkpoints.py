@@ -30,14 +30,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: logs the training bound; at the epochs `evaluate_at` accepts (and at
     the end) adds `evaluate(model)`'s numbers to the log and prints the progress and ETA; every
     `save_every` epochs, at evaluations and at the end, saves the model (with optimizer state)
-    and the log atomically.
+    and the log atomically; after an evaluation's checkpoint is on disk, calls
+    `after_evaluation(state)` (e.g. to publish the curve so far).
 
     An interruption at any moment leaves the previous complete checkpoint.
     """
 
     def __init__(self, directory: Path, state: dict, evaluate=None, evaluate_at=lambda epoch: True,
-                 report: bool = True, save_every: int = 1):
+                 report: bool = True, save_every: int = 1, after_evaluation=None):
         super().__init__()
+        self.after_evaluation = after_evaluation
         self.save_every = save_every
         self.directory = Path(directory)
         self.state = state
@@ -67,6 +69,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 raise TrainingError(f"Training diverged: non-finite weights after epoch {done}. "
                                     f"{_kept(self.directory)} Try a lower learning rate (--lr).")
             save_checkpoint(self.model, self.directory, self.state)
+        if evaluated and self.after_evaluation is not None:
+            self.after_evaluation(self.state)
         if self.report and evaluated:
             eta = self._session_seconds / (done - self._first_epoch) * (self.state["epochs"] - done)
             measured = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in row.items()

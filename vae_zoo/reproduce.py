@@ -19,9 +19,9 @@ did: short runs at 0.01, 0.02 and 0.1, and the best training-set number after `s
 weight updates (past Adagrad's warm-up) wins and continues; the three numbers and the choice are in
 the curve's record. A run goes in rounds (10^6 samples per curve, then 10^7, ..., then the budget),
 so an interrupted figure has comparable coverage of all its curves; rerunning the command continues
-where it stopped, and a larger `--samples` extends the curves. The curves go to OUT/STEM.json (with
-the command that made them) and OUT/STEM.png, STEM being the figure's name (and the initial scale
-when it is not the paper's, e.g. figure2-init-std-0.1).
+where it stopped, and a larger `--samples` extends the curves. The curves go to OUT/STEM.json (each
+with the command that trains it) and OUT/STEM.png after every measured point, STEM being the
+figure's name (and the initial scale when it is not the paper's, e.g. figure2-init-std-0.1).
 """
 
 from __future__ import annotations
@@ -114,8 +114,9 @@ def _measure(curve: Curve, settings: Settings):
 
 
 def _fit(curve: Curve, settings: Settings, learning_rate: float, epochs: int, directory: Path, evaluate_at,
-         verbose: bool) -> dict:
-    """Trains (or continues) `curve` at `learning_rate` to `epochs` in `directory`; returns its state."""
+         verbose: bool, after_evaluation=None) -> dict:
+    """Trains (or continues) `curve` at `learning_rate` to `epochs` in `directory`; returns its state
+    (`after_evaluation(state)` runs after every measured point, see `fit_with_checkpoints`)."""
     x_train = data_lib.load(curve.dataset, "train")[: curve.n_train]
     recipe = RECIPES["paper"].replace(epochs=epochs, seed=settings.seed, learning_rate=learning_rate,
                                       init_stddev=settings.init_std, batch_size=curve.batch_size,
@@ -126,7 +127,8 @@ def _fit(curve: Curve, settings: Settings, learning_rate: float, epochs: int, di
     model = build_model(architecture, recipe, len(x_train), METHODS[curve.method][0])
     _, state = fit_with_checkpoints(model, x_train, recipe, directory, binarize=curve.dataset == "mnist",
                                     resume=has_checkpoint(directory), verbose=0, report=verbose,
-                                    evaluate=_measure(curve, settings), evaluate_at=evaluate_at)
+                                    evaluate=_measure(curve, settings), evaluate_at=evaluate_at,
+                                    after_evaluation=after_evaluation)
     return state
 
 
@@ -173,26 +175,32 @@ def select_step_size(curve: Curve, settings: Settings, workdir: Path, verbose: b
     return selection
 
 
-def train_curve(curve: Curve, settings: Settings, samples: int, workdir: Path, verbose: bool = False) -> dict:
+def train_curve(curve: Curve, settings: Settings, samples: int, workdir: Path, verbose: bool = False,
+                publish=None) -> dict:
     """Trains (or continues) `curve` to at least `samples` training samples (and at least through
-    the step-size selection); returns its record."""
+    the step-size selection); returns its record. `publish(record)` receives the record so far
+    after every measured point, so a long run shows how far it got."""
     spe = curve.samples_per_epoch
     selection = None if settings.learning_rate else select_step_size(curve, settings, workdir, verbose)
     learning_rate = settings.learning_rate or selection["chosen"]
     epochs = max(math.ceil(samples / spe), selection["epochs"] if selection else 1)
     wanted = evaluation_epochs(spe, epochs, FIGURES[settings.figure].linear_every)
+
+    def record(state: dict) -> dict:
+        points = [{"samples": row["samples_seen"], **{k: v for k, v in row.items() if k.split("_")[0] in
+                                                      ("train", "test", "measure") and not k.startswith("train_elbo")
+                                                      and k != "train_kl"}}
+                  for row in state["log"] if "test" in row]
+        for point in points:
+            check_point(curve.name, point, curve.dataset == "mnist", FIGURES[settings.figure].metric)
+        return {**asdict(curve), "name": curve.name, "learning_rate": learning_rate, "step_size_selection": selection,
+                "batch_size": curve.batch_size, "updates_per_sample": curve.updates_per_batch / curve.batch_size,
+                "samples_per_epoch": state["samples_per_epoch"], "samples": state["epoch"] * state["samples_per_epoch"],
+                "wall_seconds": round(state["wall_seconds"], 1), "points": points}
+
     state = _fit(curve, settings, learning_rate, epochs, workdir / curve.name / f"lr-{learning_rate:g}",
-                 wanted.__contains__, verbose)
-    points = [{"samples": row["samples_seen"], **{k: v for k, v in row.items() if k.split("_")[0] in
-                                                  ("train", "test", "measure") and not k.startswith("train_elbo")
-                                                  and k != "train_kl"}}
-              for row in state["log"] if "test" in row]
-    for point in points:
-        check_point(curve.name, point, curve.dataset == "mnist", FIGURES[settings.figure].metric)
-    return {**asdict(curve), "name": curve.name, "learning_rate": learning_rate, "step_size_selection": selection,
-            "batch_size": curve.batch_size, "updates_per_sample": curve.updates_per_batch / curve.batch_size,
-            "samples_per_epoch": state["samples_per_epoch"], "samples": state["epoch"] * state["samples_per_epoch"],
-            "wall_seconds": round(state["wall_seconds"], 1), "points": points}
+                 wanted.__contains__, verbose, None if publish is None else lambda state: publish(record(state)))
+    return record(state)
 
 
 def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples: int | None = None,
@@ -200,7 +208,7 @@ def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples
         overwrite: bool = False, verbose: bool = False) -> dict:
     """Trains every curve of `figure` (or a `selection`: datasets, latent_dims, n_train, methods)
     to `samples` training samples each, in rounds, and writes OUT/FIGURE.json and OUT/FIGURE.png
-    after every curve of every round.
+    after every measured point (a curve in progress shows how far it got).
 
     Args:
         figure: "figure2" or "figure3".
@@ -209,7 +217,7 @@ def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples
         samples: training samples per curve (default: the figure's).
         selection: keyword arguments of `curves`.
         settings: fields of `Settings` other than `figure`.
-        command: the command line, recorded in the JSON.
+        command: the command line, recorded with every curve it trains (and, for the file, the last one).
         overwrite: replace results of a run with other settings.
         verbose: print a line per measurement and per finished curve.
 
@@ -240,18 +248,22 @@ def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples
     if verbose:
         print(f"{settings.stem}: {len(todo)} curves to {samples:,} samples each; {_eta(results, todo, samples)}",
               flush=True)
+
+    def publish(record: dict) -> None:
+        # Processes running other curves of the experiment take turns writing its results.
+        with exclusive_lock(out, f"writing {settings.stem} results", wait=600):
+            if path.exists():  # another process may run other curves of the same experiment
+                on_disk = read_results(path)
+                if on_disk.get("settings") == results["settings"]:
+                    results["curves"] = on_disk["curves"]
+            results["curves"][record["name"]] = {**record, "command": command}
+            atomic_write_text(path, json.dumps(results, indent=1), overwrite=True)
+            viz.plot_figure(results, out / f"{settings.stem}.png", overwrite=True)
+
     for budget in rounds(samples):
         for curve in todo:
-            record = train_curve(curve, settings, budget, workdir, verbose)
-            # Processes running other curves of the experiment take turns writing its results.
-            with exclusive_lock(out, f"writing {settings.stem} results", wait=600):
-                if path.exists():  # another process may run other curves of the same experiment
-                    on_disk = read_results(path)
-                    if on_disk.get("settings") == results["settings"]:
-                        results["curves"] = on_disk["curves"]
-                results["curves"][curve.name] = record
-                atomic_write_text(path, json.dumps(results, indent=1), overwrite=True)
-                viz.plot_figure(results, out / f"{settings.stem}.png", overwrite=True)
+            record = train_curve(curve, settings, budget, workdir, verbose, publish)
+            publish(record)
             if verbose:
                 last = record["points"][-1]
                 print(f"{settings.stem} {curve.name}: {record['samples']:,} samples (step size "

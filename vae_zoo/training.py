@@ -84,6 +84,7 @@ def fit_with_checkpoints(
     evaluate_at=None,
     report: bool | None = None,
     identity: dict | None = None,
+    after_evaluation=None,
 ) -> tuple[VAE, dict]:
     """Trains `model` per `recipe`, checkpointing every epoch into `directory`.
 
@@ -105,6 +106,8 @@ def fit_with_checkpoints(
         report: print a line per evaluation (default: when `verbose` is not 0).
         identity: what else makes the run this run (see `checkpoints.start_or_resume`); a
             checkpoint of a run with another identity is never continued.
+        after_evaluation: state -> None, called after every evaluation once its checkpoint is
+            on disk (the state holds the log so far).
 
     Returns:
         The trained model and the state (log of train/test bounds, wall time).
@@ -119,11 +122,11 @@ def fit_with_checkpoints(
                 return {"test_elbo": np.mean(m.elbo(x_test, "B", 1, seed=recipe.seed))}
         return _fit_with_checkpoints(model, x_train, recipe, directory, binarize, resume, verbose, evaluate,
                                      evaluate_at or (lambda epoch: epoch % eval_every == 0),
-                                     verbose != 0 if report is None else report, identity)
+                                     verbose != 0 if report is None else report, identity, after_evaluation)
 
 
 def _fit_with_checkpoints(model, x_train, recipe, directory, binarize, resume, verbose, evaluate, evaluate_at,
-                          report, identity):
+                          report, identity, after_evaluation):
     steps = len(x_train) // recipe.batch_size
     model, state = start_or_resume(model, recipe, directory, resume, steps, identity)
     if state["epoch"] >= recipe.epochs:
@@ -143,7 +146,8 @@ def _fit_with_checkpoints(model, x_train, recipe, directory, binarize, resume, v
             ds, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, verbose=verbose,
             callbacks=[StopOnNonFiniteLoss(directory),
                        EpochCheckpoint(directory, state, evaluate, evaluate_at, report=report,
-                                       save_every=max(1, CHECKPOINT_STEPS // steps))],
+                                       save_every=max(1, CHECKPOINT_STEPS // steps),
+                                       after_evaluation=after_evaluation)],
         )
     except KeyboardInterrupt:
         # The last checkpoint is complete on disk; resuming from it replays the
