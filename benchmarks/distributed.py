@@ -2,7 +2,7 @@
 time per all-reduce and bytes exchanged per step.
 
 Each run starts W worker processes that train the 784-500-20 MNIST VAE (estimator B, L = 1,
-Adam, global batch 102 = 2 x 3 x 17, so every W splits it) with `vae_zoo.distributed`'s step
+Adam, global batch 102 = 2 x 3 x 17, so every W splits it) with `vae_zoo.training.distributed`'s step
 (its slice of the batch and noise per worker, one ring all-reduce of the gradients and
 statistics), for `--steps` steps after a warm-up; the chief prints samples/s. Then the workers
 time `--reduces` all-reduces (eager calls) of a tensor the size of the gradients alone. Bytes per step are
@@ -37,13 +37,16 @@ def loopback_bytes() -> int:
 
 
 def worker(index: int, workers: list[str], steps: int, reduces: int) -> None:
-    from vae_zoo import distributed
+    from vae_zoo.training import distributed
 
     cluster = distributed.Cluster(tuple(workers), index)
     strategy = distributed.connect(cluster, timeout=120)
     import tensorflow as tf
 
-    from vae_zoo import data, presets, recipes, training
+    from vae_zoo import data
+    from vae_zoo.model import recipes
+    from vae_zoo.training import train as training
+    from vae_zoo.zoo import presets
 
     spec = presets.PRESETS["mnist-z20"]
     recipe = recipes.Recipe(epochs=1, seed=0, batch_size=BATCH)
@@ -77,7 +80,10 @@ def worker(index: int, workers: list[str], steps: int, reduces: int) -> None:
 
 
 def keras_fit(steps: int) -> dict:
-    from vae_zoo import data, presets, recipes, training
+    from vae_zoo import data
+    from vae_zoo.model import recipes
+    from vae_zoo.training import train as training
+    from vae_zoo.zoo import presets
 
     recipe = recipes.Recipe(epochs=1, seed=0, batch_size=BATCH, steps_per_execution=50)
     x = data.load("mnist", "train")
@@ -97,7 +103,7 @@ def main() -> None:
     parser.add_argument("--reduces", type=int, default=50)
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)  # INDEX HOST:PORT,... (internal)
     args = parser.parse_args()
-    from vae_zoo import distributed
+    from vae_zoo.training import distributed
 
     if args.worker:
         worker(int(args.worker[0]), args.worker[1].split(","), args.steps, args.reduces)

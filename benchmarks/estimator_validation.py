@@ -29,9 +29,10 @@ import numpy as np  # noqa: E402
 import scipy.special  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from vae_zoo import data, marginal_likelihood  # noqa: E402
-from vae_zoo.recipes import RECIPES, compile_model  # noqa: E402
-from vae_zoo.training import build_model  # noqa: E402
+from vae_zoo import data
+from vae_zoo.estimators import marginal_likelihood  # noqa: E402
+from vae_zoo.model.recipes import RECIPES, compile_model  # noqa: E402
+from vae_zoo.training.train import build_model  # noqa: E402
 
 ARCHITECTURE = dict(input_dim=784, latent_dim=3, hidden_units=100, likelihood="bernoulli")
 N_TRAIN = 1000

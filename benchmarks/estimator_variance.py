@@ -21,7 +21,9 @@ import tensorflow as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # pfor's retracing notes
 
-from vae_zoo import data, objectives, training  # noqa: E402
+from vae_zoo import data  # noqa: E402
+from vae_zoo.estimators import objectives  # noqa: E402
+from vae_zoo.training import train as training  # noqa: E402
 
 
 def variances(model, x: np.ndarray, draws: int) -> dict[str, float]:
@@ -52,9 +54,10 @@ def main():
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=20, help="training epochs if the preset is not available")
     args = parser.parse_args()
-    from vae_zoo import recipes, registry
-    from vae_zoo.errors import VaeZooError
-    from vae_zoo.presets import PRESETS
+    from vae_zoo.core.errors import VaeZooError
+    from vae_zoo.model import recipes
+    from vae_zoo.zoo import registry
+    from vae_zoo.zoo.presets import PRESETS
 
     spec = PRESETS[args.preset]
     x = data.test_set(spec.dataset, spec.likelihood == "bernoulli")[: args.points]

@@ -21,7 +21,7 @@ import time
 
 
 def worker(figure: str, name: str, samples: int, out: str) -> None:
-    from vae_zoo import reproduce
+    from vae_zoo.paper import reproduce
 
     curve = next(c for c in reproduce.curves(figure, methods=list(reproduce.METHODS)
                                              if figure == "figure3" else None) if c.name == name)

@@ -20,7 +20,7 @@ import onnxruntime as ort  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import vae_zoo  # noqa: E402
-from vae_zoo.exporters import export  # noqa: E402
+from vae_zoo.deploy.exporters import export  # noqa: E402
 
 
 def runners(model, folder: Path) -> dict:

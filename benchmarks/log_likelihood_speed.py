@@ -17,7 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 import vae_zoo  # noqa: E402
-from vae_zoo import data, registry  # noqa: E402
+from vae_zoo import data
+from vae_zoo.zoo import registry  # noqa: E402
 
 
 def main():

@@ -1,7 +1,7 @@
 """What verifying a shard folder costs when it is opened: every file's sha256, streamed.
 
 Writes a shard folder of `--megabytes` of random uint8 images into a temporary folder, then
-times `vae_zoo.shards.Shards(folder)` (the sha256 of every file is checked before use) and
+times `vae_zoo.data.shards.Shards(folder)` (the sha256 of every file is checked before use) and
 prints the rate and the time it implies for 8 GB. Run it on an otherwise idle machine.
 
     python benchmarks/shard_verify.py [--megabytes 512]
@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from vae_zoo import shards  # noqa: E402
+from vae_zoo.data import shards  # noqa: E402
 
 
 def main() -> None:

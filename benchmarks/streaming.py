@@ -30,7 +30,10 @@ def child(source: str, steps: int) -> dict:
     """Runs in a fresh process: trains for `steps` steps from `source` ("memory" or a shard folder)."""
     import keras
 
-    from vae_zoo import data, recipes, shards, training
+    from vae_zoo import data
+    from vae_zoo.data import shards
+    from vae_zoo.model import recipes
+    from vae_zoo.training import train as training
 
     recipe = recipes.Recipe(epochs=1, seed=0, steps_per_execution=50)
     if source == "memory":
@@ -66,7 +69,8 @@ def peak_rss_mb() -> float:
 def make_shards(gb: float, folder: Path) -> int:
     import numpy as np
 
-    from vae_zoo import data, shards
+    from vae_zoo import data
+    from vae_zoo.data import shards
 
     n = int(gb * 1e9) // D
     mnist = np.round(data.load("mnist", "train") * 255).astype(np.uint8)

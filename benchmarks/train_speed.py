@@ -23,7 +23,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import vae_zoo  # noqa: E402
-from vae_zoo import data, recipes, training  # noqa: E402
+from vae_zoo import data
+from vae_zoo.model import recipes
+from vae_zoo.training import train as training  # noqa: E402
 
 D, H, Z = 784, 500, 20
 # Forward: 2 FLOP per multiply-add of the four weight matrices. Backward: the

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from forked_cli import say  # noqa: E402  (one write(2) per line: racers' lines never interleave)
 
 from vae_zoo import data  # noqa: E402
-from vae_zoo.errors import OutputExistsError  # noqa: E402
+from vae_zoo.core.errors import OutputExistsError  # noqa: E402
 
 
 def versioned_model(i: int):
@@ -51,7 +51,8 @@ def race(target: Path, go: int) -> None:
 
 def write_until_killed(kind: str, target: Path) -> None:
     if kind != "download":
-        from vae_zoo import exporters, training
+        from vae_zoo.deploy import exporters
+        from vae_zoo.training import train as training
     i = 0
     while True:
         i += 1
@@ -87,8 +88,8 @@ def main(kind: str, target: Path, source: str | None = None) -> None:
         os.environ.pop(data.DATA_ENV, None)
         data.FREY = data.Source("frey_rawface.mat", Path(source).as_uri(), data.FREY.sha256)
     else:
-        import vae_zoo.exporters  # noqa: F401  (imported once, here, before any fork)
-        import vae_zoo.training  # noqa: F401
+        import vae_zoo.deploy.exporters  # noqa: F401  (imported once, here, before any fork)
+        import vae_zoo.training.train  # noqa: F401
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed writers are reaped at once
     say("zygote")
     for line in sys.stdin:

@@ -66,8 +66,8 @@ def serve() -> None:
 
     vae_zoo._import_tensorflow_quietly(initialize=False)  # TensorFlow and TFP, no op
     import vae_zoo.cli  # noqa: F401
-    import vae_zoo.distributed  # noqa: F401
-    import vae_zoo.training  # noqa: F401
+    import vae_zoo.training.distributed  # noqa: F401
+    import vae_zoo.training.train  # noqa: F401
 
     say("ready")
     children, pending, open_ = set(), b"", True

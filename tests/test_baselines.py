@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import vae_zoo
-from vae_zoo.baselines import WakeSleep
+from vae_zoo.model.baselines import WakeSleep
 
 
 def small(**kwargs):
@@ -73,7 +73,7 @@ def test_wake_sleep_models_save_and_load_as_presets(tmp_path):
 
 
 def small_mcem(**kwargs):
-    from vae_zoo.baselines import MCEM
+    from vae_zoo.model.baselines import MCEM
 
     return MCEM(**{"input_dim": 12, "latent_dim": 2, "hidden_units": 8, "num_datapoints": 20, "seed": 0, **kwargs})
 
@@ -120,8 +120,9 @@ def test_an_mcem_step_is_one_hmc_transition_of_the_batch_chains_then_five_decode
 
 @pytest.mark.slow
 def test_mcem_raises_the_marginal_likelihood_of_a_small_model(mnist_subset, tmp_path):
-    from vae_zoo import data, training
-    from vae_zoo.recipes import RECIPES, compile_model
+    from vae_zoo import data
+    from vae_zoo.model.recipes import RECIPES, compile_model
+    from vae_zoo.training import train as training
 
     x = mnist_subset[0][:500]
     x_test = data.binarize(mnist_subset[2][:100])
@@ -144,5 +145,5 @@ def test_mcem_raises_the_marginal_likelihood_of_a_small_model(mnist_subset, tmp_
 def test_mcem_refuses_data_without_example_indices():
     model = small_mcem()
     model.compile("sgd", jit_compile=False)
-    with pytest.raises(vae_zoo.errors.InvalidArgumentError, match="with_indices=True"):
+    with pytest.raises(vae_zoo.core.errors.InvalidArgumentError, match="with_indices=True"):
         model.fit(np.zeros((10, 12), np.float32), batch_size=10, epochs=1, verbose=0)

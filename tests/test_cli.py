@@ -138,7 +138,7 @@ def test_python_dash_m_works():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("first, level", [  # the package, or a submodule, first; no level chosen, or "quiet"
-    ("vae_zoo", None), ("vae_zoo.training", None), ("vae_zoo.training", "3")])
+    ("vae_zoo", None), ("vae_zoo.training.train", None), ("vae_zoo.training.train", "3")])
 def test_importing_vae_zoo_in_python_prints_nothing_of_tensorflows_start_up(first, level):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env.update({"TF_CPP_MIN_LOG_LEVEL": level} if level else {})
@@ -152,7 +152,7 @@ def test_commands_on_a_shipped_preset(tmp_path, in_process):
     vae_zoo = in_process
     listing = vae_zoo("list").stdout
     row = next(line for line in listing.splitlines() if line.startswith("mnist-z20 "))
-    from vae_zoo import registry
+    from vae_zoo.zoo import registry
 
     card = registry.read_card("mnist-z20")
     assert f"{card['metrics']['test_elbo_B']['mean']:.2f}" in row and "k=5000" in row
@@ -168,7 +168,7 @@ def test_commands_on_a_shipped_preset(tmp_path, in_process):
 def test_own_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
     from vae_zoo import cli
     from vae_zoo.cli import catalog
-    from vae_zoo.errors import InvalidArgumentError
+    from vae_zoo.core.errors import InvalidArgumentError
 
     def user_mistake(args):
         raise InvalidArgumentError("`n` must be a positive int. Received: n=-5")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import vae_zoo
-from vae_zoo.errors import InvalidArgumentError, VaeZooError
+from vae_zoo.core.errors import InvalidArgumentError, VaeZooError
 
 D, Z = 12, 2
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -195,8 +195,8 @@ def test_counts_and_seeds_take_any_integer_type_in_range(model, entry, value):
 def test_no_call_reseeds_the_users_generators():
     import random
 
-    from vae_zoo import training
-    from vae_zoo.recipes import RECIPES
+    from vae_zoo.model.recipes import RECIPES
+    from vae_zoo.training import train as training
 
     random.seed(1)
     np.random.seed(1)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vae_zoo import data
+from vae_zoo.data import datasets as data
 
 
 def test_mnist_splits_and_scaling():

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vae_zoo
-from vae_zoo import cluster as cluster_lib
-from vae_zoo.errors import InvalidArgumentError
+from vae_zoo.core import cluster as cluster_lib
+from vae_zoo.core.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
 

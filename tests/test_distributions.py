@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae_zoo import distributions as dl
+from vae_zoo.layers import distributions as dl
 
 
 @pytest.mark.parametrize("cls, names, outputs", [

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae_zoo import quantization, registry
-from vae_zoo.io import tree_sha256
+from vae_zoo.core.io import tree_sha256
+from vae_zoo.deploy import quantization
+from vae_zoo.zoo import registry
 
 pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
 
@@ -97,7 +98,7 @@ def test_tampered_bundle_is_refused_by_verify_and_the_demo(tmp_path):
     import pytest
 
     import vae_zoo
-    from vae_zoo.errors import IntegrityError
+    from vae_zoo.core.errors import IntegrityError
 
     bundle = tmp_path / "export"
     shutil.copytree(BUNDLE, bundle)

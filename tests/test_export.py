@@ -7,9 +7,9 @@ import onnxruntime as ort
 import pytest
 
 import vae_zoo
-from vae_zoo import exporters as export_lib
-from vae_zoo import registry
-from vae_zoo.io import tree_sha256
+from vae_zoo.core.io import tree_sha256
+from vae_zoo.deploy import exporters as export_lib
+from vae_zoo.zoo import registry
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_verify_refuses_a_manifest_that_escapes_its_folder_or_is_malformed(expor
     manifest = json.loads((out / "manifest.json").read_text())
     change(manifest)
     (out / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(vae_zoo.errors.IntegrityError, match="manifest.json"):
+    with pytest.raises(vae_zoo.core.errors.IntegrityError, match="manifest.json"):
         vae_zoo.verify(out)
 
 

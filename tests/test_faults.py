@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import vae_zoo
-from vae_zoo import data, training
+from vae_zoo.data import datasets as data
+from vae_zoo.training import train as training
 
 pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
 
@@ -63,7 +64,7 @@ def kill_mid_write(zygote, rng):
 
 def check_preset(target):
     model = vae_zoo.load(target)  # every file verifies against checksums.json
-    version = vae_zoo.registry.read_card(target)["version"]
+    version = vae_zoo.zoo.registry.read_card(target)["version"]
     assert np.all(model.weights[0].numpy() == version)  # weights and card belong together
 
 
@@ -91,7 +92,7 @@ def test_a_killed_writer_leaves_the_old_or_the_new_version(kind, tmp_path):
     if kind == "preset":
         model = vae_zoo.VAE(input_dim=784, latent_dim=3, hidden_units=64, seed=0)
         model.save_to_preset(target, card={"version": -1}, overwrite=True)
-        assert vae_zoo.registry.read_card(target)["version"] == -1
+        assert vae_zoo.zoo.registry.read_card(target)["version"] == -1
     elif kind == "export":
         vae_zoo.export(vae_zoo.VAE(input_dim=784, latent_dim=3, hidden_units=64), target, formats="onnx",
                        parts="decoder", overwrite=True)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from vae_zoo import io
+from vae_zoo.core import io
 
 
 def test_atomic_write_replaces_whole_files(tmp_path):
@@ -67,8 +67,8 @@ def test_a_lock_can_wait_for_its_holder(tmp_path):
 
 
 def test_a_lock_leaves_no_empty_folder_and_never_two_holders(tmp_path):
-    from vae_zoo.errors import OutputExistsError
-    from vae_zoo.io import exclusive_lock
+    from vae_zoo.core.errors import OutputExistsError
+    from vae_zoo.core.io import exclusive_lock
 
     with exclusive_lock(tmp_path / "run", "training"):
         with pytest.raises(OutputExistsError, match="Another process is training"):

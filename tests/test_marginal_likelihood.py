@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import vae_zoo
-from vae_zoo import marginal_likelihood
+from vae_zoo.estimators import marginal_likelihood
 
 
 def quadrature(model, x, half_width=6.0, points=301) -> np.ndarray:
@@ -103,7 +103,7 @@ def test_ais_refuses_bad_arguments(kwargs):
 def test_models_of_one_architecture_share_the_compiled_estimator():
     """A figure measures hundreds of checkpoints of AEVB, wake-sleep and MCEM models (MCEM's encoder
     frozen): one trace of the estimator serves them all, each measured with its own weights."""
-    from vae_zoo import baselines
+    from vae_zoo.model import baselines
 
     model = small_model(3, 0.3)
     x = (np.random.default_rng(0).random((4, model.input_dim)) < 0.5).astype(np.float32)

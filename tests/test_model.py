@@ -8,7 +8,9 @@ import scipy.special
 import tensorflow as tf
 
 import vae_zoo
-from vae_zoo import data, recipes, training
+from vae_zoo import data
+from vae_zoo.model import recipes
+from vae_zoo.training import train as training
 
 
 def small_vae(**kwargs):

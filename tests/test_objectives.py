@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from vae_zoo import objectives
-from vae_zoo.distributions import diagonal_normal
+from vae_zoo.estimators import objectives
+from vae_zoo.layers.distributions import diagonal_normal
 
 tfd = tfp.distributions
 D, Z, S2 = 6, 3, 0.5

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from vae_zoo.preset_format import preset_path
+from vae_zoo.core.preset_format import preset_path
 
 
 def snapshot(root):
@@ -116,9 +116,9 @@ def test_a_path_through_a_file_is_one_line_naming_it(in_process, tmp_path, comma
 @given(seed=st.one_of(st.integers(max_value=-1), st.integers(min_value=2**31)))
 @settings(max_examples=20, deadline=None)
 def test_a_seed_out_of_range_is_refused_before_any_work(seed):
-    from vae_zoo import reproduce
-    from vae_zoo.errors import InvalidArgumentError
-    from vae_zoo.validation import check_seed
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.core.validation import check_seed
+    from vae_zoo.paper import reproduce
 
     with pytest.raises(InvalidArgumentError, match="must be an int from 0 to 2147483647"):
         check_seed("seed", seed)
@@ -146,7 +146,7 @@ def test_a_killed_writers_temporary_folder_is_removed_by_the_next_write(tmp_path
     import subprocess
     import sys
 
-    from vae_zoo.io import atomic_write_text, staged_dir
+    from vae_zoo.core.io import atomic_write_text, staged_dir
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     litter = tmp_path / f".out.pid{int(dead.stdout)}.abc123"
@@ -162,8 +162,8 @@ def test_a_killed_writers_temporary_folder_is_removed_by_the_next_write(tmp_path
 @pytest.mark.parametrize("content", ["[]", "7", "\"text\"", "{\"curves\": []}", "{", ""])
 def test_malformed_results_and_cards_are_one_error_naming_the_file(tmp_path, content):
     import vae_zoo
-    from vae_zoo import reproduce
-    from vae_zoo.errors import OutputExistsError, PresetError
+    from vae_zoo.core.errors import OutputExistsError, PresetError
+    from vae_zoo.paper import reproduce
 
     (tmp_path / "figure2.json").write_text(content)
     with pytest.raises(OutputExistsError, match="figure2.json is not the results of vae-zoo reproduce"):
@@ -229,7 +229,7 @@ def test_a_disk_that_refuses_a_write_is_one_line_and_leaves_nothing(home, in_pro
 def test_a_run_that_would_fill_the_disk_is_refused_before_training(home, in_process, tmp_path, monkeypatch):
     import collections
 
-    from vae_zoo import io
+    from vae_zoo.core import io
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(io.shutil, "disk_usage", lambda path: usage(10 << 20, 9 << 20, 1 << 20))

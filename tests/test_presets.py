@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import vae_zoo
-from vae_zoo import data, preset_format, registry
-from vae_zoo.presets import PRESETS
+from vae_zoo import data
+from vae_zoo.core import preset_format
+from vae_zoo.zoo import registry
+from vae_zoo.zoo.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = registry.shipped_presets()

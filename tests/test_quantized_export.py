@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from test_cli import vae_zoo as run_cli
 
 import vae_zoo
-from vae_zoo import exporters, quantization
-from vae_zoo.errors import InvalidArgumentError, QualityGateError
-from vae_zoo.io import tree_sha256
+from vae_zoo.core.errors import InvalidArgumentError, QualityGateError
+from vae_zoo.core.io import tree_sha256
+from vae_zoo.deploy import exporters, quantization
 
 MODES = ("float16", "int8-dynamic", "int8-static")
 QUICK = dict(quality_k=20, quality_points=50)  # the protocol is k = 1000 on 1,000 images; tests need less
@@ -118,7 +118,7 @@ def test_the_quality_gate_refuses_at_zero_giving_the_measured_drop(tmp_path):
 @pytest.mark.parametrize("metric", ["elbo_b", "log_likelihood"])
 @pytest.mark.parametrize("max_drop", [None, 1.0])
 def test_a_quantized_graph_that_measures_nan_is_refused_gate_or_not(tmp_path, monkeypatch, metric, max_drop):
-    from vae_zoo import graph_metrics
+    from vae_zoo.deploy import graph_metrics
 
     original, calls = getattr(graph_metrics, metric), []
 
@@ -135,7 +135,7 @@ def test_a_quantized_graph_that_measures_nan_is_refused_gate_or_not(tmp_path, mo
 
 
 def test_the_standard_error_of_one_image_is_undefined():
-    from vae_zoo.evaluation import mean_and_se, plus_minus
+    from vae_zoo.zoo.evaluation import mean_and_se, plus_minus
 
     assert mean_and_se(np.array([-90.0])) == {"mean": -90.0, "standard_error": None}
     assert plus_minus(mean_and_se(np.array([-90.0]))) == "-90.000 +- undefined"

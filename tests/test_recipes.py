@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae_zoo import recipes
+from vae_zoo.model import recipes
 
 
 def test_unknown_optimizer():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import vae_zoo
-from vae_zoo.errors import PresetError, UnknownPresetError
+from vae_zoo.core.errors import PresetError, UnknownPresetError
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_every_file_that_defines_a_preset_is_verified(small_preset, name, edit):
 
 
 def test_update_card_keeps_the_folder_verifiable(small_preset):
-    from vae_zoo import registry
+    from vae_zoo.zoo import registry
 
     _, path = small_preset
     registry.update_card(path, metrics={"test": 1})
@@ -144,11 +144,11 @@ def test_a_name_means_the_zoo_preset_and_a_path_the_folder(tmp_path, monkeypatch
     {"module": "keras.layers", "class_name": "Lambda", "config": {"name": "x", "function": {
         "class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA", "defaults": None, "closure": None}}}},
     {"module": "nowhere", "class_name": "Missing", "config": {}},
-    {"module": "vae_zoo.model", "class_name": "VAE", "config": {"input_dim": "many"}},
+    {"module": "vae_zoo.model.vae", "class_name": "VAE", "config": {"input_dim": "many"}},
     {"module": "keras.layers", "class_name": "Dense", "config": {"units": 3}},  # a model, but not a VAE
 ], ids=["lambda", "unknown-class", "bad-argument", "not-a-vae"])
 def test_a_config_that_is_not_a_buildable_vae_is_one_line(small_preset, config):
-    from vae_zoo import preset_format
+    from vae_zoo.core import preset_format
 
     _, path = small_preset
     (path / "config.json").write_text(json.dumps(config))
@@ -161,8 +161,8 @@ def test_a_config_that_is_not_a_buildable_vae_is_one_line(small_preset, config):
 def test_a_checkpoint_that_is_not_a_vae_or_not_readable_is_one_line(small_preset, tmp_path):
     import keras
 
-    from vae_zoo import checkpoints
-    from vae_zoo.errors import TrainingError
+    from vae_zoo.core.errors import TrainingError
+    from vae_zoo.training import checkpoints
 
     folder = tmp_path / "run" / checkpoints.CHECKPOINT_DIR
     folder.mkdir(parents=True)
@@ -185,8 +185,8 @@ def test_a_preset_made_from_a_preset_carries_its_source_and_info_prints_no_none(
     x = model.sample(2, seed=1)
     np.testing.assert_array_equal(model.reconstruct(x, images=True), model.reconstruct(x).reshape(2, 28, 28))
     path = model.save_to_preset(tmp_path / "derived", card={"note": "mine"})
-    card = vae_zoo.registry.read_card(path)
-    source = vae_zoo.registry.read_card("mnist-z2")
+    card = vae_zoo.zoo.registry.read_card(path)
+    source = vae_zoo.zoo.registry.read_card("mnist-z2")
     assert card["source"]["preset"] == "mnist-z2" and card["source"]["weights_sha256"] == source["weights_sha256"]
     assert card["source"]["data"] == source["data"] and card["source"]["recipe"] == source["recipe"]
     assert card["data"] == {"image_shape": [28, 28]} and card["note"] == "mine"
@@ -207,7 +207,7 @@ def test_remote_handles_load_through_the_hubs_client_or_are_refused_in_one_line(
     import sys
     import types
 
-    from vae_zoo import preset_format
+    from vae_zoo.core import preset_format
 
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # the client is not installed
     with pytest.raises(UnknownPresetError, match="pip install huggingface_hub.*huggingface-cli download user/vae"):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae_zoo import reproduce, viz
-from vae_zoo.errors import InvalidArgumentError, OutputExistsError
+from vae_zoo.core.errors import InvalidArgumentError, OutputExistsError
+from vae_zoo.paper import reproduce, viz
 
 # The smallest App. D settings whose points pass the gate (5 burn-in steps and 5 samples gave log p(x) > 0).
 # A fixed step size: the selection runs are tested on their own below.
@@ -50,7 +50,7 @@ def test_curves_are_the_papers_and_refuse_what_a_figure_lacks():
 
 
 def test_step_size_selection_takes_the_best_training_number_of_the_grid_once(tmp_path, monkeypatch):
-    from vae_zoo.errors import TrainingError
+    from vae_zoo.core.errors import TrainingError
 
     calls = []
     numbers = {0.01: -130.0, 0.02: -120.5, 0.1: None}  # 0.1 diverges
@@ -218,7 +218,7 @@ def test_figure2_end_to_end_with_a_tiny_budget(tmp_path, in_process, monkeypatch
      "train HMC acceptance 0.730 is not within 0.05 of its target 0.9"),
 ])
 def test_an_impossible_or_badly_measured_point_is_an_error_naming_curve_and_point(point, message):
-    from vae_zoo.errors import EstimateError
+    from vae_zoo.core.errors import EstimateError
 
     with pytest.raises(EstimateError, match=message):
         reproduce.check_point("mnist-n1000-z3-mcem", point, binary=True, metric="marginal_likelihood")

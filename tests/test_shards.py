@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_cli import vae_zoo as run_cli
 
-from vae_zoo import shards, training, user_data
-from vae_zoo.errors import DataNotFoundError, IntegrityError, InvalidArgumentError, OutputExistsError
-from vae_zoo.recipes import Recipe
+from vae_zoo.core.errors import DataNotFoundError, IntegrityError, InvalidArgumentError, OutputExistsError
+from vae_zoo.data import shards, user_data
+from vae_zoo.model.recipes import Recipe
+from vae_zoo.training import train as training
 
 
 @pytest.fixture(scope="module")

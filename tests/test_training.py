@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from vae_zoo import training
-from vae_zoo.recipes import RECIPES
+from vae_zoo.model.recipes import RECIPES
+from vae_zoo.training import train as training
 
 pytestmark = pytest.mark.slow  # trains, or starts interpreters and workers
 
@@ -86,8 +86,8 @@ def test_resume_refuses_a_different_recipe(tmp_path, mnist_subset):
 
 
 def test_two_runs_into_one_folder_the_second_is_refused(tmp_path, mnist_subset):
-    from vae_zoo.errors import OutputExistsError
-    from vae_zoo.io import exclusive_lock
+    from vae_zoo.core.errors import OutputExistsError
+    from vae_zoo.core.io import exclusive_lock
 
     with exclusive_lock(tmp_path / "r", "training"):  # as another process training there would hold it
         with pytest.raises(OutputExistsError, match="Another process is training"):

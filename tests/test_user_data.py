@@ -14,10 +14,10 @@ from PIL import Image
 from test_cli import vae_zoo as run_cli
 
 import vae_zoo
-from vae_zoo import user_data
-from vae_zoo.errors import DataNotFoundError, InvalidArgumentError
-from vae_zoo.io import file_sha256, tree_sha256
-from vae_zoo.preset_format import preset_path
+from vae_zoo.core.errors import DataNotFoundError, InvalidArgumentError
+from vae_zoo.core.io import file_sha256, tree_sha256
+from vae_zoo.core.preset_format import preset_path
+from vae_zoo.data import user_data
 
 
 def write_pngs(folder, images):
@@ -209,7 +209,7 @@ def test_mismatched_data_is_one_line_naming_the_fix(digits, tmp_path, make, args
 @given(shape=st.sampled_from([(h, 784 // h) for h in range(1, 785) if 784 % h == 0]))
 @settings(max_examples=25, deadline=None)
 def test_images_of_the_right_pixel_count_but_another_shape_are_refused(shape):
-    from vae_zoo.preset_format import check_image_shape, image_shape
+    from vae_zoo.data.shapes import check_image_shape, image_shape
 
     expected = image_shape("mnist-z2", 784)
     assert expected == (28, 28) and image_shape("frey-z20", 560) == (28, 20)

@@ -18,15 +18,15 @@ _DEVICES_READY = False  # initialised, quietly, by the first public name that ne
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _LAZY = {
-    "VAE": "vae_zoo.model",
-    "list_models": "vae_zoo.registry",
-    "load": "vae_zoo.registry",
-    "save_preset": "vae_zoo.registry",
-    "export": "vae_zoo.exporters",
-    "verify": "vae_zoo.exporters",
-    "VaeZooError": "vae_zoo.errors",
-    "UnknownPresetError": "vae_zoo.errors",
-    "PresetError": "vae_zoo.errors",
+    "VAE": "vae_zoo.model.vae",
+    "list_models": "vae_zoo.zoo.registry",
+    "load": "vae_zoo.zoo.registry",
+    "save_preset": "vae_zoo.zoo.registry",
+    "export": "vae_zoo.deploy.exporters",
+    "verify": "vae_zoo.deploy.exporters",
+    "VaeZooError": "vae_zoo.core.errors",
+    "UnknownPresetError": "vae_zoo.core.errors",
+    "PresetError": "vae_zoo.core.errors",
 }
 __all__ = [*_LAZY, "__version__"]
 
@@ -35,7 +35,7 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
 
-        if _QUIET and not _DEVICES_READY and _LAZY[name] != "vae_zoo.errors":
+        if _QUIET and not _DEVICES_READY and _LAZY[name] != "vae_zoo.core.errors":
             _import_tensorflow_quietly()
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'vae_zoo' has no attribute {name!r}")
@@ -68,7 +68,7 @@ def _import_tensorflow_quietly(initialize: bool = True, probability: bool = True
 
 class _QuietFirstImport:
     """A meta path finder for the first `import tensorflow` made after `import vae_zoo` (by a
-    submodule such as `vae_zoo.training`, imported before any public name): TensorFlow is
+    submodule such as `vae_zoo.training.train`, imported before any public name): TensorFlow is
     imported quietly, its devices left for the user to configure."""
 
     @staticmethod

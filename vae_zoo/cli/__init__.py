@@ -61,11 +61,11 @@ def _refused_write(err: Exception) -> str | None:
 
 
 def main(argv=None) -> int:
-    from vae_zoo.errors import VaeZooError
+    from vae_zoo.core.errors import VaeZooError
 
     args = build_parser().parse_args(argv)
     if getattr(args, "output_is_file", False) and not args.overwrite and os.path.lexists(args.output):
-        from vae_zoo.io import refuse_existing  # a file that is there is refused before TensorFlow starts
+        from vae_zoo.core.io import refuse_existing  # a file that is there is refused before TensorFlow starts
 
         print(f"vae-zoo {args.command}: error: {refuse_existing(args.output)}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ def _check_outputs(args, inputs: dict) -> None:
     --overwrite); `-o` itself was checked before TensorFlow started (`cli.main`)."""
     import os
 
-    from vae_zoo.io import overlap, refuse_existing
+    from vae_zoo.core.io import overlap, refuse_existing
 
     unusual = getattr(args, "unusual", None)
     overlap({"-o": args.output, "--unusual": unusual}, inputs)
@@ -23,8 +23,8 @@ def _check_outputs(args, inputs: dict) -> None:
 
 def _row_names(data: Path, n: int) -> list[str]:
     """The image files' names (a folder of images), else "row i" (arrays, shards' held-out rows)."""
-    from vae_zoo.shards import is_shards
-    from vae_zoo.user_data import image_files
+    from vae_zoo.data.shards import is_shards
+    from vae_zoo.data.user_data import image_files
 
     names = [f.name for f in image_files(data)] if data.is_dir() and not is_shards(data) else []
     return names if len(names) == n else [f"row {i}" for i in range(n)]
@@ -33,12 +33,12 @@ def _row_names(data: Path, n: int) -> list[str]:
 def cmd_score(args) -> int:
     import numpy as np
 
-    from vae_zoo import viz
-    from vae_zoo.evaluation import evaluation_data
-    from vae_zoo.io import atomic_write_text
+    from vae_zoo.core.io import atomic_write_text
+    from vae_zoo.paper import viz
+    from vae_zoo.zoo.evaluation import evaluation_data
 
     if args.output.suffix.lower() != ".csv":
-        from vae_zoo.errors import InvalidArgumentError
+        from vae_zoo.core.errors import InvalidArgumentError
 
         raise InvalidArgumentError(f"-o takes a .csv file. Received: {args.output}")
     _check_outputs(args, {"--data": args.data})
@@ -70,9 +70,9 @@ def cmd_embed(args) -> int:
 
     import numpy as np
 
-    from vae_zoo.errors import InvalidArgumentError
-    from vae_zoo.evaluation import evaluation_data
-    from vae_zoo.io import atomic_write_bytes
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.core.io import atomic_write_bytes
+    from vae_zoo.zoo.evaluation import evaluation_data
 
     if args.output.suffix.lower() not in (".npz", ".npy"):
         raise InvalidArgumentError(f"-o takes a .npz file (means and variances) or a .npy file (means). Received: "
@@ -96,9 +96,9 @@ def cmd_embed(args) -> int:
 def cmd_interpolate(args) -> int:
     import numpy as np
 
-    from vae_zoo import viz
-    from vae_zoo.preset_format import check_image_shape
-    from vae_zoo.user_data import read_image_files
+    from vae_zoo.data.shapes import check_image_shape
+    from vae_zoo.data.user_data import read_image_files
+    from vae_zoo.paper import viz
 
     _check_outputs(args, {"A": args.a, "B": args.b})
     model = load(args.model)

@@ -87,15 +87,15 @@ def add_recipe_flags(p: argparse.ArgumentParser, epochs_help: str, lr_help: str)
 
 def load(name_or_path: str):
     """A preset by name or folder, uncompiled."""
-    from vae_zoo import registry
+    from vae_zoo.zoo import registry
 
     return registry.load(name_or_path, compile=False)
 
 
 def image_shape(model, name_or_path: str) -> tuple[int, int]:
     """The image size of a model's data: from its card (models of the user's data), else its data set."""
-    from vae_zoo.evaluation import dataset_of
-    from vae_zoo.preset_format import image_shape as shape_of
+    from vae_zoo.data.shapes import image_shape as shape_of
+    from vae_zoo.zoo.evaluation import dataset_of
 
     shape = shape_of(name_or_path, model.input_dim)
     if shape is None:
@@ -105,11 +105,11 @@ def image_shape(model, name_or_path: str) -> tuple[int, int]:
 
 def join_cluster(args):
     """The cluster of --workers/--task-index or TF_CONFIG, joined before any other TensorFlow work."""
-    from vae_zoo.cluster import cluster_from
+    from vae_zoo.core.cluster import cluster_from
 
     found = cluster_from(args.workers, args.task_index)
     if found is not None:
-        from vae_zoo import distributed
+        from vae_zoo.training import distributed
 
         distributed.connect(found, args.peer_timeout)
     return found

@@ -13,8 +13,8 @@ def _metric(card: dict, key: str) -> str:
 
 
 def cmd_list(args) -> int:
-    from vae_zoo import preset_format as registry  # the cards alone: no TensorFlow
-    from vae_zoo.presets import PRESETS
+    from vae_zoo.core import preset_format as registry  # the cards alone: no TensorFlow
+    from vae_zoo.zoo.presets import PRESETS
 
     print(f"{'name':<11} {'data':<6} {'z':>4} {'hidden':>6} {'likelihood':<10} {'test ELBO':>10} {'test log p(x)':>17} "
           f"{'train ELBO':>10}")
@@ -31,8 +31,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from vae_zoo import preset_format as registry  # the cards alone: no TensorFlow
-    from vae_zoo.summaries import plus_minus
+    from vae_zoo.core import preset_format as registry  # the cards alone: no TensorFlow
+    from vae_zoo.core.summaries import plus_minus
 
     card = registry.read_card(args.model)
     if args.json:

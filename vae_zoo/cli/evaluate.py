@@ -17,9 +17,9 @@ from vae_zoo.cli.arguments import (
 
 
 def cmd_evaluate(args) -> int:
-    from vae_zoo import registry
-    from vae_zoo.errors import InvalidArgumentError
-    from vae_zoo.evaluation import evaluate
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.zoo import registry
+    from vae_zoo.zoo.evaluation import evaluate
 
     if args.write_card and (args.n_test is not None or args.n_train is not None or args.k != 5000):
         raise InvalidArgumentError("--write-card records the card's protocol only: the full test and training sets "
@@ -29,7 +29,7 @@ def cmd_evaluate(args) -> int:
     model = load(args.model)
     sharded = None
     if cluster is not None:
-        from vae_zoo import distributed
+        from vae_zoo.training import distributed
 
         def sharded(m, x, k, seed, verbose):
             return distributed.log_likelihood(m, x, k, seed, cluster, args.peer_timeout, verbose)

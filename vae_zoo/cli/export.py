@@ -9,10 +9,10 @@ from vae_zoo.cli.arguments import NON_NEGATIVE_FLOAT, POSITIVE_INT, SEED, add_co
 
 
 def cmd_export(args) -> int:
-    from vae_zoo.errors import InvalidArgumentError
-    from vae_zoo.exporters import build_bundle, export
-    from vae_zoo.quantization import MAX_DROP, QUALITY_K, QUALITY_POINTS
-    from vae_zoo.summaries import plus_minus
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.core.summaries import plus_minus
+    from vae_zoo.deploy.exporters import build_bundle, export
+    from vae_zoo.deploy.quantization import MAX_DROP, QUALITY_K, QUALITY_POINTS
 
     if args.all_presets:
         ignored = [flag for flag, value, default in (
@@ -62,7 +62,7 @@ def cmd_export(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from vae_zoo.quantization import MAX_DROP, QUALITY_K, QUALITY_POINTS
+    from vae_zoo.deploy.quantization import MAX_DROP, QUALITY_K, QUALITY_POINTS
 
     p = add_command(sub, "export", cmd_export, "export encoder/decoder graphs, parity-checked against Keras")
     p.add_argument("model", nargs="?", help="preset name or preset folder")

@@ -9,7 +9,7 @@ from vae_zoo.cli.arguments import GRID, POSITIVE_INT, SEED, add_command, add_out
 
 
 def cmd_sample(args) -> int:
-    from vae_zoo import viz
+    from vae_zoo.paper import viz
 
     model = load(args.model)
     images = model.sample(args.n, seed=args.seed)
@@ -21,9 +21,9 @@ def cmd_sample(args) -> int:
 def cmd_reconstruct(args) -> int:
     import numpy as np
 
-    from vae_zoo import viz
-    from vae_zoo.errors import InvalidArgumentError
-    from vae_zoo.evaluation import evaluation_data
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.paper import viz
+    from vae_zoo.zoo.evaluation import evaluation_data
 
     model = load(args.model)
     chosen = evaluation_data(model, args.model, args.data)
@@ -40,7 +40,7 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_manifold(args) -> int:
-    from vae_zoo import viz
+    from vae_zoo.paper import viz
 
     model = load(args.model)
     shape = image_shape(model, args.model)
@@ -51,8 +51,8 @@ def cmd_manifold(args) -> int:
 
 
 def _read_log(source: str) -> tuple[str, list[dict]]:
-    from vae_zoo import registry
-    from vae_zoo.errors import InvalidArgumentError
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.zoo import registry
 
     path = Path(source)
     if path.is_file():
@@ -68,7 +68,7 @@ def _read_log(source: str) -> tuple[str, list[dict]]:
 
 
 def cmd_curves(args) -> int:
-    from vae_zoo import viz
+    from vae_zoo.paper import viz
 
     logs = dict(_read_log(s) for s in args.logs)
     viz.plot_curves(logs, args.output, overwrite=args.overwrite)

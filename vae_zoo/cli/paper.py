@@ -9,11 +9,11 @@ from vae_zoo.cli.arguments import POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_COUNT, SE
 
 
 def cmd_reproduce(args) -> int:
-    from vae_zoo import reproduce, viz
+    from vae_zoo.paper import reproduce, viz
 
     stem = reproduce.Settings(args.figure, init_std=args.init_std or reproduce.Settings.init_std).stem
     if args.plot_only:
-        from vae_zoo.errors import DataNotFoundError
+        from vae_zoo.core.errors import DataNotFoundError
 
         path = args.out / f"{stem}.json"
         if not path.is_file():

@@ -17,9 +17,9 @@ from vae_zoo.cli.arguments import (
 
 
 def _train_on_data(args, preset: str | None, architecture: dict | None) -> int:
-    from vae_zoo import user_data
-    from vae_zoo.recipes import Recipe
-    from vae_zoo.training import train_on_data
+    from vae_zoo.data import user_data
+    from vae_zoo.model.recipes import Recipe
+    from vae_zoo.training.train import train_on_data
 
     cluster = join_cluster(args)
     recipe = Recipe(optimizer=args.optimizer or "adam", learning_rate=args.lr or (1e-4 if preset else 1e-3),
@@ -39,9 +39,9 @@ def _train_on_data(args, preset: str | None, architecture: dict | None) -> int:
 
 def _summary(path: Path, run: Path) -> None:
     """The numbers a training run measured, where its checkpoints are, and where the preset is."""
-    from vae_zoo import preset_format
-    from vae_zoo.io import files_in
-    from vae_zoo.summaries import plus_minus
+    from vae_zoo.core import preset_format
+    from vae_zoo.core.io import files_in
+    from vae_zoo.core.summaries import plus_minus
 
     metrics = preset_format.read_card(path).get("metrics", {})
     ll, before = metrics.get("test_log_likelihood"), metrics.get("source_preset_test_log_likelihood")
@@ -57,9 +57,9 @@ def _summary(path: Path, run: Path) -> None:
 
 
 def cmd_shard(args) -> int:
-    from vae_zoo import shards, user_data
-    from vae_zoo.errors import InvalidArgumentError
-    from vae_zoo.io import overlap
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.core.io import overlap
+    from vae_zoo.data import shards, user_data
 
     overlap({"--out": args.out}, {"--data": args.data})
     data = user_data.read(args.data)
@@ -77,8 +77,8 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from vae_zoo.errors import InvalidArgumentError
-    from vae_zoo.training import train_preset
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.training.train import train_preset
 
     if args.data is not None:
         if args.out is None:

@@ -1,0 +1,1 @@
+"""The zoo: the paper's preset grid, the registry (`list_models`, `load`, cards) and the cards' metrics."""

@@ -1,0 +1,178 @@
+"""Measured metrics of a model card: test and train ELBO, importance-weighted log-likelihood."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from vae_zoo.core.errors import InvalidArgumentError
+from vae_zoo.core.summaries import mean_and_se, plus_minus  # noqa: F401 (plus_minus: the cards' format)
+from vae_zoo.core.validation import check_positive_int, check_seed
+from vae_zoo.data import datasets as data
+from vae_zoo.data import shapes
+from vae_zoo.model.vae import VAE
+
+# Fixed binarization of the *training* set for the train ELBO of Bernoulli models.
+TRAIN_BINARIZATION_SEED = data.TEST_BINARIZATION_SEED + 1
+
+
+def _elbo(model: VAE, x: np.ndarray, estimator: str, seed: int) -> dict:
+    """Mean and standard error of the per-datapoint bound (L = 1), 1,000 datapoints at a time."""
+    values = [model.elbo(x[i:i + 1000], estimator, 1, seed=seed).numpy() for i in range(0, len(x), 1000)]
+    return mean_and_se(np.concatenate(values))
+
+
+def dataset_of(model: VAE) -> str:
+    """The name of the data set whose images have the model's input size."""
+    for name, info in data.DATASETS.items():
+        if info.input_dim == model.input_dim:
+            return name
+    sizes = ", ".join(f"{name}: {info.input_dim}" for name, info in data.DATASETS.items())
+    raise InvalidArgumentError(
+        f"No data set of the zoo has input_dim={model.input_dim}; a model of your own data has no test set "
+        f"here. Available: {sizes}. Received: input_dim={model.input_dim}"
+    )
+
+
+class EvaluationData(NamedTuple):
+    """The images a model is measured on, as its likelihood needs them (binarized for Bernoulli)."""
+
+    x_test: np.ndarray
+    x_train: np.ndarray | None
+    test_set: str
+    train_set: str
+    dataset: str
+
+
+def evaluation_data(model: VAE, preset: str | os.PathLike | None = None,
+                    data_path: str | os.PathLike | None = None, binarize: bool = True) -> EvaluationData:
+    """What `model` (the preset `preset`) is measured on: the images at `data_path`; else, for a
+    model of the user's data, the held-out rows its card records (re-read and checked against
+    the card's fingerprint); else its data set's test split (MNIST, Frey Face).
+
+    Grey levels are binarized with a fixed seed for a Bernoulli model (`binarize`), as the
+    card's metrics measure them.
+
+    Raises:
+        InvalidArgumentError: data of another image shape, or recorded data that is gone or changed.
+    """
+    from vae_zoo.core import preset_format
+    from vae_zoo.data import user_data
+    from vae_zoo.data.shards import Shards
+
+    card_data = preset_format.read_card(preset).get("data", {}) if preset is not None else {}
+    recorded = card_data.get("kind") in ("npy", "npz", "images", "shards")
+    if data_path is None and not recorded:
+        name = dataset_of(model)
+        x_train = data.load(name, "train")
+        if model.is_binary:
+            x_train = data.binarize(x_train, TRAIN_BINARIZATION_SEED)
+        return EvaluationData(
+            data.test_set(name, model.is_binary), x_train,
+            f"{name} test images" + (", fixed binarization (see data)" if model.is_binary else ""),
+            f"all {len(x_train)} training images" + (
+                f", binarized with numpy default_rng({TRAIN_BINARIZATION_SEED})" if model.is_binary else ""), name)
+    source = data_path if data_path is not None else card_data["source"]
+    label = str(preset) if preset is not None else "the model"
+    if data_path is None and "holdout" not in card_data:
+        raise InvalidArgumentError(f"{label}'s card records its data ({source}) but not how it was split; pass the "
+                                   "images to measure on with --data PATH.")
+    try:
+        read = user_data.read(source)
+    except (InvalidArgumentError, FileNotFoundError) as err:
+        if data_path is not None:
+            raise
+        raise InvalidArgumentError(f"{label} was trained on {source}, which cannot be read now ({err}); pass the "
+                                   "images to measure on with --data PATH.") from None
+    if data_path is None and read.describe()["sha256"] != card_data.get("sha256"):
+        raise InvalidArgumentError(f"{source} differs from the data {label} was trained on (its sha256 is not the "
+                                   "card's): pass the images to measure on with --data PATH.")
+    if read.input_dim != model.input_dim:
+        raise InvalidArgumentError(f"{source} has {read.input_dim} pixels per image but {label} takes "
+                                   f"{model.input_dim}: give images of the model's size.")
+    shapes.check_image_shape(str(source), read.image_shape, shapes.image_shape(preset, model.input_dim)
+                                    if preset is not None else None, label)
+    if data_path is None:  # the recorded split's held-out rows, as training measured them
+        _, x_test, _ = read.split(card_data["holdout"], card_data.get("split_seed", 0))
+        what = f"the {len(x_test)} held-out rows of {source} (the card's split)"
+    else:
+        x_test = read.heldout() if isinstance(read, Shards) else read.x
+        what = f"{len(x_test)} images of {source}" + (" (the shards' held-out part)" if isinstance(read, Shards)
+                                                       else "")
+    if binarize and model.is_binary and not np.isin(x_test, (0.0, 1.0)).all():
+        x_test = data.binarize(x_test, data.TEST_BINARIZATION_SEED)
+        what += f", binarized with numpy default_rng({data.TEST_BINARIZATION_SEED})"
+    return EvaluationData(x_test, None, what, "", str(source))
+
+
+def evaluate(model: VAE, k: int = 5000, n_test: int | None = None, seed: int = 0, verbose: bool = True,
+             log_likelihood=None, preset: str | os.PathLike | None = None,
+             data_path: str | os.PathLike | None = None, n_train: int | None = None) -> dict:
+    """Measures a model on its data set's test (and train) split, in nats per datapoint; or on
+    the user's data (see `evaluation_data`).
+
+    Args:
+        model: a trained VAE of MNIST (784) or Frey Face (560) data, or of the user's data.
+        k: importance samples of the log-likelihood estimate (0 to skip it).
+        n_test: use only the first n test points (None: the full test set).
+        n_train: the train ELBO on the first n training points only (None: the full training set).
+        seed: seed of all Monte Carlo noise; same seed, same numbers.
+        verbose: print progress.
+        log_likelihood: (model, x, k, seed, verbose) -> per-row estimates, in place of
+            `model.log_likelihood` (e.g. `distributed.log_likelihood`, shared out across workers).
+        preset: the preset `model` was loaded from (its card says what a model of the user's data
+            was trained on).
+        data_path: measure on these images instead (a .npy/.npz file, an image folder, shards).
+
+    Returns:
+        A dict for the card's "metrics": test ELBO with estimators B and A
+        (L = 1, mean and standard error over datapoints), importance-weighted
+        log-likelihood with k samples, train ELBO (B), and the protocol.
+    """
+    chosen = evaluation_data(model, preset, data_path)
+    x_test = chosen.x_test
+    if n_test is not None and not 0 < check_positive_int("n_test", n_test) <= len(x_test):
+        raise InvalidArgumentError(f"`n_test` must be at most the {len(x_test)} test images. Received: n_test={n_test}")
+    x_test = x_test[:n_test]
+    x_train, train_set = chosen.x_train, chosen.train_set
+    if n_train is not None and x_train is not None:
+        if not 0 < check_positive_int("n_train", n_train) <= len(x_train):
+            raise InvalidArgumentError(f"`n_train` must be at most the {len(x_train)} training images. Received: "
+                                       f"n_train={n_train}")
+        x_train, train_set = x_train[:n_train], f"the first {n_train} of {chosen.train_set}"
+    test_set = (f"{len(x_test)} {chosen.test_set}" if chosen.dataset in data.DATASETS else
+                chosen.test_set if n_test is None else f"the first {len(x_test)} of {chosen.test_set}")
+    return {"dataset": chosen.dataset, **measure(model, x_test, x_train, k, seed, verbose,
+                                                 log_likelihood=log_likelihood, test_set=test_set,
+                                                 train_set=train_set)}
+
+
+def measure(model: VAE, x_test: np.ndarray, x_train: np.ndarray | None, k: int, seed: int = 0, verbose: bool = False,
+            test_set: str = "", train_set: str = "", log_likelihood=None) -> dict:
+    """The card's metrics of `model` on given test and training data (already binarized
+    where the model is Bernoulli): ELBO B and A on `x_test`, ELBO B on `x_train` (if given), and the
+    importance-weighted log p(x) of `x_test` with `k` samples (0 skips it)."""
+    if k:
+        check_positive_int("k", k)
+    seed = check_seed("seed", seed, allow_none=False)
+    metrics = {
+        "n_test": len(x_test),
+        "seed": seed,
+        "test_elbo_B": _elbo(model, x_test, "B", seed),
+        "test_elbo_A": _elbo(model, x_test, "A", seed),
+    }
+    if x_train is not None:
+        metrics["train_elbo_B"] = _elbo(model, x_train, "B", seed)
+    if k:
+        start = time.time()
+        ll = (log_likelihood(model, x_test, k, seed, verbose) if log_likelihood
+              else model.log_likelihood(x_test, num_samples=k, seed=seed, verbose=verbose))
+        metrics["test_log_likelihood"] = {**mean_and_se(ll), "k": k, "seconds": round(time.time() - start, 1)}
+    metrics["units"] = "nats per datapoint (sum over pixels)"
+    metrics["test_set"] = test_set
+    if x_train is not None:
+        metrics["train_set"] = train_set
+    return metrics
