@@ -223,3 +223,20 @@ def test_an_impossible_or_badly_measured_point_is_an_error_naming_curve_and_poin
     with pytest.raises(EstimateError, match=message):
         reproduce.check_point("mnist-n1000-z3-mcem", point, binary=True, metric="marginal_likelihood")
     reproduce.check_point("frey-n1765-z2-aevb", {"samples": 1, "train": 600.0, "test": 590.0}, False, "bound")
+
+
+def test_a_rerun_from_the_seed_never_shortens_a_published_curve_and_says_how_it_compares():
+    def record(samples, values, lr=0.02):
+        return {"learning_rate": lr, "samples": samples[-1],
+                "points": [{"samples": n, "train": v, "test": v - 1} for n, v in zip(samples, values)]}
+
+    published = record([10, 100, 1000], [-150.0, -130.0, -120.0])
+    shorter = reproduce.merged(published, record([10, 100], [-150.0, -130.5]))
+    assert shorter["points"] == published["points"]
+    assert shorter["rerun_check"] == {"points": 2, "rerun_samples": 100, "rerun_learning_rate": 0.02,
+                                      "max_abs_difference": 0.5}
+    longer = reproduce.merged(published, record([10, 100, 1000, 10000], [-150.0, -130.0, -120.0, -110.0]))
+    assert longer["samples"] == 10000 and longer["rerun_check"]["max_abs_difference"] == 0.0
+    other_step = reproduce.merged(published, record([10], [-160.0], lr=0.01))
+    assert other_step["points"] == published["points"] and other_step["rerun_check"]["points"] == 0
+    assert reproduce.merged(None, record([10], [-1.0]))["samples"] == 10

@@ -204,6 +204,24 @@ def train_curve(curve: Curve, settings: Settings, samples: int, workdir: Path, v
     return record(state)
 
 
+def merged(published: dict | None, rerun: dict) -> dict:
+    """The record to publish when `rerun` (a curve rerun from its seed, e.g. on a machine without its
+    checkpoints) meets the `published` one: the longer of the two, so a rerun never shortens a curve,
+    with `rerun_check` saying how the points both measured compare (same samples: the largest
+    absolute difference of train and test; 0 when the rerun reproduces them exactly)."""
+    if published is None:
+        return rerun
+    same_step = published.get("learning_rate") == rerun.get("learning_rate")
+    old = {p["samples"]: p for p in published["points"]} if same_step else {}
+    shared = [(old[p["samples"]], p) for p in rerun["points"] if p["samples"] in old]
+    check = {"points": len(shared), "rerun_samples": rerun["samples"], "rerun_learning_rate": rerun["learning_rate"],
+             "max_abs_difference": max((abs(a[k] - b[k]) for a, b in shared for k in ("train", "test")),
+                                       default=None)}
+    if rerun["samples"] >= published["samples"]:
+        return {**rerun, "rerun_check": check}
+    return {**published, "rerun_check": check}
+
+
 def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples: int | None = None,
         selection: dict | None = None, settings: dict | None = None, command: str = "",
         overwrite: bool = False, verbose: bool = False) -> dict:
@@ -257,7 +275,8 @@ def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples
                 on_disk = read_results(path)
                 if on_disk.get("settings") == results["settings"]:
                     results["curves"] = on_disk["curves"]
-            results["curves"][record["name"]] = {**record, "command": command}
+            results["curves"][record["name"]] = merged(results["curves"].get(record["name"]),
+                                                       {**record, "command": command})
             atomic_write_text(path, json.dumps(results, indent=1), overwrite=True)
             viz.plot_figure(results, out / f"{settings.stem}.png", overwrite=True)
 
