@@ -416,3 +416,19 @@ def test_score_embed_interpolate_refuse_bad_input_in_one_line_writing_nothing(di
     result = in_process(*[a.format(t=tmp_path) for a in args], check=False)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_score_csv_reads_back_in_pandas_for_hostile_file_names(digits, tmp_path, in_process):
+    import pandas as pd
+
+    hostile = ["a,b.png", 'say "hi".png', "two\nlines.png", "=HYPERLINK(1).png", "-1.png", "cr\r.png"]
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for name, image in zip(hostile, digits):
+        Image.fromarray(image, "L").save(folder / name)
+    in_process("score", "mnist-z2", "--data", folder, "-o", tmp_path / "s.csv", "--k", "8", "--quiet")
+    frame = pd.read_csv(tmp_path / "s.csv", dtype={"name": str}, keep_default_na=False)
+    assert list(frame.columns) == ["row", "name", "log_px", "standard_error", "rank"] and len(frame) == 6
+    neutral = {name: "'" + name if name[0] in "=-" else name for name in hostile}
+    assert sorted(frame["name"]) == sorted(neutral.values())
+    assert sorted(frame["rank"]) == list(range(1, 7)) and (frame["log_px"] < 0).all()

@@ -34,6 +34,7 @@ def cmd_score(args) -> int:
     import numpy as np
 
     from vae_zoo.core.io import atomic_write_text
+    from vae_zoo.core.tables import csv_text
     from vae_zoo.paper import viz
     from vae_zoo.zoo.evaluation import evaluation_data
 
@@ -51,10 +52,11 @@ def cmd_score(args) -> int:
     rank = np.empty(len(order), int)
     rank[order] = np.arange(1, len(order) + 1)
     names = _row_names(args.data, len(log_px))
-    lines = ["row,name,log_px,standard_error,rank"] + [
-        f"{i},{names[i]},{log_px[i]:.4f},{se[i]:.4f},{rank[i]}" for i in range(len(log_px))]
+    table = csv_text(["row", "name", "log_px", "standard_error", "rank"],
+                     ([i, names[i], round(float(log_px[i]), 4), round(float(se[i]), 4), int(rank[i])]
+                      for i in range(len(log_px))))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.output, "\n".join(lines) + "\n", overwrite=args.overwrite)
+    atomic_write_text(args.output, table, overwrite=args.overwrite)
     print(f"Wrote the log p(x) of {len(log_px)} images to {args.output} ({time.time() - started:.1f} s); most "
           f"unusual: {', '.join(f'{names[i]} ({log_px[i]:.1f})' for i in order[:3])}")
     if args.unusual:

@@ -1,0 +1,42 @@
+"""Files written for other programs read back, cell for cell, in those programs' standard readers,
+whatever the text in them (file names with commas, quotes, line breaks, formulas, undecodable bytes)."""
+
+import csv
+import io
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vae_zoo.core.tables import FORMULA_STARTS, csv_text, neutralised
+
+names = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30) | st.sampled_from(
+    ['a,b.png', 'say "hi".png', 'two\nlines.png', '=HYPERLINK("http://x")', '+1.png', '-2.png', '@sum',
+     '\tx.png', 'cr\r.png', '', ' ', 'NaN', 'null', '\ufeffbom.png', 'x\x00y'])
+values = st.floats(allow_nan=False, allow_infinity=False, width=32)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(names, values, st.integers(0, 10**6)), max_size=8))
+def test_csv_round_trips_through_python_csv_and_pandas(rows):
+    text = csv_text(["name", "log_px", "rank"], rows)
+    expected = [neutralised(name) for name, _, _ in rows]
+    read = list(csv.reader(io.StringIO(text, newline="")))
+    assert read[0] == ["name", "log_px", "rank"] and len(read) == len(rows) + 1
+    assert [r[0] for r in read[1:]] == expected
+    assert [float(r[1]) for r in read[1:]] == [v for _, v, _ in rows]
+    frame = pd.read_csv(io.StringIO(text), dtype={"name": str}, keep_default_na=False)
+    assert list(frame["name"]) == expected
+    assert list(frame["rank"]) == [r for _, _, r in rows]
+    assert all(not cell.startswith(FORMULA_STARTS) for cell in frame["name"])
+
+
+def test_text_a_spreadsheet_would_run_gets_a_leading_quote_and_numbers_stay_numbers():
+    text = csv_text(["name", "value"], [["=1+1", -3.5], ["-cmd", 2], ["ok.png", 0.25]])
+    assert text.splitlines() == ["name,value", "'=1+1,-3.5", "'-cmd,2", "ok.png,0.25"]
+
+
+def test_undecodable_file_names_are_written_as_valid_utf8():
+    name = b"caf\xe9.png".decode("utf-8", "surrogateescape")
+    text = csv_text(["name"], [[name]])
+    assert text.encode("utf-8") and "caf\\udce9.png" in text
