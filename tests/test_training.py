@@ -93,3 +93,29 @@ def test_two_runs_into_one_folder_the_second_is_refused(tmp_path, mnist_subset):
         with pytest.raises(OutputExistsError, match="Another process is training"):
             run(mnist_subset[0][:500], RECIPES["adam"].replace(epochs=1), tmp_path / "r")
     run(mnist_subset[0][:500], RECIPES["adam"].replace(epochs=1), tmp_path / "r")  # free again
+
+
+def test_every_resume_checks_the_checkpoints_model_and_its_tie_to_the_state(tmp_path):
+    """A checkpoint of another architecture is refused on resume whatever path resumes (it is checked
+    in `start_or_resume`), and a model.keras swapped in from another run is refused too."""
+    import shutil
+
+    from vae_zoo.core.errors import InvalidArgumentError, TrainingError
+    from vae_zoo.training.checkpoints import CHECKPOINT, CHECKPOINT_DIR
+
+    x = (np.random.default_rng(0).random((200, 784)) < 0.3).astype(np.float32)
+    recipe = RECIPES["adam"].replace(epochs=1, batch_size=100, seed=0)
+
+    def fit(directory, latent_dim, resume=False, epochs=1):
+        model = training.build_model(dict(input_dim=784, latent_dim=latent_dim, hidden_units=16), recipe, len(x))
+        return training.fit_with_checkpoints(model, x, recipe.replace(epochs=epochs), directory, binarize=False,
+                                             resume=resume, verbose=0)
+
+    fit(tmp_path / "z2", 2)
+    with pytest.raises(InvalidArgumentError, match="latent_dim"):
+        fit(tmp_path / "z2", 3, resume=True, epochs=2)
+    fit(tmp_path / "z2-other", 2)
+    fit(tmp_path / "z2-other", 2, resume=True, epochs=2)  # another step of the same architecture
+    shutil.copy(tmp_path / "z2-other" / CHECKPOINT_DIR / CHECKPOINT, tmp_path / "z2" / CHECKPOINT_DIR / CHECKPOINT)
+    with pytest.raises(TrainingError, match="replaced or changed"):
+        fit(tmp_path / "z2", 2, resume=True, epochs=2)

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from vae_zoo.core.errors import InvalidArgumentError, OutputExistsError, TrainingError, first_line
-from vae_zoo.core.io import atomic_write_text, staged_dir
+from vae_zoo.core.io import atomic_write_text, file_sha256, staged_dir
 from vae_zoo.model.recipes import Recipe, compile_model
 from vae_zoo.model.vae import VAE
 
@@ -108,6 +108,7 @@ def save_checkpoint(model: VAE, directory: Path, state: dict) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     with staged_dir(directory / CHECKPOINT_DIR, overwrite=True) as tmp:
         model.save(tmp / CHECKPOINT)
+        state["model_sha256"] = file_sha256(tmp / CHECKPOINT)  # ties the model file to this state
         atomic_write_text(tmp / STATE, json.dumps(state, indent=1))
 
 
@@ -126,6 +127,11 @@ def load_checkpoint(directory: Path) -> tuple[VAE, dict]:
         state = json.loads((folder / STATE).read_text())
         if not isinstance(state, dict):
             raise ValueError(f"{STATE} holds {type(state).__name__}, not an object")
+        recorded = state.get("model_sha256")
+        if recorded is not None and file_sha256(folder / CHECKPOINT) != recorded:
+            raise TrainingError(f"The checkpoint in {folder} does not hold the model its {STATE} was saved with "
+                                f"({CHECKPOINT} was replaced or changed). Put back the run's own {CHECKPOINT}, or "
+                                "move the folder away to start the run over.")
         model = keras.saving.load_model(folder / CHECKPOINT)  # safe mode: no code from the file runs
     except (OSError, ValueError, TypeError, KeyError, AttributeError, zipfile.BadZipFile) as err:
         raise TrainingError(f"The checkpoint in {folder} cannot be loaded ({first_line(err)}). Move it away to start "
@@ -134,6 +140,16 @@ def load_checkpoint(directory: Path) -> tuple[VAE, dict]:
         raise TrainingError(f"The checkpoint in {folder} holds a {type(model).__name__}, not a vae-zoo VAE. Move it "
                             "away, or give another --out or --workdir.")
     return model, state
+
+
+ARCHITECTURE = ("input_dim", "latent_dim", "hidden_units", "likelihood", "activation", "estimator", "num_samples")
+
+
+def architecture(model: VAE) -> dict:
+    """What a checkpoint must share with the run that continues it: the model class and the fields of
+    its config that shape the network and its objective."""
+    config = model.get_config()
+    return {"class": type(model).__name__, **{k: config.get(k) for k in ARCHITECTURE}}
 
 
 def start_or_resume(model: VAE, recipe: Recipe, directory: Path, resume: bool, steps: int,
@@ -157,7 +173,15 @@ def start_or_resume(model: VAE, recipe: Recipe, directory: Path, resume: bool, s
                 f"{differences}. Rerun that run's own command to continue it, or give this run another "
                 "--out or --workdir.")
     if resume:
+        run_architecture = architecture(model)
         model, state = load_checkpoint(directory)
+        differences = {k: (v, run_architecture.get(k)) for k, v in architecture(model).items()
+                       if run_architecture.get(k) != v}
+        if differences:
+            raise InvalidArgumentError(
+                f"The checkpoint in {directory} holds another model than this run trains; differences "
+                f"(checkpoint, this run): {differences}. Rerun that run's own command to continue it, or give "
+                "this run another --out or --workdir.")
         requested = recipe.to_dict()
         changed = {k: (v, requested.get(k)) for k, v in state["recipe"].items()
                    if k != "epochs" and requested.get(k) != v}
