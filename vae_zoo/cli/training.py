@@ -109,8 +109,10 @@ def add_parsers(sub) -> None:
     p.add_argument("name", nargs="?", help="preset name, e.g. mnist-z20 (omit with --data)")
     add_recipe_flags(p, "total epochs (default: the preset's recipe; 100 with --data)",
                      "initial learning rate (default: the preset's; 1e-3 with --data)")
-    p.add_argument("--estimator", choices=["A", "B"], help="SGVB estimator (eq. 6 or eq. 7)")
-    p.add_argument("--samples", type=POSITIVE_INT, help="L, samples of z per datapoint")
+    p.add_argument("--estimator", choices=["A", "B", "IW", "IW-DReG"],
+                   help="SGVB estimator (eq. 6 or eq. 7), or the importance-weighted bound with k = --samples "
+                        "(IW; IW-DReG: doubly reparameterized gradients for the encoder)")
+    p.add_argument("--samples", type=POSITIVE_INT, help="L, samples of z per datapoint (k for IW and IW-DReG)")
     p.add_argument("--latent-dim", type=POSITIVE_INT, help="with --data: N_z of the fresh model")
     p.add_argument("--hidden", type=POSITIVE_INT, nargs="+", default=[500],
                    help="with --data: hidden units per layer (default 500)")

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_zoo.core.validation import check_positive_int, check_seed
-from vae_zoo.estimators import objectives
+from vae_zoo.estimators import mcmc, objectives
 from vae_zoo.estimators.objectives import RNG
 
 # Rows (samples x datapoints) pushed through the decoder at once by the
@@ -151,7 +151,7 @@ def _iw_chunk(model, x, seed, k):
 
 def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, num_leapfrog_steps: int = 10,
           seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """The marginal-likelihood estimate of the paper's App. D (`objectives.marginal_likelihood_app_d`).
+    """The marginal-likelihood estimate of the paper's App. D (`mcmc.marginal_likelihood_app_d`).
 
     HMC samples of the true posterior p(z|x), a Gaussian fitted to them, and a harmonic-mean-type
     estimate on new samples. Each chain starts at the most probable (by log p(x, z)) of the
@@ -218,13 +218,13 @@ def chain_starts(model, x, seed) -> tf.Tensor:
 
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _app_d_chunk(model, x, seed, num_samples, num_burnin, num_leapfrog_steps):
-    return objectives.marginal_likelihood_app_d(_log_joint(model, x), chain_starts(model, x, seed), num_samples,
+    return mcmc.marginal_likelihood_app_d(_log_joint(model, x), chain_starts(model, x, seed), num_samples,
                                                 num_burnin, num_leapfrog_steps, seed=seed)
 
 
 def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_leapfrog_steps: int = 10,
         seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Annealed importance sampling estimate of log p(x) (`objectives.annealed_importance_sampling`).
+    """Annealed importance sampling estimate of log p(x) (`mcmc.annealed_importance_sampling`).
 
     For each datapoint, `num_chains` chains start from the prior and anneal to the posterior
     through `num_steps` intermediate distributions, with HMC transitions whose step sizes come
@@ -262,9 +262,9 @@ def _ais_chunk(model, x, seed, num_chains, num_steps, num_leapfrog_steps):
                                           alg=RNG)
 
     log_prior = model.prior().log_prob
-    _, schedule, _ = objectives.annealed_importance_sampling(
+    _, schedule, _ = mcmc.annealed_importance_sampling(
         log_prior, log_likelihood, prior_draws(seeds[0]), num_steps, num_leapfrog_steps, seed=seeds[1])
-    log_w, _, acceptance = objectives.annealed_importance_sampling(
+    log_w, _, acceptance = mcmc.annealed_importance_sampling(
         log_prior, log_likelihood, prior_draws(seeds[2]), num_steps, num_leapfrog_steps, step_sizes=schedule,
         seed=seeds[3])
     return objectives.importance_weighted_bound(log_w), acceptance

@@ -37,7 +37,8 @@ import tensorflow_probability as tfp
 from vae_zoo.core.errors import InvalidArgumentError
 from vae_zoo.core.validation import check_positive_float, check_positive_int
 from vae_zoo.estimators import objectives
-from vae_zoo.estimators.objectives import RNG, tfp_seed
+from vae_zoo.estimators.mcmc import tfp_seed
+from vae_zoo.estimators.objectives import RNG
 from vae_zoo.model.vae import VAE
 
 

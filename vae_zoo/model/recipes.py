@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from vae_zoo.core.errors import InvalidArgumentError
 from vae_zoo.core.validation import check_choice, check_positive_float, check_positive_int, check_seed
 
+ESTIMATOR_NAMES = ("A", "B", "IW", "IW-DReG")  # objectives.ESTIMATORS, without importing TensorFlow
+
 if TYPE_CHECKING:
     import keras
 
@@ -28,8 +30,9 @@ class Recipe:
         learning_rate: initial step size.
         lr_drops: ((epoch, learning_rate), ...): piecewise-constant schedule.
         batch_size: minibatch size M.
-        estimator: "A" (eq. 6) or "B" (eq. 7).
-        num_samples: L, samples of z per datapoint.
+        estimator: "A" (eq. 6), "B" (eq. 7), "IW" (the importance-weighted bound) or "IW-DReG" (the
+            same, doubly reparameterized encoder gradients).
+        num_samples: L, samples of z per datapoint (k for "IW" and "IW-DReG").
         parameter_prior: put a N(0, I) prior on the parameters (the paper's
             weight decay); the model's `parameter_prior_scale` becomes 1 / N.
         init_stddev: kernels ~ N(0, init_stddev^2); None for Glorot uniform.
@@ -61,7 +64,7 @@ class Recipe:
         check_positive_float("learning_rate", self.learning_rate)
         for name in ("batch_size", "num_samples", "epochs", "steps_per_execution"):
             check_positive_int(name, getattr(self, name))
-        check_choice("estimator", self.estimator, ("A", "B"))
+        check_choice("estimator", self.estimator, ESTIMATOR_NAMES)
         check_seed("seed", self.seed, allow_none=False)
         if self.init_stddev is not None:
             check_positive_float("init_stddev", self.init_stddev)

@@ -37,7 +37,9 @@ class VAE(CheckedModel):
         hidden_units: hidden widths of encoder and decoder (int: one layer).
         likelihood: `"bernoulli"` or `"gaussian"`.
         activation: hidden activation (paper: tanh).
-        estimator: `"A"` (eq. 6) or `"B"` (eq. 7), used by `fit`/`evaluate`.
+        estimator: `"A"` (eq. 6), `"B"` (eq. 7), `"IW"` (the importance-weighted bound of Burda et
+            al., 2016, with k = `num_samples`) or `"IW-DReG"` (the same bound, doubly reparameterized
+            gradients for the encoder), used by `fit`/`evaluate`.
         num_samples: L, samples of z per datapoint in `fit`/`evaluate`.
         parameter_prior_scale: weight of a N(0, I) prior on all parameters,
             per datapoint; `1 / N_train` gives the paper's MAP objective
@@ -117,7 +119,7 @@ class VAE(CheckedModel):
 
     @property
     def estimator(self) -> str:
-        """The SGVB estimator used by `fit` and `evaluate`: "A" or "B"."""
+        """The estimator used by `fit` and `evaluate`: "A", "B", "IW" or "IW-DReG"."""
         return self._estimator
 
     @estimator.setter
@@ -171,9 +173,10 @@ class VAE(CheckedModel):
             return None
         return tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
 
-    def _bound(self, x, estimator: str, num_samples: int, seed=None, rows=None) -> objectives.Bound:
+    def _bound(self, x, estimator: str, num_samples: int, seed=None, rows=None, surrogates: bool = False):
         """The bound of x; with `rows` = (first, global_batch_size), x is the rows from `first` on of
-        a global batch (one worker's slice) and gets those rows of the global batch's noise."""
+        a global batch (one worker's slice) and gets those rows of the global batch's noise. With
+        `surrogates`, (the IW bound, DReG's surrogates) as `objectives.iwae_dreg` returns them."""
         posterior = self.encoder(x)
         if rows is None:
             eps = self._noise((num_samples, tf.shape(x)[0], self.latent_dim), seed)
@@ -181,6 +184,8 @@ class VAE(CheckedModel):
             first, global_size = rows
             eps = self._noise((num_samples, global_size, self.latent_dim), seed)[:, first:first + tf.shape(x)[0]]
         z = objectives.reparameterize(posterior, eps)
+        if surrogates:
+            return objectives.iwae_dreg(x, posterior, self.prior(), self.decoder, z)
         return objectives.ESTIMATORS[estimator](x, posterior, self.prior(), self.decoder, z)
 
     def elbo(self, x, estimator: str | None = None, num_samples: int | None = None, seed: int | None = None,
@@ -189,7 +194,8 @@ class VAE(CheckedModel):
 
         Args:
             x: data, shape (batch, input_dim).
-            estimator: "A" (eq. 6) or "B" (eq. 7); default: the model's `estimator`.
+            estimator: "A" (eq. 6), "B" (eq. 7) or "IW" (importance-weighted, k = num_samples);
+                default: the model's `estimator`.
             num_samples: L, samples of z per datapoint; default: the model's `num_samples`.
             seed: seed of the noise; None draws from the model's generator.
             return_terms: also return the reconstruction and KL terms.
@@ -319,12 +325,40 @@ class VAE(CheckedModel):
             self._trackers[name].update_state(value)
         return {name: t.result() for name, t in self._trackers.items()}
 
+    def loss_and_gradients(self, x, seed, rows=None, divisor=None, prior_divisor=1):
+        """The training loss of a batch (minus its mean bound, plus the parameter prior) and its
+        gradients for `trainable_variables`. With the estimator "IW-DReG" the decoder's gradients
+        are the IW bound's and the encoder's are DReG's (`objectives.iwae_dreg`).
+
+        Args:
+            x: the batch (with `rows`, one worker's slice of a global batch; see `_bound`).
+            seed: the noise seed of this step.
+            divisor: the bound is summed and divided by it (default: its mean over `x`).
+            prior_divisor: the parameter prior's share is 1 / prior_divisor (workers split it).
+
+        Returns:
+            (bound, loss, gradients).
+        """
+        dreg = self.estimator == "IW-DReG"
+        with tf.GradientTape(persistent=dreg) as tape:
+            penalty = self._parameter_prior_penalty() / prior_divisor
+            bound = self._bound(x, self.estimator, self.num_samples, seed, rows, surrogates=dreg)
+            if dreg:
+                bound, parts = bound
+            mean = (lambda v: tf.reduce_mean(v)) if divisor is None else (lambda v: tf.reduce_sum(v) / divisor)
+            loss = -mean(bound.elbo) + penalty
+            if dreg:
+                decoder_loss, encoder_loss = (-mean(part) + penalty for part in parts)
+        if not dreg:
+            return bound, loss, tape.gradient(loss, self.trainable_variables)
+        grads = {}
+        for part_loss, layer in ((decoder_loss, self.decoder), (encoder_loss, self.encoder)):
+            grads.update(zip(map(id, layer.trainable_variables), tape.gradient(part_loss, layer.trainable_variables)))
+        del tape
+        return bound, loss, [grads[id(v)] for v in self.trainable_variables]
+
     def train_step(self, data):
-        x = _features(data)
-        with tf.GradientTape() as tape:
-            bound = self._bound(x, self.estimator, self.num_samples, self._train_noise_seed())
-            loss = -tf.reduce_mean(bound.elbo) + self._parameter_prior_penalty()
-        grads = tape.gradient(loss, self.trainable_variables)
+        bound, loss, grads = self.loss_and_gradients(_features(data), self._train_noise_seed())
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._record(bound, loss)
 
@@ -390,7 +424,8 @@ class VAE(CheckedModel):
 
 
 def check_estimator(estimator: str) -> str:
-    """Returns `estimator` if it names an SGVB estimator: "A" (eq. 6) or "B" (eq. 7)."""
+    """Returns `estimator` if it names one: "A" (eq. 6), "B" (eq. 7), "IW" (the importance-weighted bound,
+    k = num_samples) or "IW-DReG" (the same, DReG gradients for the encoder)."""
     return check_choice("estimator", estimator, objectives.ESTIMATORS)
 
 

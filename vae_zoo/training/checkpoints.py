@@ -173,10 +173,10 @@ def start_or_resume(model: VAE, recipe: Recipe, directory: Path, resume: bool, s
                 f"{differences}. Rerun that run's own command to continue it, or give this run another "
                 "--out or --workdir.")
     if resume:
-        run_architecture = architecture(model)
+        run_architecture = architecture(model) if model is not None else None  # None: whatever was saved
         model, state = load_checkpoint(directory)
         differences = {k: (v, run_architecture.get(k)) for k, v in architecture(model).items()
-                       if run_architecture.get(k) != v}
+                       if run_architecture is not None and run_architecture.get(k) != v}
         if differences:
             raise InvalidArgumentError(
                 f"The checkpoint in {directory} holds another model than this run trains; differences "

@@ -212,11 +212,8 @@ def _make_step(strategy, cluster: Cluster, model: VAE, global_batch: int):
 
     @tf.function(jit_compile=True)
     def local_gradients(x):
-        with tf.GradientTape() as tape:
-            bound = model._bound(x, model.estimator, model.num_samples, model._train_noise_seed(),
-                                 rows=(first, global_batch))
-            loss = -tf.reduce_sum(bound.elbo) / global_batch + model._parameter_prior_penalty() / cluster.size
-        grads = tape.gradient(loss, variables)
+        bound, loss, grads = model.loss_and_gradients(x, model._train_noise_seed(), rows=(first, global_batch),
+                                                      divisor=global_batch, prior_divisor=cluster.size)
         stats = tf.stack([loss, tf.reduce_sum(bound.elbo), tf.reduce_sum(bound.kl)]) / [1.0, global_batch,
                                                                                          global_batch]
         return [*grads, stats]
