@@ -249,3 +249,19 @@ def test_list_and_info_read_the_cards_without_starting_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "mnist-z20" in result.stdout and "test log p(x)" in result.stdout
     assert result.stderr.count("taken.png exists") == 5 and (tmp_path / "taken.png").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("content", ["[]", "[1, 2]", "{}", '{"log": 3}', '{"log": [1]}', '{"log": [{"epoch": 1}]}',
+                                     '{"log": [{"samples_seen": "a", "train_elbo": 1}]}', "not json", '"text"',
+                                     '{"log": [{"samples_seen": 1, "train_elbo": 2, "test_elbo": null}]}'])
+def test_curves_refuses_any_json_that_is_not_a_training_log_in_one_line(tmp_path, in_process, content):
+    (tmp_path / "state.json").write_text(content)
+    result = in_process("curves", tmp_path / "state.json", "-o", tmp_path / "c.png", check=False)
+    assert result.returncode == 2 and ("training log" in result.stderr or "cannot be read as JSON" in result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "c.png").exists()
+
+
+def test_interpolate_bounds_its_steps_before_any_work(tmp_path, in_process):
+    result = in_process("interpolate", "mnist-z2", "a.png", "b.png", "--steps", "100000000", "-o",
+                        tmp_path / "i.png", check=False)
+    assert result.returncode == 2 and "1..1000" in result.stderr and len(result.stderr.strip().splitlines()) == 1

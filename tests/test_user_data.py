@@ -432,3 +432,12 @@ def test_score_csv_reads_back_in_pandas_for_hostile_file_names(digits, tmp_path,
     neutral = {name: "'" + name if name[0] in "=-" else name for name in hostile}
     assert sorted(frame["name"]) == sorted(neutral.values())
     assert sorted(frame["rank"]) == list(range(1, 7)) and (frame["log_px"] < 0).all()
+
+
+def test_reconstruct_with_its_defaults_shows_all_of_a_small_folder(digits, tmp_path, in_process):
+    folder = write_pngs(tmp_path / "pngs", digits[:6])
+    result = in_process("reconstruct", "mnist-z2", "--data", folder, "-o", tmp_path / "r.png")
+    assert "Wrote 6 images" in result.stdout and (tmp_path / "r.png").is_file()
+    refused = in_process("reconstruct", "mnist-z2", "--data", folder, "-o", tmp_path / "r7.png", "-n", "7",
+                         check=False)
+    assert refused.returncode == 2 and "-n must be at most 6" in refused.stderr

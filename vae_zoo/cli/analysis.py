@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from vae_zoo.cli.arguments import POSITIVE_INT, SEED, add_command, image_shape, load
+from vae_zoo.cli.arguments import POSITIVE_INT, SEED, STEPS, add_command, image_shape, load
 
 
 def _check_outputs(args, inputs: dict) -> None:
@@ -142,7 +142,7 @@ def add_parsers(sub) -> None:
     p.add_argument("model", help="preset name or preset folder")
     p.add_argument("a", type=Path, help="first image (PNG/JPEG, the model's image size)")
     p.add_argument("b", type=Path, help="second image")
-    p.add_argument("--steps", type=POSITIVE_INT, default=10, help="decoded points, ends included (default 10)")
+    p.add_argument("--steps", type=STEPS, default=10, help="decoded points, ends included (default 10, at most 1000)")
     p.add_argument("-o", "--output", type=Path, default=Path("interpolation.png"),
                    help="PNG file (default interpolation.png)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")

@@ -26,6 +26,7 @@ NON_NEGATIVE_INT = _number(int, lambda v: v >= 0, "an int >= 0")
 POSITIVE_FLOAT = _number(float, lambda v: 0 < v < float("inf"), "a finite number > 0")
 NON_NEGATIVE_FLOAT = _number(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
 GRID = _number(int, lambda v: 0 < v <= 200, "an int in 1..200")
+STEPS = _number(int, lambda v: 0 < v <= 1000, "an int in 1..1000")  # decoded images, bounded before any work
 FRACTION = _number(float, lambda v: 0 < v < 1, "a fraction in (0, 1)")
 SEED = _number(int, lambda v: 0 <= v <= 2**31 - 1, "an int from 0 to 2147483647")  # validation.MAX_SEED
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from vae_zoo.cli.arguments import GRID, POSITIVE_INT, SEED, add_command, add_output, image_shape, load
 
+DEFAULT_RECONSTRUCTIONS = 32  # images `reconstruct` shows unless -n says otherwise (or there are fewer)
+
 
 def cmd_sample(args) -> int:
     from vae_zoo.paper import viz
@@ -28,10 +30,10 @@ def cmd_reconstruct(args) -> int:
     model = load(args.model)
     chosen = evaluation_data(model, args.model, args.data)
     x = chosen.x_test
-    if args.n > len(x):
+    if args.n is not None and args.n > len(x):
         raise InvalidArgumentError(f"-n must be at most {len(x)}, the images there are ({chosen.test_set}). "
                                    f"Received: -n {args.n}")
-    x = x[: args.n]
+    x = x[: args.n or DEFAULT_RECONSTRUCTIONS]
     pairs = np.stack([x, model.reconstruct(x)], axis=1).reshape(-1, model.input_dim)
     viz.save_png(viz.grid(pairs, image_shape(model, args.model), columns=2 * args.pairs_per_row), args.output,
                  overwrite=args.overwrite)
@@ -56,15 +58,38 @@ def _read_log(source: str) -> tuple[str, list[dict]]:
 
     path = Path(source)
     if path.is_file():
-        content = json.loads(path.read_text())
-        return path.parent.name if path.name == "state.json" else path.stem, content["log"]
+        return path.parent.name if path.name == "state.json" else path.stem, _training_log(path)
     for state in (path / "state.json", path / "checkpoint" / "state.json"):  # a checkpoint or a run folder
         if state.is_file():
-            return path.name, json.loads(state.read_text())["log"]
+            return path.name, _training_log(state)
     card = registry.read_card(source)
-    if "training" not in card:
+    training = card.get("training")
+    if not isinstance(training, dict):
         raise InvalidArgumentError(f"{source}'s card has no training log.")
-    return card.get("name", source), card["training"]["log"]
+    return card.get("name", source), _training_log(source, training)
+
+
+def _training_log(source, content=None) -> list[dict]:
+    """The log of a run's state.json (or of a card's `training`), checked for its shape first."""
+    from vae_zoo.core.errors import InvalidArgumentError, first_line
+
+    if content is None:
+        try:
+            content = json.loads(Path(source).read_text())
+        except (OSError, ValueError) as err:
+            raise InvalidArgumentError(f"{source} cannot be read as JSON ({first_line(err)}): give a run's "
+                                       "state.json, a run or checkpoint folder, or a preset.") from None
+    log = content.get("log") if isinstance(content, dict) else None
+    def is_row(row) -> bool:
+        return isinstance(row, dict) and all(isinstance(row.get(k), int | float) and not isinstance(row.get(k), bool)
+                                             for k in ("samples_seen", "train_elbo", *(["test_elbo"] if "test_elbo"
+                                                                                       in row else [])))
+
+    if not isinstance(log, list) or not all(map(is_row, log)):
+        raise InvalidArgumentError(f"{source} is not a training log (an object whose 'log' is a list of rows with "
+                                   "numbers 'samples_seen' and 'train_elbo'): give a run's state.json, a run or "
+                                   "checkpoint folder, or a preset.")
+    return log
 
 
 def cmd_curves(args) -> int:
@@ -85,7 +110,8 @@ def add_parsers(sub) -> None:
 
     p = add_command(sub, "reconstruct", cmd_reconstruct, "write test images beside their reconstructions as a PNG")
     p.add_argument("model", help="preset name or preset folder")
-    p.add_argument("-n", type=POSITIVE_INT, default=32, help="number of test images (default 32)")
+    p.add_argument("-n", type=POSITIVE_INT, help=f"number of test images (default {DEFAULT_RECONSTRUCTIONS}, or all "
+                                                  "of them when there are fewer)")
     p.add_argument("--data", type=Path, help="reconstruct these images (a .npy/.npz file, a folder of PNG/JPEG "
                    "images, or shards); default: the preset's test set or the held-out rows its card records")
     p.add_argument("--pairs-per-row", type=POSITIVE_INT, default=8)
