@@ -2,7 +2,10 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("VAE_ZOO_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # a data folder beside the checkout, if any
+if _SHARED.is_dir():
+    os.environ.setdefault("VAE_ZOO_DATA", str(_SHARED))
+os.environ.pop("VAE_ZOO_OFFLINE", None)  # the tests that need it set it themselves
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
