@@ -227,3 +227,15 @@ def test_remote_handles_load_through_the_hubs_client_or_are_refused_in_one_line(
     monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(snapshot_download=snapshot_download))
     model = vae_zoo.load("hf://user/vae")
     assert fetched == ["user/vae"] and model.latent_dim == 2
+
+
+def test_a_saved_preset_card_is_titled_with_its_folder_and_says_what_its_data_is(tmp_path):
+    model = vae_zoo.VAE(input_dim=784, latent_dim=2, hidden_units=8, seed=0)
+    model.save_to_preset(tmp_path / "mnist-z2-sevens")
+    text = (tmp_path / "mnist-z2-sevens" / "README.md").read_text()
+    assert "# mnist-z2-sevens\n" in text and 'vae_zoo.load("mnist-z2-sevens")' in text and ".pid" not in text
+    data_section = text.split("## Data\n\n", 1)[1].split("\n## ", 1)[0]
+    assert data_section.strip() and "records no training data" in data_section
+    model.save_to_preset(tmp_path / "described", card={"data": {"dataset": "mnist", "split": "train"}})
+    described = (tmp_path / "described" / "README.md").read_text().split("## Data\n\n", 1)[1].split("\n## ", 1)[0]
+    assert "- dataset: mnist" in described and "records no" not in described

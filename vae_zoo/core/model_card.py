@@ -51,12 +51,11 @@ def readme(card: dict, config: dict, name: str) -> str:
              "(https://arxiv.org/abs/1312.6114).", "", "## Use", "", "```python", "import vae_zoo", "",
              f'model = vae_zoo.load("{name}")  # or the path of this folder',
              "x = model.sample(16, seed=0)", "```", ""]
-    if data:
-        lines += ["## Data", ""] + [f"- {key}: {value}" for key, value in data.items()
-                                     if isinstance(value, str | int | float) and key != "sha256"]
-        if data.get("sha256"):
-            lines += [f"- sha256 of the pixels: `{data['sha256']}`"]
-        lines += [""]
+    described = [f"- {key}: {value}" for key, value in data.items()
+                 if isinstance(value, str | int | float) and key != "sha256"]
+    described += [f"- sha256 of the pixels: `{data['sha256']}`"] if data.get("sha256") else []
+    lines += ["## Data", "", *(described or ["The card records no training data. Describe it when saving: "
+                                             '`model.save_to_preset(path, card={"data": {"dataset": ...}})`.']), ""]
     if recipe:
         lines += ["## Training", "", "- recipe: " + ", ".join(f"{k} {v}" for k, v in recipe.items()
                                                              if isinstance(v, str | int | float))]

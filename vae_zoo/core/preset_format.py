@@ -210,14 +210,16 @@ def write_preset(path: str | os.PathLike, config: dict, write_weights: Callable[
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         atomic_write_text(tmp / CARD, json.dumps(card, indent=1))
-        write_readable_files(tmp, card, config)
+        write_readable_files(tmp, card, config, name=path.name)
         write_checksums(tmp)
     return path
 
 
-def write_readable_files(folder: Path, card: dict, config: dict) -> None:
-    """README.md (a model card for people and model hubs) and metadata.json, from the card."""
-    atomic_write_text(folder / model_card.README, model_card.readme(card, config, card.get("name", folder.name)))
+def write_readable_files(folder: Path, card: dict, config: dict, name: str | None = None) -> None:
+    """README.md (a model card for people and model hubs) and metadata.json, from the card; titled
+    with the card's name, else `name` (the folder the files are for), else the folder's own name."""
+    title = card.get("name", name or folder.name)
+    atomic_write_text(folder / model_card.README, model_card.readme(card, config, title))
     atomic_write_text(folder / model_card.METADATA, model_card.metadata(config, card))
 
 
