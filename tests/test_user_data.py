@@ -441,3 +441,20 @@ def test_reconstruct_with_its_defaults_shows_all_of_a_small_folder(digits, tmp_p
     refused = in_process("reconstruct", "mnist-z2", "--data", folder, "-o", tmp_path / "r7.png", "-n", "7",
                          check=False)
     assert refused.returncode == 2 and "-n must be at most 6" in refused.stderr
+
+
+def test_a_fine_tuned_card_is_reproduced_by_evaluating_its_held_out_rows(digits, tmp_path, in_process):
+    """finetune measures the held-out rows binarized as evaluate and score binarize them: the card's
+    log p(x) is what the same measurement on `evaluation_data` gives."""
+    from vae_zoo.zoo.evaluation import evaluation_data
+
+    folder = write_pngs(tmp_path / "mine", digits[:200])
+    in_process("finetune", "mnist-z2", "--data", folder, "--out", tmp_path / "ft", "--epochs", "1", "--binarize",
+               "--workdir", tmp_path / "runs")
+    card = json.loads((tmp_path / "ft" / "card.json").read_text())
+    ll = card["metrics"]["test_log_likelihood"]
+    model = vae_zoo.load(tmp_path / "ft")
+    chosen = evaluation_data(model, tmp_path / "ft")
+    again = model.log_likelihood(chosen.x_test[:1000], num_samples=ll["k"], seed=card["recipe"]["seed"])
+    assert ll["n"] == len(chosen.x_test) and round(float(again.mean()), 3) == ll["mean"]
+    assert "default_rng(20131220)" in card["data"]["binarization"]

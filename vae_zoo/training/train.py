@@ -292,7 +292,8 @@ def train_on_data(
     if len(x_train) < recipe.batch_size:
         raise InvalidArgumentError(f"{len(x_train)} training examples after the hold-out are fewer than one batch "
                                    f"({recipe.batch_size}): lower --batch-size or give more data.")
-    x_held = data_lib.binarize(x_held, recipe.seed) if binarize else x_held
+    # One binarization of held-out rows for every command (`evaluate`, `score` use the same seed).
+    x_held = data_lib.binarize(x_held, data_lib.TEST_BINARIZATION_SEED) if binarize else x_held
     before = _held_out_log_likelihood(model, x_held, k, recipe.seed, cluster) if preset is not None and k else None
     if preset is None:
         model = build_model({**architecture, "input_dim": data.input_dim}, recipe, len(x_train))
@@ -336,7 +337,8 @@ def train_on_data(
         "source": source,
         "data": {**data.describe(), "split": split, "holdout": holdout, "split_seed": recipe.seed,
                  "binarization": ("training: dynamic, x ~ Bernoulli(pixel) every epoch; held out: numpy "
-                                  f"default_rng({recipe.seed})") if binarize else "none"},
+                                  f"default_rng({data_lib.TEST_BINARIZATION_SEED}), as evaluate and score "
+                                  "binarize them") if binarize else "none"},
         "recipe": recipe.to_dict(),
         "freeze": freeze,
         "training": {"epochs": state["epoch"], "samples_seen": state["epoch"] * state["samples_per_epoch"],
