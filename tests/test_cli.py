@@ -265,3 +265,17 @@ def test_interpolate_bounds_its_steps_before_any_work(tmp_path, in_process):
     result = in_process("interpolate", "mnist-z2", "a.png", "b.png", "--steps", "100000000", "-o",
                         tmp_path / "i.png", check=False)
     assert result.returncode == 2 and "1..1000" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [["embed", "mnist-z2", "--data", "{t}/x.npy", "-o", "{t}/out.npz"],
+                                     ["score", "mnist-z2", "--data", "{t}/x.npy", "-o", "{t}/out.npz"],
+                                     ["sample", "mnist-z2", "-o", "{t}/out.npz"]])
+def test_an_output_that_is_a_folder_or_under_a_file_is_refused_before_any_work(tmp_path, in_process, command):
+    (tmp_path / "out.npz").mkdir()
+    (tmp_path / "file").write_text("x")
+    for target, message in ((tmp_path / "out.npz", "is a folder"), (tmp_path / "file" / "x.npz", "is a file")):
+        args = [a.replace("{t}/out.npz", str(target)).replace("{t}", str(tmp_path)) for a in command]
+        result = in_process(*args, "--overwrite", check=False)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "out.npz").is_dir() and not any((tmp_path / "out.npz").iterdir())

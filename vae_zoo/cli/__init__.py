@@ -60,10 +60,26 @@ def _refused_write(err: Exception) -> str | None:
     return None
 
 
+def _not_a_file_path(path) -> str | None:
+    """Why `path` cannot become a file (a folder is there, or a parent is a file), or None."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        return f"{path} is a folder; -o takes the name of a file to write (--overwrite never replaces a folder)."
+    parent = os.path.dirname(path)
+    while parent and not os.path.lexists(parent):
+        parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
+    if parent and not os.path.isdir(parent):
+        return f"{parent} is a file, so {path} cannot be created in it: choose another -o."
+    return None
+
+
 def main(argv=None) -> int:
     from vae_zoo.core.errors import VaeZooError
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "output_is_file", False) and (problem := _not_a_file_path(args.output)):
+        print(f"vae-zoo {args.command}: error: {problem}", file=sys.stderr)  # before any work, whatever the flags
+        return 2
     if getattr(args, "output_is_file", False) and not args.overwrite and os.path.lexists(args.output):
         from vae_zoo.core.io import refuse_existing  # a file that is there is refused before TensorFlow starts
 
