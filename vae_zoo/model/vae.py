@@ -18,7 +18,7 @@ from vae_zoo.estimators import marginal_likelihood, objectives
 from vae_zoo.estimators.objectives import RNG
 from vae_zoo.layers.distributions import LIKELIHOODS, ConditionalDistribution, GaussianPosterior, StandardNormalPrior
 from vae_zoo.layers.networks import hidden_sizes
-from vae_zoo.model import inference, saving
+from vae_zoo.model import gradients, inference, saving
 from vae_zoo.model.checked_model import CheckedModel
 
 tfd = tfp.distributions
@@ -326,36 +326,8 @@ class VAE(CheckedModel):
         return {name: t.result() for name, t in self._trackers.items()}
 
     def loss_and_gradients(self, x, seed, rows=None, divisor=None, prior_divisor=1):
-        """The training loss of a batch (minus its mean bound, plus the parameter prior) and its
-        gradients for `trainable_variables`. With the estimator "IW-DReG" the decoder's gradients
-        are the IW bound's and the encoder's are DReG's (`objectives.iwae_dreg`).
-
-        Args:
-            x: the batch (with `rows`, one worker's slice of a global batch; see `_bound`).
-            seed: the noise seed of this step.
-            divisor: the bound is summed and divided by it (default: its mean over `x`).
-            prior_divisor: the parameter prior's share is 1 / prior_divisor (workers split it).
-
-        Returns:
-            (bound, loss, gradients).
-        """
-        dreg = self.estimator == "IW-DReG"
-        with tf.GradientTape(persistent=dreg) as tape:
-            penalty = self._parameter_prior_penalty() / prior_divisor
-            bound = self._bound(x, self.estimator, self.num_samples, seed, rows, surrogates=dreg)
-            if dreg:
-                bound, parts = bound
-            mean = (lambda v: tf.reduce_mean(v)) if divisor is None else (lambda v: tf.reduce_sum(v) / divisor)
-            loss = -mean(bound.elbo) + penalty
-            if dreg:
-                decoder_loss, encoder_loss = (-mean(part) + penalty for part in parts)
-        if not dreg:
-            return bound, loss, tape.gradient(loss, self.trainable_variables)
-        grads = {}
-        for part_loss, layer in ((decoder_loss, self.decoder), (encoder_loss, self.encoder)):
-            grads.update(zip(map(id, layer.trainable_variables), tape.gradient(part_loss, layer.trainable_variables)))
-        del tape
-        return bound, loss, [grads[id(v)] for v in self.trainable_variables]
+        """The training loss of a batch and its gradients (`gradients.loss_and_gradients`)."""
+        return gradients.loss_and_gradients(self, x, seed, rows, divisor, prior_divisor)
 
     def train_step(self, data):
         bound, loss, grads = self.loss_and_gradients(_features(data), self._train_noise_seed())
