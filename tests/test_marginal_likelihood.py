@@ -121,3 +121,25 @@ def test_models_of_one_architecture_share_the_compiled_estimator():
     assert not np.array_equal(first, marginal_likelihood.app_d(other, x, num_samples=20, num_burnin=20,
                                                                num_leapfrog_steps=2)[0])
     assert marginal_likelihood._app_d_chunk.experimental_get_tracing_count() == traces
+
+
+def test_the_package_quadrature_is_the_exact_log_likelihood_and_refuses_what_it_cannot_integrate(monkeypatch):
+    """`marginal_likelihood.quadrature` (one decoded grid, a matrix product per chunk) equals the
+    plain midpoint sum above on mnist-z2's test images; `evaluate --exact`'s grid check refuses a model
+    whose posteriors are too narrow for the grid (frey-z2) and a latent space of more than 3."""
+    from vae_zoo import data
+    from vae_zoo.core.errors import EstimateError, InvalidArgumentError
+    from vae_zoo.zoo import evaluation
+    from vae_zoo.zoo.evaluation import exact_log_likelihood
+
+    model = vae_zoo.load("mnist-z2", compile=False)
+    x = data.test_set("mnist", binary=True)[:12]
+    exact = marginal_likelihood.quadrature(model, x, points=401, grid_chunk=5000, batch_size=5)
+    np.testing.assert_allclose(exact, quadrature(model, x, 5.0, 401), atol=2e-3)
+    assert np.all(exact < 0) and np.all(exact >= model.log_likelihood(x, num_samples=200, seed=0) - 0.5)
+    frey = vae_zoo.load("frey-z2", compile=False)
+    monkeypatch.setitem(evaluation.EXACT_GRIDS, 2, 201)  # faster; frey-z2 fails the check at 801 points too
+    with pytest.raises(EstimateError, match="too coarse"):
+        exact_log_likelihood(frey, data.test_set("frey", binary=False)[:4], "4 images", verbose=False)
+    with pytest.raises(InvalidArgumentError, match="2 or 3"):
+        marginal_likelihood.quadrature(vae_zoo.VAE(input_dim=784, latent_dim=4, hidden_units=8), x)

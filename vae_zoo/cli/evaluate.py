@@ -21,6 +21,8 @@ def cmd_evaluate(args) -> int:
     from vae_zoo.zoo import registry
     from vae_zoo.zoo.evaluation import evaluate
 
+    if args.exact:
+        return _exact(args)
     if args.write_card and (args.n_test is not None or args.n_train is not None or args.k != 5000):
         raise InvalidArgumentError("--write-card records the card's protocol only: the full test and training sets "
                                    f"and k=5000. Received: --n-test {args.n_test} --n-train {args.n_train} "
@@ -49,6 +51,28 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _exact(args) -> int:
+    """`--exact`: log p(x) by quadrature (2-D and 3-D latent spaces), added to the card with --write-card."""
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.zoo import registry
+    from vae_zoo.zoo.evaluation import evaluation_data, exact_log_likelihood
+
+    if args.write_card and (args.n_test is not None or args.data is not None):
+        raise InvalidArgumentError("--exact --write-card records the log p(x) of the card's full test set: drop "
+                                   f"--n-test and --data. Received: --n-test {args.n_test} --data {args.data}")
+    model = load(args.model)
+    chosen = evaluation_data(model, args.model, args.data)
+    x = chosen.x_test[: args.n_test]
+    result = exact_log_likelihood(model, x, f"{len(x)} of {chosen.test_set}", verbose=not args.quiet)
+    print(json.dumps(result, indent=1))
+    if args.write_card:
+        card = registry.read_card(args.model)
+        registry.update_card(args.model, metrics={**card.get("metrics", {}), "test_log_likelihood_exact": result},
+                             exact_command=f"vae-zoo evaluate {args.model} --exact --write-card")
+        print(f"Updated the model card of {args.model}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     p = add_command(sub, "evaluate", cmd_evaluate, "test ELBO (A and B), importance-weighted log-likelihood, "
                     "train ELBO")
@@ -63,5 +87,7 @@ def add_parsers(sub) -> None:
                    "the full training set)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the Monte Carlo noise")
     p.add_argument("--write-card", action="store_true", help="record the metrics in the preset's card.json")
+    p.add_argument("--exact", action="store_true", help="only log p(x), exactly, by quadrature over the latent "
+                   "space (2-D and 3-D latent spaces; refused when the grid is too coarse for the model)")
     add_cluster_flags(p, "share the log p(x) estimate")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -231,6 +231,6 @@ def update_card(name_or_path: str | os.PathLike, **fields) -> dict:
         for name in (CONFIG, WEIGHTS):
             shutil.copy2(verified(folder, name), tmp / name)
         atomic_write_text(tmp / CARD, json.dumps(card, indent=1))
-        write_readable_files(tmp, card, read_config(folder))
+        write_readable_files(tmp, card, read_config(folder), name=folder.name)
         write_checksums(tmp)
     return card
