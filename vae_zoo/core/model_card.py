@@ -65,12 +65,20 @@ def readme(card: dict, config: dict, name: str) -> str:
     if metrics:
         lines += ["## Measured", "", f"{metrics.get('units', 'nats per datapoint')}; {metrics.get('test_set', '')}", "",
                   "| metric | value |", "| --- | --- |"]
-        for key in ("test_log_likelihood", "test_elbo_B", "test_elbo_A", "train_elbo_B",
+        for key in ("test_log_likelihood", "test_log_likelihood_exact", "test_elbo_B", "test_elbo_A", "train_elbo_B",
                     "source_preset_test_log_likelihood"):
             if metrics.get(key):
                 lines += [f"| {key} | {_number(metrics[key])} |"]
+        if metrics.get("test_log_likelihood"):
+            lines += ["", "test_log_likelihood is importance-weighted (k samples of the encoder's q(z|x)): a lower "
+                      "bound in expectation."]
+        if metrics.get("test_log_likelihood_exact"):
+            lines += ["test_log_likelihood_exact integrates p(x|z) p(z) over a grid of z "
+                      f"({metrics['test_log_likelihood_exact'].get('grid', '')}): exact up to the grid's error."]
         if card.get("metrics_command"):
             lines += ["", f"Reproduce with `{card['metrics_command']}`."]
+        if card.get("exact_command"):
+            lines += [f"The exact value: `{card['exact_command']}`."]
         lines += [""]
     lines += ["## Intended use and limits", "",
               "A generative model of small grayscale images of the kind it was trained on: sampling, "
