@@ -104,9 +104,11 @@ def main():
         for samples in map(int, args.points):
             start = time.perf_counter()
             model = trained(method, samples, args.workdir)
-            app_d, acceptance = marginal_likelihood.app_d(model, x, 100, 100, 4, seed=0, batch_size=len(x))
+            # Figure 3's published points ran App. D's version 2: one chain per image.
+            app_d, acceptance, _ = marginal_likelihood.app_d(model, x, 100, 100, 4, seed=0, batch_size=len(x),
+                                                             num_chains=1)
             ais, _ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=500, seed=0, batch_size=len(x))
-            chains = marginal_likelihood.chain_starts(model, tf.constant(x), tf.constant([0, 0])).numpy()
+            chains = marginal_likelihood.chain_starts(model, tf.constant(x), tf.constant([0, 0]))[0].numpy()
             exact_values, changes = zip(*(exact(model, x[i:i + 1], chains[i:i + 1]) for i in range(len(x))))
             truth = np.array(exact_values)
             d_err, a_err = app_d - truth, ais - truth

@@ -20,6 +20,7 @@ import tensorflow as tf  # noqa: E402
 
 import vae_zoo  # noqa: E402
 from vae_zoo import data  # noqa: E402
+from vae_zoo.estimators import marginal_likelihood  # noqa: E402
 
 
 def quadrature(model, x, half_width=6.0, points=601) -> np.ndarray:
@@ -45,13 +46,13 @@ def main():
     x = data.test_set("mnist", binary=True)[: args.n]
     print(f"first {len(x)} binarized MNIST test images; nats per image (mean over images)")
     print(f"{'preset':<10} {'IW k=' + str(args.k):>12} {'App. D (HMC)':>13} {'exact':>9} "
-          f"{'IW-exact':>17} {'HMC-exact':>17} {'HMC accept':>10} {'HMC s':>6}")
+          f"{'IW-exact':>17} {'HMC-exact':>17} {'HMC accept':>10} {'flagged':>7} {'HMC s':>6}")
     for name in args.presets:
         model = vae_zoo.load(name, compile=False)
         iw = model.log_likelihood(x, num_samples=args.k, seed=0)
         start = time.perf_counter()
-        hmc, acceptance = model.log_likelihood_hmc(x, num_samples=args.hmc_samples, num_burnin=args.hmc_burnin,
-                                                   num_leapfrog_steps=args.hmc_leapfrog, seed=0)
+        hmc, acceptance, disagreement = model.log_likelihood_hmc(
+            x, num_samples=args.hmc_samples, num_burnin=args.hmc_burnin, num_leapfrog_steps=args.hmc_leapfrog, seed=0)
         seconds = time.perf_counter() - start
         row = f"{name:<10} {np.mean(iw):>12.2f} {np.mean(hmc):>13.2f}"
         if model.latent_dim == 2:
@@ -60,7 +61,8 @@ def main():
                     f" {np.mean(hmc - exact):>7.2f} (max {np.max(np.abs(hmc - exact)):>5.2f})")
         else:
             row += f" {'-':>9} {'-':>17} {'-':>17}"
-        print(row + f" {acceptance:>10.2f} {seconds:>6.0f}", flush=True)
+        flagged = int(np.sum(~(disagreement <= marginal_likelihood.DISAGREEMENT_NATS)))
+        print(row + f" {acceptance:>10.2f} {flagged:>7} {seconds:>6.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -129,10 +129,10 @@ def test_mcem_raises_the_marginal_likelihood_of_a_small_model(mnist_subset, tmp_
     recipe = RECIPES["paper"].replace(epochs=5)
     model = training.build_model(dict(input_dim=784, latent_dim=3, hidden_units=50), recipe, len(x), "mcem")
     compile_model(model, recipe, len(x) // 100)
-    before, _ = model.log_likelihood_hmc(x_test, num_samples=50, num_burnin=50, num_leapfrog_steps=4)
+    before, *_ = model.log_likelihood_hmc(x_test, num_samples=50, num_burnin=50, num_leapfrog_steps=4)
     history = model.fit(data.train_dataset(x, 100, True, 0, epochs=5, with_indices=True), epochs=5,
                         steps_per_epoch=5, verbose=0)
-    after, _ = model.log_likelihood_hmc(x_test, num_samples=50, num_burnin=50, num_leapfrog_steps=4)
+    after, *_ = model.log_likelihood_hmc(x_test, num_samples=50, num_burnin=50, num_leapfrog_steps=4)
     assert after.mean() > before.mean() + 100, (before.mean(), after.mean())
     assert 0.6 < history.history["acceptance"][-1] <= 1.0
     model.save(tmp_path / "mcem.keras")  # chains and step size are part of the model (checkpoints resume)

@@ -44,7 +44,7 @@ def test_estimates_of_a_bernoulli_model_are_never_positive_and_match_quadrature(
     model = small_model(seed, scale)
     x = (np.random.default_rng(seed + 1).random((6, model.input_dim)) < ones).astype(np.float32)
     exact = quadrature(model, x)
-    app_d, app_d_acceptance = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200,
+    app_d, app_d_acceptance, _ = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200,
                                                         num_leapfrog_steps=5, seed=seed)
     ais, _ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=200, num_leapfrog_steps=5, seed=seed)
     for estimate in (app_d, ais):
@@ -85,7 +85,7 @@ def test_both_estimators_match_quadrature_in_three_dimensions(seed):
     x = (np.random.default_rng(10 + seed).random((6, 12)) < 0.5).astype(np.float32)
     coarse, exact = quadrature(model, x, points=81), quadrature(model, x, points=121)
     np.testing.assert_allclose(coarse, exact, atol=1e-3)
-    app_d, acceptance = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200, num_leapfrog_steps=5)
+    app_d, acceptance, _ = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200, num_leapfrog_steps=5)
     ais, _ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=200, num_leapfrog_steps=5)
     for estimate in (app_d, ais):  # measured: mean error within 0.06 nats, worst image 0.26
         assert abs(float(np.mean(estimate - exact))) < 0.15 and np.all(np.abs(estimate - exact) < 0.6), estimate - exact
@@ -107,7 +107,7 @@ def test_models_of_one_architecture_share_the_compiled_estimator():
 
     model = small_model(3, 0.3)
     x = (np.random.default_rng(0).random((4, model.input_dim)) < 0.5).astype(np.float32)
-    first, _ = marginal_likelihood.app_d(model, x, num_samples=20, num_burnin=20, num_leapfrog_steps=2)
+    first, *_ = marginal_likelihood.app_d(model, x, num_samples=20, num_burnin=20, num_leapfrog_steps=2)
     traces = marginal_likelihood._app_d_chunk.experimental_get_tracing_count()
     mcem = baselines.MCEM(input_dim=12, latent_dim=2, hidden_units=8, seed=1, num_datapoints=4)
     mcem(np.zeros((1, 12), np.float32))
@@ -115,7 +115,7 @@ def test_models_of_one_architecture_share_the_compiled_estimator():
     for theirs, mine in zip([*model.encoder.weights, *model.decoder.weights],
                             [*mcem.encoder.weights, *mcem.decoder.weights], strict=True):
         mine.assign(theirs)
-    again, _ = marginal_likelihood.app_d(mcem, x, num_samples=20, num_burnin=20, num_leapfrog_steps=2)
+    again, *_ = marginal_likelihood.app_d(mcem, x, num_samples=20, num_burnin=20, num_leapfrog_steps=2)
     np.testing.assert_array_equal(first, again)
     other = small_model(4, 0.3)  # the same object, other weights: other estimates, no new trace
     assert not np.array_equal(first, marginal_likelihood.app_d(other, x, num_samples=20, num_burnin=20,
@@ -143,3 +143,38 @@ def test_the_package_quadrature_is_the_exact_log_likelihood_and_refuses_what_it_
         exact_log_likelihood(frey, data.test_set("frey", binary=False)[:4], "4 images", verbose=False)
     with pytest.raises(InvalidArgumentError, match="2 or 3"):
         marginal_likelihood.quadrature(vae_zoo.VAE(input_dim=784, latent_dim=4, hidden_units=8), x)
+
+
+def test_app_d_on_mnist_z2_is_within_a_nat_of_exact_or_flags_the_image():
+    """mnist-z2's posteriors have minor modes on some images: on the first ten test images,
+    binarized with seeds 4 and 5 (not the package's), the estimate's chain started in one and
+    stayed there (1.3 and 8.3 nats low on one image each), with nothing in its samples to show it.
+    The other chains, started elsewhere, flag such an image; an image not flagged is within a
+    nat of the exact value (quadrature)."""
+    from vae_zoo import data
+
+    model = vae_zoo.load("mnist-z2", compile=False)
+    misses = 0
+    for seed in (4, 5):
+        x = data.binarize(data.load("mnist", "test")[:10], seed)
+        exact = marginal_likelihood.quadrature(model, x)
+        estimate = marginal_likelihood.app_d(model, x, seed=0)
+        error = np.abs(estimate.log_likelihood - exact)
+        misses += int(np.sum(error > 1.0))
+        unflagged = np.setdiff1d(np.arange(len(x)), marginal_likelihood.flagged(estimate))
+        assert np.all(error[unflagged] <= 1.0), (seed, error, estimate.disagreement)
+        assert np.all(estimate.disagreement >= 0)
+    assert misses >= 2  # the silent misses this test is about
+
+
+def test_the_last_smaller_batch_is_estimated_like_the_others():
+    """A batch of another size than the first (the last of a set) is traced anew, not refused."""
+    model = small_model(5, 0.3)
+    x = (np.random.default_rng(1).random((3, model.input_dim)) < 0.5).astype(np.float32)
+    whole = marginal_likelihood.app_d(model, x, num_samples=20, num_burnin=20, num_leapfrog_steps=2, batch_size=2)
+    alone = marginal_likelihood.app_d(model, x[2:], num_samples=20, num_burnin=20, num_leapfrog_steps=2,
+                                      batch_size=2, seed=0)
+    assert whole.log_likelihood.shape == (3,) and np.all(np.isfinite(whole.log_likelihood))
+    assert np.isfinite(alone.log_likelihood).all()
+    ais, _ = marginal_likelihood.ais(model, x, num_chains=4, num_steps=20, num_leapfrog_steps=2, batch_size=2)
+    assert ais.shape == (3,) and np.all(np.isfinite(ais))

@@ -16,16 +16,22 @@ def cmd_list(args) -> int:
     from vae_zoo.core import preset_format as registry  # the cards alone: no TensorFlow
     from vae_zoo.zoo.presets import PRESETS
 
-    print(f"{'name':<11} {'data':<6} {'z':>4} {'hidden':>6} {'likelihood':<10} {'test ELBO':>10} {'test log p(x)':>17} "
-          f"{'train ELBO':>10}")
+    print(f"{'name':<20} {'data':<6} {'z':>4} {'hidden':>7} {'likelihood':<10} {'test ELBO':>10} "
+          f"{'test log p(x)':>17} {'train ELBO':>10}")
     shipped = registry.shipped_presets()
     for name, spec in PRESETS.items():
-        card = registry.read_card(name) if name in shipped else {"metrics": {}}
+        if name not in shipped:
+            continue
+        card = registry.read_card(name)
         ll = _metric(card, "test_log_likelihood")
         k = card.get("metrics", {}).get("test_log_likelihood", {}).get("k")
-        print(f"{name:<11} {spec.dataset:<6} {spec.latent_dim:>4} {spec.hidden_units:>6} {spec.likelihood:<10} "
+        hidden = "x".join(map(str, [spec.hidden_units] if isinstance(spec.hidden_units, int) else spec.hidden_units))
+        print(f"{name:<20} {spec.dataset:<6} {spec.latent_dim:>4} {hidden:>7} {spec.likelihood:<10} "
               f"{_metric(card, 'test_elbo_B'):>10} {ll + (f' (k={k})' if k else ''):>17} "
               f"{_metric(card, 'train_elbo_B'):>10}")
+    untrained = [name for name in PRESETS if name not in shipped]
+    if untrained:
+        print(f"\nnot in the presets folder yet (`vae-zoo train NAME` trains them): {', '.join(untrained)}")
     print(f"\npresets folder: {registry.presets_dir()}; `vae-zoo info NAME` shows a model card")
     return 0
 

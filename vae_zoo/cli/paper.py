@@ -26,7 +26,8 @@ def cmd_reproduce(args) -> int:
         settings = {k: v for k, v in {"seed": args.seed, "learning_rate": args.lr, "init_std": args.init_std,
                                       "selection_updates": args.selection_updates, "eval_points": args.eval_points,
                                       "ml_samples": args.ml_samples, "ml_burnin": args.ml_burnin,
-                                      "ml_leapfrog": args.ml_leapfrog}.items() if v is not None}
+                                      "ml_leapfrog": args.ml_leapfrog, "ml_estimator": args.ml_estimator}.items()
+                    if v is not None}
         results = reproduce.run(args.figure, args.out, args.workdir, args.samples, selection, settings,
                                 command=" ".join(["vae-zoo", *sys.argv[1:]]), overwrite=args.overwrite,
                                 verbose=not args.quiet)
@@ -63,6 +64,10 @@ def add_parsers(sub) -> None:
                    "(default 100)")
     p.add_argument("--ml-burnin", type=POSITIVE_INT, help="figure3: HMC burn-in steps (default 100)")
     p.add_argument("--ml-leapfrog", type=POSITIVE_INT, help="figure3: leapfrog steps per HMC step (default 4)")
+    p.add_argument("--ml-estimator", type=int, choices=(2, 3),
+                   help="figure3: App. D's version: 2 (default, the published figure) runs one chain per image; 3 "
+                        "runs four from distinct starts and records how far their estimates disagree (flagged "
+                        "images per point)")
     p.add_argument("--workdir", type=Path, default=Path("runs/reproduce"),
                    help="checkpoints of the curves (default runs/reproduce)")
     p.add_argument("--out", type=Path, default=Path("results"), help="folder of FIGURE.json and FIGURE.png "

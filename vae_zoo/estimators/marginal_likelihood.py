@@ -31,6 +31,11 @@ from vae_zoo.estimators.objectives import RNG
 IW_ROWS_PER_CHUNK = 50_000
 # Chain starts of the HMC-based estimates: the best of the encoder's mean and this many prior draws.
 HMC_START_DRAWS = 100
+# App. D's chains per datapoint (`chain_starts`), and how far above its estimate another chain's (or an
+# importance-sampled bound) may lie before the datapoint is flagged: its estimate missed probability mass.
+# On mnist-z2's test images a miss of m nats showed as a disagreement of m +- 0.3; images without a
+# miss stayed under 0.25.
+APP_D_CHAINS, DISAGREEMENT_NATS = 4, 0.5
 
 
 class _Layers:
@@ -150,43 +155,59 @@ def _iw_chunk(model, x, seed, k):
 
 
 def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, num_leapfrog_steps: int = 10,
-          seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, np.ndarray]:
+          seed: int = 0, batch_size: int = 100, num_chains: int = APP_D_CHAINS) -> mcmc.AppD:
     """The marginal-likelihood estimate of the paper's App. D (`mcmc.marginal_likelihood_app_d`).
 
     HMC samples of the true posterior p(z|x), a Gaussian fitted to them, and a harmonic-mean-type
-    estimate on new samples. Each chain starts at the most probable (by log p(x, z)) of the
-    encoder's mean and HMC_START_DRAWS draws from the prior, so the estimate does not hinge on the
-    encoder: models whose q(z|x) is poor or untrained (wake-sleep, MCEM) are measured as well as
-    AEVB's. (Started at an untrained encoder's mean, MCEM's chains stayed in a poor mode: 30 nats
-    lower on the training images of Figure 3's N = 1,000 model.)
+    estimate on new samples. The estimate's chain starts at the most probable (by log p(x, z)) of
+    the encoder's mean and HMC_START_DRAWS draws from the prior, so it does not hinge on the
+    encoder (models whose q(z|x) is poor or untrained, wake-sleep and MCEM, are measured as well as
+    AEVB's; started at an untrained encoder's mean, MCEM's chains stayed in a poor mode: 30 nats
+    lower on the training images of Figure 3's N = 1,000 model). Such a chain can still start in a
+    minor mode and stay there: 8.3 nats low on one of ten mnist-z2 test images, with nothing in
+    its samples to show it. So `num_chains` - 1 more chains start from other prior draws
+    (`chain_starts`), and a datapoint where one of them, or an importance-sampled bound from the
+    chains' samples, lies more than DISAGREEMENT_NATS above the estimate is flagged (`flagged`):
+    its estimate missed probability mass.
 
     Args:
         model: a model with `encoder`, `decoder`, `prior` (e.g. a `VAE`).
         x: checked data, shape (n, input_dim).
-        num_samples: L, posterior samples per datapoint for each of the two steps.
+        num_samples: L, posterior samples per chain for each of the two steps.
         num_burnin: HMC steps discarded first (the step size adapts during them).
         num_leapfrog_steps: leapfrog steps per HMC proposal.
         seed: seed of the chains (same seed, same estimate).
-        batch_size: datapoints (chains) run together.
+        batch_size: datapoints run together.
+        num_chains: chains per datapoint (1: the paper's single chain, no diagnostic).
 
     Returns:
-        float32 arrays of shape (n,): the estimates, and each chain's HMC acceptance rate.
+        An `mcmc.AppD` of float32 arrays of shape (n,): the estimates, each datapoint's HMC
+        acceptance rate (mean over its chains) and its chains' disagreement in nats.
     """
     settings = [check_positive_int(name, value) for name, value in (
-        ("num_samples", num_samples), ("num_burnin", num_burnin), ("num_leapfrog_steps", num_leapfrog_steps))]
+        ("num_samples", num_samples), ("num_burnin", num_burnin), ("num_leapfrog_steps", num_leapfrog_steps),
+        ("num_chains", num_chains))]
     layers = _compiled_layers(model)
-    return _by_batch(lambda xb, batch_seed: _app_d_chunk(layers, xb, tf.cast(batch_seed, tf.int32), *settings),
-                     x, seed, batch_size)
+    return mcmc.AppD(*_by_batch(lambda xb, batch_seed: _app_d_chunk(layers, xb, tf.cast(batch_seed, tf.int32),
+                                                                     *settings), x, seed, batch_size))
 
 
-def _by_batch(estimate, x: np.ndarray, seed: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Runs `estimate(x_batch, seed_of_batch)` -> (estimates, acceptance) over the batches of x; the
+def flagged(estimate: mcmc.AppD, threshold: float | None = None) -> np.ndarray:
+    """Indices of the datapoints whose App. D chains disagree by more than `threshold` nats
+    (default DISAGREEMENT_NATS): their estimate may have missed a mode of the posterior."""
+    threshold = DISAGREEMENT_NATS if threshold is None else threshold
+    return np.flatnonzero(~(np.asarray(estimate.disagreement) <= threshold))
+
+
+def _by_batch(estimate, x: np.ndarray, seed: int, batch_size: int) -> tuple[np.ndarray, ...]:
+    """Runs `estimate(x_batch, seed_of_batch)` -> a tuple of (batch,) tensors over the batches of x; the
     batch starting at row r is seeded (seed, r), so a row's estimate does not depend on the others'."""
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed("seed", seed, allow_none=False)
     parts = [estimate(tf.constant(x[start:start + batch_size]), tf.constant([seed, start], tf.int64))
              for start in range(0, len(x), batch_size)]
-    return tuple(np.concatenate([part[i].numpy() for part in parts]).astype(np.float32) for i in (0, 1))
+    return tuple(np.concatenate([part[i].numpy() for part in parts]).astype(np.float32)
+                 for i in range(len(parts[0])))
 
 
 def _log_joint(model, x):
@@ -197,29 +218,41 @@ def _log_joint(model, x):
     return log_joint
 
 
-def chain_starts(model, x, seed) -> tf.Tensor:
-    """The most probable (by log p(x, z)) of the encoder's mean and HMC_START_DRAWS prior draws, per datapoint.
+def chain_starts(model, x, seed, num_chains: int = 1) -> tf.Tensor:
+    """Chain starts per datapoint: the most probable (by log p(x, z)) of the encoder's mean and
+    HMC_START_DRAWS prior draws; each further start the most probable of another HMC_START_DRAWS
+    prior draws (so each can land in another mode).
 
     Args:
         model: a model with `encoder`, `decoder`, `prior`.
         x: data, shape (batch, input_dim).
         seed: stateless seed, shape (2,).
+        num_chains: starts per datapoint.
 
     Returns:
-        z of shape (batch, latent_dim).
+        z of shape (num_chains, batch, latent_dim).
     """
-    draws = tf.random.stateless_normal([HMC_START_DRAWS, tf.shape(x)[0], model.latent_dim],
-                                       seed=tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1),
-                                       dtype=x.dtype, alg=RNG)
-    candidates = tf.concat([model.encoder(x).mean()[None], draws], axis=0)  # (1 + K, batch, Z)
-    best = tf.argmax(_log_joint(model, x)(candidates), axis=0)
-    return tf.gather(tf.transpose(candidates, [1, 0, 2]), best, batch_dims=1)
+    log_joint = _log_joint(model, x)
+
+    def most_probable(candidates):  # (K, batch, Z) -> (batch, Z)
+        best = tf.argmax(log_joint(candidates), axis=0)
+        return tf.gather(tf.transpose(candidates, [1, 0, 2]), best, batch_dims=1)
+
+    def draws(i):
+        return tf.random.stateless_normal([HMC_START_DRAWS, tf.shape(x)[0], model.latent_dim],
+                                          seed=tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1 + i),
+                                          dtype=x.dtype, alg=RNG)
+
+    starts = [most_probable(tf.concat([model.encoder(x).mean()[None], draws(0)], axis=0))]
+    return tf.stack(starts + [most_probable(draws(i)) for i in range(1, num_chains)])
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _app_d_chunk(model, x, seed, num_samples, num_burnin, num_leapfrog_steps):
-    return mcmc.marginal_likelihood_app_d(_log_joint(model, x), chain_starts(model, x, seed), num_samples,
-                                                num_burnin, num_leapfrog_steps, seed=seed)
+# Traced per batch shape (the full batches and the last): with a relaxed batch dimension, TFP's step-size
+# adaptation changes the loop state's shape and the trace fails.
+@tf.function(jit_compile=True)
+def _app_d_chunk(model, x, seed, num_samples, num_burnin, num_leapfrog_steps, num_chains):
+    return mcmc.marginal_likelihood_app_d(_log_joint(model, x), chain_starts(model, x, seed, num_chains), num_samples,
+                                          num_burnin, num_leapfrog_steps, seed=seed)
 
 
 def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_leapfrog_steps: int = 10,

@@ -5,6 +5,7 @@ Pure functions of log-densities; results per datapoint, in nats."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -99,6 +100,14 @@ def tfp_seed(seed: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), 2**31 - 1), tf.int32)
 
 
+class AppD(NamedTuple):
+    """App. D's estimate of each datapoint, with its diagnostics (each of shape (batch,))."""
+
+    log_likelihood: tf.Tensor  # log p(x), in nats, from the first chain (the paper's estimator)
+    acceptance: tf.Tensor  # the first chain's HMC acceptance rate
+    disagreement: tf.Tensor  # how many nats above it the other chains' own estimates go (0: none above)
+
+
 def marginal_likelihood_app_d(
     log_joint: LogJoint,
     initial_z: tf.Tensor,
@@ -107,42 +116,89 @@ def marginal_likelihood_app_d(
     num_leapfrog_steps: int = 10,
     shrink: float = 0.8,
     seed=(0, 0),
-) -> tuple[tf.Tensor, tf.Tensor]:
+) -> AppD:
     """The marginal-likelihood estimator of App. D, per datapoint, in nats.
 
     1. L samples {z_l} of the posterior p(z|x) by HMC (`hmc_posterior_samples`);
     2. a density q(z) fitted to them: a full-covariance Gaussian with the samples' mean and
        covariance, its standard deviations scaled by `shrink` (< 1) so that its tails are lighter
        than the posterior's, which keeps the estimator's variance finite;
-    3. L new posterior samples (the next L steps of the same chains), and
+    3. L new posterior samples (the next L steps of the same chain), and
 
         p(x) ~= ( 1/L sum_l q(z_l) / (p(z_l) p(x|z_l)) )^-1,
 
     unbiased for 1/p(x) because E_{p(z|x)}[q(z) / p(x, z)] = 1/p(x) for any normalized q.
 
+    A chain that has not left one mode of a multi-modal posterior estimates about
+    p(x) * P(that mode): too low, with nothing in its own samples to show it. Given C > 1 starts
+    per datapoint, the first chain gives the estimate (the same numbers as C = 1) and the other
+    C - 1 run the same three steps from their own starts (their own random numbers): how far the
+    highest of their estimates lies above the first chain's is `disagreement`. A chain stuck in a
+    poor mode lies below and raises no alarm; one that found probability mass the first chain
+    missed lies above.
+
     Args:
         log_joint: z of shape (..., batch, Z) -> log p(x, z), shape (..., batch).
-        initial_z: chain starts, shape (batch, Z).
-        num_samples: L for each of the two sets of samples.
+        initial_z: chain starts, shape (C, batch, Z), or (batch, Z) for one chain per datapoint.
+        num_samples: L for each of the two sets of samples, per chain.
         num_burnin: HMC steps discarded before the first set.
         num_leapfrog_steps: leapfrog steps per HMC proposal.
         shrink: scale of the fitted Gaussian's standard deviations.
         seed: stateless seed, shape (2,).
 
     Returns:
-        log p(x) estimates, shape (batch,), and each chain's HMC acceptance rate (batch,).
+        An `AppD` of shape (batch,) tensors.
     """
-    samples, acceptance = hmc_posterior_samples(log_joint, initial_z, 2 * num_samples, num_burnin,
-                                                num_leapfrog_steps, seed=seed)
-    first, second = samples[:num_samples], samples[num_samples:]  # the chains go on: new samples
-    mean = tf.reduce_mean(first, axis=0)
-    centered = first - mean
-    cov = tf.einsum("lbi,lbj->bij", centered, centered) / tf.cast(num_samples - 1, first.dtype)
-    jitter = 1e-6 * tf.eye(tf.shape(mean)[-1], dtype=first.dtype)
-    q = tfd.MultivariateNormalTriL(mean, shrink * tf.linalg.cholesky(cov + jitter))
-    log_ratio = q.log_prob(second) - log_joint(second)  # (L, batch)
-    log_inverse = tf.reduce_logsumexp(log_ratio, axis=0) - tf.math.log(tf.cast(num_samples, log_ratio.dtype))
-    return -log_inverse, acceptance
+    starts = initial_z if initial_z.shape.rank == 3 else initial_z[None]
+
+    def estimate(z0, chain_seed):  # z0 (chains, batch, Z) -> per-chain estimates (chains, batch), acceptance
+        chains, batch, dim = tf.shape(z0)[0], tf.shape(z0)[1], z0.shape[-1]  # Z static: the decoder's input
+
+        def every_chain_log_joint(z):  # (..., chains * batch, Z) -> (..., chains * batch); static shapes kept
+            values = log_joint(tf.reshape(z, tf.concat([tf.shape(z)[:-2], [chains, batch, dim]], 0)))
+            return tf.reshape(values, tf.shape(z)[:-1])
+
+        samples, acceptance = hmc_posterior_samples(every_chain_log_joint, tf.reshape(z0, [-1, dim]),
+                                                    2 * num_samples, num_burnin, num_leapfrog_steps, seed=chain_seed)
+        samples = tf.reshape(samples, [2 * num_samples, chains, batch, dim])
+        # The chains go on: the second half is new samples.
+        harmonic = _harmonic_mean_estimate(samples[:num_samples], samples[num_samples:], log_joint, shrink)
+        bound = _importance_sampled_bound(samples, log_joint, 1.0 / shrink,
+                                          tf.random.experimental.stateless_fold_in(tf.cast(chain_seed, tf.int64), 2))
+        return harmonic, bound, tf.reshape(acceptance, [chains, batch])
+
+    first, first_bound, acceptance = estimate(starts[:1], seed)
+    if starts.shape[0] == 1:
+        return AppD(first[0], acceptance[0], tf.zeros_like(first[0]))
+    others, others_bound, _ = estimate(starts[1:], tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1))
+    above = tf.reduce_max(tf.concat([first_bound, others, others_bound], axis=0), axis=0)
+    return AppD(first[0], acceptance[0], tf.maximum(above - first[0], 0.0))
+
+
+def _fitted_gaussian(samples: tf.Tensor, scale: float) -> tfd.Distribution:
+    """Step 2 of App. D: a full-covariance Gaussian fitted to `samples` (L, ..., Z), its standard
+    deviations multiplied by `scale`."""
+    mean = tf.reduce_mean(samples, axis=0)
+    centered = samples - mean
+    cov = tf.einsum("l...i,l...j->...ij", centered, centered) / tf.cast(tf.shape(samples)[0] - 1, samples.dtype)
+    jitter = 1e-6 * tf.eye(tf.shape(mean)[-1], dtype=samples.dtype)
+    return tfd.MultivariateNormalTriL(mean, scale * tf.linalg.cholesky(cov + jitter))
+
+
+def _harmonic_mean_estimate(first: tf.Tensor, second: tf.Tensor, log_joint: LogJoint, shrink: float) -> tf.Tensor:
+    """Steps 2 and 3 of App. D: a Gaussian fitted to `first` (L, ..., Z), then log p(x) from `second`."""
+    log_ratio = _fitted_gaussian(first, shrink).log_prob(second) - log_joint(second)  # (L, ...)
+    return -(tf.reduce_logsumexp(log_ratio, axis=0) - tf.math.log(tf.cast(tf.shape(first)[0], first.dtype)))
+
+
+def _importance_sampled_bound(samples: tf.Tensor, log_joint: LogJoint, widen: float, seed) -> tf.Tensor:
+    """log p(x) by importance sampling from a Gaussian fitted to posterior `samples` (L, ..., Z),
+    widened by `widen` (> 1): as many draws as samples. A lower bound in expectation, so an App. D
+    estimate clearly below it is wrong."""
+    proposal = _fitted_gaussian(samples, widen)
+    z = proposal.sample(tf.shape(samples)[0], seed=tfp_seed(seed))
+    log_w = log_joint(z) - proposal.log_prob(z)
+    return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(tf.shape(samples)[0], samples.dtype))
 
 
 # -- Annealed importance sampling: an independent reference for log p(x) ---------------------

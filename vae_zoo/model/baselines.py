@@ -73,7 +73,8 @@ class WakeSleep(VAE):
         with tf.GradientTape() as tape:
             log_joint = tf.reduce_mean(self.decoder(z).log_prob(x) + self.prior().log_prob(z))
             wake_loss = -log_joint + self._parameter_prior_penalty(self.decoder.trainable_variables)
-        wake = tape.gradient(wake_loss, self.decoder.trainable_variables)
+        wake = self._with_prior_gradients(tape.gradient(wake_loss, self.decoder.trainable_variables),
+                                          self.decoder.trainable_variables)
         # Sleep: a fantasy from the generative model is data for the recognition model.
         z_fantasy = tf.random.stateless_normal([batch, self.latent_dim], seed=seeds[1], dtype=self.compute_dtype,
                                                alg=RNG)
@@ -81,7 +82,8 @@ class WakeSleep(VAE):
         with tf.GradientTape() as tape:
             log_q = tf.reduce_mean(self.encoder(x_fantasy).log_prob(z_fantasy))
             sleep_loss = -log_q + self._parameter_prior_penalty(self.encoder.trainable_variables)
-        sleep = tape.gradient(sleep_loss, self.encoder.trainable_variables)
+        sleep = self._with_prior_gradients(tape.gradient(sleep_loss, self.encoder.trainable_variables),
+                                           self.encoder.trainable_variables)
         return {"wake": wake, "sleep": sleep, "z": z, "z_fantasy": z_fantasy, "x_fantasy": x_fantasy,
                 "wake_log_joint": log_joint, "sleep_log_q": log_q}
 
@@ -189,7 +191,8 @@ class MCEM(VAE):
             with tf.GradientTape() as tape:
                 log_joint = tf.reduce_mean(self.decoder(z).log_prob(x) + self.prior().log_prob(z))
                 loss = -log_joint + self._parameter_prior_penalty(decoder)
-            self.optimizer.apply_gradients(zip(tape.gradient(loss, decoder), decoder))
+            self.optimizer.apply_gradients(zip(self._with_prior_gradients(tape.gradient(loss, decoder), decoder),
+                                               decoder))
         for name, value in (("loss", loss), ("log_joint", log_joint), ("acceptance", acceptance)):
             self._trackers[name].update_state(value)
         return {name: self._trackers[name].result() for name in ("loss", "log_joint", "acceptance")}

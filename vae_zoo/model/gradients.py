@@ -8,8 +8,9 @@ import tensorflow as tf
 
 def loss_and_gradients(model, x, seed, rows=None, divisor=None, prior_divisor=1):
     """The training loss of a batch (minus its mean bound, plus the parameter prior) and its
-    gradients for `model.trainable_variables`. With the estimator "IW-DReG" the decoder's gradients
-    are the IW bound's and the encoder's are DReG's (`objectives.iwae_dreg`).
+    gradients for `model.trainable_variables` (the prior's added in closed form). With the estimator
+    "IW-DReG" the decoder's gradients are the IW bound's and the encoder's are DReG's
+    (`objectives.iwae_dreg`).
 
     Args:
         model: a VAE.
@@ -31,10 +32,11 @@ def loss_and_gradients(model, x, seed, rows=None, divisor=None, prior_divisor=1)
         loss = -mean(bound.elbo) + penalty
         if dreg:
             decoder_loss, encoder_loss = (-mean(part) + penalty for part in parts)
+    variables = model.trainable_variables
     if not dreg:
-        return bound, loss, tape.gradient(loss, model.trainable_variables)
+        return bound, loss, model._with_prior_gradients(tape.gradient(loss, variables), variables, prior_divisor)
     grads = {}
     for part_loss, layer in ((decoder_loss, model.decoder), (encoder_loss, model.encoder)):
         grads.update(zip(map(id, layer.trainable_variables), tape.gradient(part_loss, layer.trainable_variables)))
     del tape
-    return bound, loss, [grads[id(v)] for v in model.trainable_variables]
+    return bound, loss, model._with_prior_gradients([grads[id(v)] for v in variables], variables, prior_divisor)

@@ -236,16 +236,18 @@ class VAE(CheckedModel):
         return self._as_images(path) if images else path
 
     def log_likelihood_hmc(self, x, num_samples: int = 500, num_burnin: int = 300, num_leapfrog_steps: int = 10,
-                           seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, float]:
+                           seed: int = 0, batch_size: int = 100,
+                           num_chains: int = marginal_likelihood.APP_D_CHAINS) -> tuple[np.ndarray, float, np.ndarray]:
         """The marginal-likelihood estimate of the paper's App. D, in nats
         (`marginal_likelihood.app_d`, which documents the arguments); independent of the encoder.
 
         Returns:
-            float32 array of shape (n,), and the HMC acceptance rate (mean over chains).
+            float32 array (n,), the HMC acceptance rate, and each datapoint's chain disagreement in
+            nats (n,): above `marginal_likelihood.DISAGREEMENT_NATS`, the estimate missed mass.
         """
-        estimates, acceptance = marginal_likelihood.app_d(self, self._check_x(x), num_samples, num_burnin,
-                                                          num_leapfrog_steps, seed, batch_size)
-        return estimates, float(np.mean(acceptance))
+        estimate = marginal_likelihood.app_d(self, self._check_x(x), num_samples, num_burnin, num_leapfrog_steps,
+                                             seed, batch_size, num_chains)
+        return estimate.log_likelihood, float(np.mean(estimate.acceptance)), estimate.disagreement
 
     def log_likelihood_ais(self, x, num_chains: int = 16, num_steps: int = 1000, num_leapfrog_steps: int = 10,
                            seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, float]:
@@ -307,12 +309,20 @@ class VAE(CheckedModel):
         return list(self._trackers.values())
 
     def _parameter_prior_penalty(self, variables=None):
-        """-log N(theta; 0, I) / N up to a constant, over `variables` (default: all trainable ones)."""
+        """-log N(theta; 0, I) / N up to a constant, over `variables` (default: all trainable ones), as a
+        value; `_with_prior_gradients` adds its gradient (taped, XLA on CPUs materialises the squares)."""
         variables = self.trainable_variables if variables is None else variables
         if not self.parameter_prior_scale or not variables:
             return 0.0
-        sq = tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
-        return 0.5 * self.parameter_prior_scale * sq
+        sq = tf.add_n([tf.reduce_sum(tf.square(tf.reshape(v, [-1]))) for v in variables])
+        return 0.5 * self.parameter_prior_scale * tf.stop_gradient(sq)
+
+    def _with_prior_gradients(self, grads, variables, divisor=1):
+        """`grads` of `variables` plus the parameter prior's, scale * theta / divisor."""
+        if not self.parameter_prior_scale:
+            return grads
+        scale = self.parameter_prior_scale / divisor
+        return [g + scale * v for g, v in zip(grads, variables)]
 
     def _record(self, bound: objectives.Bound, loss) -> dict:
         values = {

@@ -98,7 +98,8 @@ class Settings:
     ml_burnin: int = 100
     ml_leapfrog: int = 4  # App. E measured MCEM's marginal likelihood with 4 leapfrog steps
     # The App. D sampler's version: 2 adapts a step size per chain and jitters it (points of version 1,
-    # one shared step size, are not comparable and are not continued).
+    # one shared step size, are not comparable and are not continued); 3 runs APP_D_CHAINS chains per
+    # image from distinct starts and records their disagreement (a missed mode shows).
     ml_estimator: int = 2
 
     @property

@@ -93,6 +93,9 @@ def _measure(curve: Curve, settings: Settings):
     x_train = data_lib.binarize(x_train, settings.seed) if binary else x_train
     x_test = data_lib.test_set(curve.dataset, binary)[: settings.eval_points]
     spec = FIGURES[settings.figure]
+    # App. D's version 2 (the published Figure 3) runs one chain per image; later versions
+    # several, with their disagreement beside every point.
+    chains = 1 if settings.ml_estimator <= 2 else marginal_likelihood.APP_D_CHAINS
 
     def measure(model) -> dict:
         if spec.metric == "bound":
@@ -100,13 +103,17 @@ def _measure(curve: Curve, settings: Settings):
                     (("train", x_train), ("test", x_test))}
         start, out = time.perf_counter(), {}
         for name, x in (("train", x_train), ("test", x_test)):
-            estimates, acceptance = marginal_likelihood.app_d(
+            estimate = marginal_likelihood.app_d(
                 model, x, settings.ml_samples, settings.ml_burnin, settings.ml_leapfrog, seed=settings.seed,
-                batch_size=len(x))
+                batch_size=len(x), num_chains=chains)
+            estimates = estimate.log_likelihood
             finite = np.isfinite(estimates)
             out.update({name: float(np.mean(estimates)), f"{name}_median": float(np.median(estimates[finite]))
-                        if finite.any() else math.nan, f"{name}_acceptance": float(np.mean(acceptance)),
+                        if finite.any() else math.nan, f"{name}_acceptance": float(np.mean(estimate.acceptance)),
                         f"{name}_nonfinite": int(np.sum(~finite))})
+            if chains > 1:
+                out.update({f"{name}_flagged": len(marginal_likelihood.flagged(estimate)),
+                            f"{name}_max_disagreement": float(np.max(estimate.disagreement))})
         out["measure_seconds"] = time.perf_counter() - start
         check_point(curve.name, out, binary, spec.metric)
         return out

@@ -1,4 +1,8 @@
-"""The named configurations of the zoo: the paper's experiment grid (section 5, Figure 2)."""
+"""The named configurations of the zoo: the paper's experiment grid (section 5, Figure 2), and the
+one-stochastic-layer architecture of the importance-weighted autoencoder paper (Burda et al., 2016).
+
+`PRESETS` holds every configuration `vae-zoo train NAME` can train; `registry.list_models()` the
+ones whose trained weights are in the presets folder."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ class PresetSpec:
     name: str
     dataset: str
     latent_dim: int
-    hidden_units: int
+    hidden_units: int | tuple[int, ...]
     likelihood: str
     recipe: Recipe
     description: str
@@ -58,6 +62,29 @@ def _frey(z: int) -> PresetSpec:
     )
 
 
+# Burda et al. (2016), section 5.1: 784-200-200-50 (tanh), Bernoulli decoder, dynamically binarized
+# MNIST; Adam (beta1 0.9, beta2 0.999) at minibatch 20 for 3^i epochs at learning rate
+# 1e-3 * 10^(-i/7), i = 0..7: 3,280 epochs. (Their Adam epsilon is 1e-4; Keras' 1e-7 here.)
+IWAE_RECIPE = RECIPES["adam"].replace(
+    batch_size=20, epochs=(3**8 - 1) // 2,
+    lr_drops=tuple(((3**i - 1) // 2, round(1e-3 * 10 ** (-i / 7), 10)) for i in range(1, 8)))
+# The objectives of Burda et al.'s Table 1 (one stochastic layer): the ELBO (their "VAE", k = 1) and the
+# importance-weighted bound with k = 5 and k = 50.
+IWAE_OBJECTIVES = {"elbo": ("B", 1), "iw5": ("IW", 5), "iw50": ("IW", 50)}
+
+
+def _iwae(objective: str) -> PresetSpec:
+    estimator, k = IWAE_OBJECTIVES[objective]
+    trained_by = "the ELBO (estimator B, L = 1)" if k == 1 else f"the importance-weighted bound, k = {k}"
+    return PresetSpec(
+        f"mnist-200x2-z50-{objective}", "mnist", 50, (200, 200), "bernoulli",
+        IWAE_RECIPE.replace(estimator=estimator, num_samples=k),
+        f"MNIST, 784-200-200-50 MLP encoder/decoder (tanh; the architecture of Burda et al. 2016), "
+        f"Bernoulli decoder, trained on dynamically binarized digits by {trained_by}.",
+    )
+
+
 PRESETS: dict[str, PresetSpec] = {
-    spec.name: spec for spec in [*map(_mnist, (2, 3, 5, 10, 20, 200)), *map(_frey, (2, 5, 10, 20))]
+    spec.name: spec for spec in [*map(_mnist, (2, 3, 5, 10, 20, 200)), *map(_frey, (2, 5, 10, 20)),
+                                 *map(_iwae, IWAE_OBJECTIVES)]
 }

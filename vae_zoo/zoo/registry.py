@@ -1,4 +1,4 @@
-"""The zoo's catalogue: `list_models` (the paper's grid), `load` a preset by name or
+"""The zoo's catalogue: `list_models` (the trained presets), `load` a preset by name or
 folder, and read or update its model card.
 
 Loading is `VAE.from_preset` (one implementation, over the folder format of
@@ -18,8 +18,10 @@ __all__ = ["list_models", "load", "save_preset", "read_card", "update_card", "pr
 
 
 def list_models() -> list[str]:
-    """Names of all presets of the zoo, in the order of the paper's grid."""
-    return list(PRESETS)
+    """Names of the zoo's trained presets (in the presets folder), the paper's grid first; every
+    name of `presets.PRESETS` trains with `vae-zoo train NAME`."""
+    shipped = set(shipped_presets())
+    return [name for name in PRESETS if name in shipped]
 
 
 def load(name_or_path: str | os.PathLike, pretrained: bool = True, compile: bool = True) -> VAE:
