@@ -164,3 +164,82 @@ def test_readable_at_phone_width_and_operable_by_keyboard(site, browser):
     page.keyboard.press("Tab")  # the first control takes the focus from the keyboard
     assert page.evaluate("document.activeElement.id") == "preset"
     page.close()
+
+
+def _site_with_manifest(root, manifest, swapped=False):
+    """A site whose bundle is the real one (symlinked files) with `manifest` as its manifest.json;
+    `swapped`: mnist-z2's decoder.onnx is frey-z2's."""
+    import json
+
+    (root / "web").symlink_to(REPO / "web")
+    bundle = root / "export"
+    bundle.mkdir()
+    for item in (REPO / "export").iterdir():
+        if item.name != "manifest.json" and not (swapped and item.name == "mnist-z2"):
+            (bundle / item.name).symlink_to(item)
+    if swapped:
+        shutil.copytree(REPO / "export" / "mnist-z2", bundle / "mnist-z2")
+        shutil.copy(REPO / "export" / "frey-z2" / "decoder.onnx", bundle / "mnist-z2" / "decoder.onnx")
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _manifest_cases():
+    import copy
+    import json
+
+    real = json.loads((REPO / "export" / "manifest.json").read_text())
+    one = {"presets": {"mnist-z2": real["presets"]["mnist-z2"]}}
+
+    def changed(change):
+        manifest = copy.deepcopy(one)
+        change(manifest["presets"]["mnist-z2"])
+        return manifest
+
+    frey_decoder = next(a for a in real["presets"]["frey-z2"]["artifacts"] if a["file"] == "frey-z2/decoder.onnx")
+
+    def swap(entry):  # the manifest verifies frey-z2's decoder bytes as mnist-z2's decoder.onnx
+        entry["artifacts"] = [{**a, "sha256": frey_decoder["sha256"]} if a["file"] == "mnist-z2/decoder.onnx" else a
+                              for a in entry["artifacts"]]
+    return {
+        "empty": ({}, "no \"presets\" object"),
+        "no presets": ({"presets": {}}, "lists no presets"),
+        "unknown input_dim": (changed(lambda e: e.update(input_dim=1000)), "input_dim 1000"),
+        "huge latent_dim": (changed(lambda e: e.update(latent_dim=10**9)), "latent_dim 1000000000"),
+        "no artifacts": (changed(lambda e: e.update(artifacts=[])), "lists no ONNX decoder"),
+        "file outside the bundle": (changed(lambda e: e["artifacts"][1].update(file="../../.git/config")),
+                                    "outside its bundle folder"),
+        # frey-z2's decoder (560 pixels) listed as mnist-z2's (784): verified bytes, wrong shape
+        "decoder of the wrong width": (changed(swap), "gives 560 pixels"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_manifest_cases()))
+def test_a_manifest_the_page_cannot_use_is_refused_in_a_sentence(case, tmp_path, browser):
+    manifest, words = _manifest_cases()[case]
+    _site_with_manifest(tmp_path, manifest, swapped=case == "decoder of the wrong width")
+    with serving(tmp_path) as base:
+        page, _ = open_page(browser, f"{base}/web/index.html?preset=mnist-z2")
+        status = page.inner_text("#status")
+        assert words in status and page.evaluate("document.getElementById('status').classList.contains('error')"), \
+            status
+        assert page.evaluate("window.vaeZoo.state.session") is None
+        page.close()
+
+
+def test_a_bundle_of_another_origin_is_not_run(site, browser):
+    _, base = site
+    page, requests = open_page(browser, f"{base}/web/index.html?bundle=http://example.invalid/export/")
+    assert "its own server only" in page.inner_text("#status")
+    from urllib.parse import urlparse
+
+    assert not any(urlparse(url).hostname == "example.invalid" for url in requests)
+    page.close()
+
+
+def test_frey_faces_keep_their_aspect_ratio(site, browser):
+    _, base = site
+    page, _ = open_page(browser, f"{base}/web/index.html?preset=frey-z2")
+    box = page.evaluate("(() => { const r = document.getElementById('image').getBoundingClientRect();"
+                        " return [r.width, r.height]; })()")
+    assert abs(box[0] / box[1] - 20 / 28) < 0.03, box  # 20 wide, 28 high
+    page.close()

@@ -4,6 +4,7 @@
 
 const params = new URLSearchParams(location.search);
 const BUNDLE = params.get("bundle") || "../export/";  // the folder `vae-zoo export --all-presets` writes
+const MAX_LATENT_DIM = 4096;  // a manifest asking for more is refused before anything is allocated
 const IMAGE_SHAPES = {784: [28, 28], 560: [28, 20]};  // (height, width) of the zoo's data sets
 const SLIDERS = 8;  // latent dimensions offered as sliders when there are more than two
 const RANGE = 3;  // z in [-3, 3] on the pad and the sliders
@@ -32,6 +33,60 @@ function decoders(entry) {
   return entry.artifacts.filter((a) => a.part === "decoder" && a.format === "onnx");
 }
 
+// Every reason the page will not use a manifest, as plain sentences (empty: the manifest is usable).
+function manifestProblems(manifest) {
+  if (!manifest || typeof manifest !== "object" || !manifest.presets || typeof manifest.presets !== "object" ||
+      Array.isArray(manifest.presets)) {
+    return ["it has no \"presets\" object (is it the manifest.json that `vae-zoo export` writes?)"];
+  }
+  const names = Object.keys(manifest.presets);
+  if (!names.length) return ["it lists no presets"];
+  const problems = [];
+  for (const name of names) {
+    const entry = manifest.presets[name];
+    const where = `preset ${JSON.stringify(name)}`;
+    if (!entry || typeof entry !== "object") { problems.push(`${where} is not an object`); continue; }
+    if (!(entry.input_dim in IMAGE_SHAPES)) {
+      problems.push(`${where} has input_dim ${JSON.stringify(entry.input_dim)}; this page shows ` +
+                    `${Object.keys(IMAGE_SHAPES).join(" or ")} pixels (MNIST 28 x 28, Frey Face 28 x 20)`);
+    }
+    if (!Number.isInteger(entry.latent_dim) || entry.latent_dim < 1 || entry.latent_dim > MAX_LATENT_DIM) {
+      problems.push(`${where} has latent_dim ${JSON.stringify(entry.latent_dim)}; expected a whole number ` +
+                    `from 1 to ${MAX_LATENT_DIM}`);
+    }
+    const artifacts = Array.isArray(entry.artifacts) ? entry.artifacts : [];
+    for (const a of artifacts) {
+      if (!a || typeof a.file !== "string" || !/^[\w.-]+(\/[\w.-]+)*$/.test(a.file) || a.file.split("/").includes("..")) {
+        problems.push(`${where} names a file ${JSON.stringify(a && a.file)} outside its bundle folder`);
+      } else if (typeof a.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(a.sha256)) {
+        problems.push(`${where}: ${a.file} has no sha256 to verify it against`);
+      }
+    }
+    if (!artifacts.some((a) => a && a.part === "decoder" && a.format === "onnx")) {
+      problems.push(`${where} lists no ONNX decoder`);
+    }
+  }
+  return problems;
+}
+
+// The graph must have the shapes its manifest entry states: z (n, latent_dim) in, x_mean (n, input_dim) out.
+async function checkDecoderShape(session, entry, file) {
+  if (!session.inputNames.includes("z") || !session.outputNames.includes("x_mean")) {
+    throw new Error(`${file} takes ${session.inputNames.join(", ")} and gives ${session.outputNames.join(", ")}; ` +
+                    "a decoder takes z and gives x_mean: refused, not run.");
+  }
+  let output;
+  try {
+    output = await session.run({z: new ort.Tensor("float32", new Float32Array(entry.latent_dim), [1, entry.latent_dim])});
+  } catch (error) {
+    throw new Error(`${file} does not take the manifest's latent_dim ${entry.latent_dim}: refused, not run.`);
+  }
+  if (output.x_mean.data.length !== entry.input_dim) {
+    throw new Error(`${file} gives ${output.x_mean.data.length} pixels, the manifest's input_dim is ` +
+                    `${entry.input_dim}: refused, not run.`);
+  }
+}
+
 async function verifiedBytes(artifact) {
   const response = await fetch(BUNDLE + artifact.file);
   if (!response.ok) throw new Error(`${artifact.file}: HTTP ${response.status}`);
@@ -48,7 +103,9 @@ async function loadDecoder(name, artifact) {
   state.session = null;
   setStatus(`Verifying ${artifact.file}...`);
   const bytes = await verifiedBytes(artifact);
-  state.session = await ort.InferenceSession.create(bytes, {executionProviders: ["wasm"]});
+  const session = await ort.InferenceSession.create(bytes, {executionProviders: ["wasm"]});
+  await checkDecoderShape(session, state.manifest.presets[name], artifact.file);
+  state.session = session;
   state.file = artifact.file;
   state.times = [];
   const size = (bytes.byteLength / 1024).toFixed(0);
@@ -67,6 +124,7 @@ function paint(canvas, pixels) {
   const [h, w] = state.shape;
   canvas.width = w;
   canvas.height = h;
+  canvas.style.aspectRatio = `${w} / ${h}`;  // faces 20 wide by 28 high stay so
   const context = canvas.getContext("2d");
   const image = context.createImageData(w, h);
   for (let i = 0; i < h * w; i++) {
@@ -214,16 +272,33 @@ async function chooseVariant() {
   resolveReady();
 }
 
+function refuse(text) {
+  setStatus(text, true);
+  resolveReady();
+}
+
 async function main() {
+  const bundle = new URL(BUNDLE, location.href);
+  if (bundle.origin !== location.origin) {
+    refuse(`The page runs bundles from its own server only; ${bundle.origin} is another. Copy the bundle next to ` +
+           "the page and give ?bundle=FOLDER/.");
+    return;
+  }
   try {
     const response = await fetch(BUNDLE + "manifest.json");
     if (!response.ok) throw new Error(`${BUNDLE}manifest.json: HTTP ${response.status}`);
     state.manifest = await response.json();
     state.testImages = await (await fetch("test-images.json")).json();
   } catch (error) {
-    setStatus(`Cannot read the bundle's manifest (${error.message}). Serve the repository's root and open ` +
-              "/web/index.html, or give ?bundle=FOLDER/.", true);
-    resolveReady();
+    refuse(`Cannot read the bundle's manifest (${error.message}). Serve the repository's root and open ` +
+           "/web/index.html, or give ?bundle=FOLDER/.");
+    return;
+  }
+  const problems = manifestProblems(state.manifest);
+  if (problems.length) {
+    refuse(`The bundle's manifest.json cannot be used: ${problems.slice(0, 3).join("; ")}` +
+           `${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ""}.`);
+    state.manifest = null;
     return;
   }
   const names = Object.keys(state.manifest.presets);
