@@ -279,3 +279,13 @@ def test_an_output_that_is_a_folder_or_under_a_file_is_refused_before_any_work(t
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert (tmp_path / "out.npz").is_dir() and not any((tmp_path / "out.npz").iterdir())
+
+
+def test_defaults_fit_small_data_and_say_so(capsys):
+    from vae_zoo.cli.training import sized_to_data
+
+    assert sized_to_data(54_000, None, None, 10) == (100, 10)  # large data: the plain defaults, silently
+    assert capsys.readouterr().out == ""
+    assert sized_to_data(180, None, None, 10) == (90, 250)  # two even batches; 500 updates
+    assert "180 training images: batches of 90, 250 epochs (500 updates)" in capsys.readouterr().out
+    assert sized_to_data(180, 100, 3, 10) == (100, 3)  # what the user chose stands

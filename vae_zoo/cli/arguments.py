@@ -80,7 +80,8 @@ def add_data_flags(p: argparse.ArgumentParser, resume_help: str) -> None:
 
 def add_recipe_flags(p: argparse.ArgumentParser, epochs_help: str, lr_help: str) -> None:
     p.add_argument("--epochs", type=POSITIVE_INT, help=epochs_help)
-    p.add_argument("--batch-size", type=POSITIVE_INT, help="minibatch size M (default 100)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, help="minibatch size M (default 100; with --data, batches of "
+                   "about 100 that split the training rows evenly)")
     p.add_argument("--optimizer", choices=["adam", "adagrad"])
     p.add_argument("--lr", type=POSITIVE_FLOAT, help=lr_help)
     p.add_argument("--seed", type=SEED)

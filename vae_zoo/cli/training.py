@@ -22,11 +22,13 @@ def _train_on_data(args, preset: str | None, architecture: dict | None) -> int:
     from vae_zoo.training.train import train_on_data
 
     cluster = join_cluster(args)
+    data = user_data.read(args.data)
+    batch_size, epochs = sized_to_data(_training_rows(data, args.holdout), args.batch_size, args.epochs,
+                                       10 if preset else 100)
     recipe = Recipe(optimizer=args.optimizer or "adam", learning_rate=args.lr or (1e-4 if preset else 1e-3),
-                    epochs=args.epochs or (10 if preset else 100), batch_size=args.batch_size or 100,
-                    seed=args.seed or 0, estimator=getattr(args, "estimator", None) or "B",
-                    num_samples=getattr(args, "samples", None) or 1)
-    path = train_on_data(user_data.read(args.data), args.out, recipe, args.workdir, preset, architecture,
+                    epochs=epochs, batch_size=batch_size, seed=args.seed or 0,
+                    estimator=getattr(args, "estimator", None) or "B", num_samples=getattr(args, "samples", None) or 1)
+    path = train_on_data(data, args.out, recipe, args.workdir, preset, architecture,
                          getattr(args, "freeze", None), args.binarize, args.holdout, args.resume, args.overwrite,
                          command=" ".join(["vae-zoo", *sys.argv[1:]]), verbose=1, cluster=cluster,
                          peer_timeout=args.peer_timeout)
@@ -35,6 +37,34 @@ def _train_on_data(args, preset: str | None, architecture: dict | None) -> int:
         return 0
     _summary(path, args.workdir / Path(args.out).name)
     return 0
+
+
+# Defaults fitted to the data: at least this many optimizer updates, in batches of about
+# DEFAULT_BATCH that leave no more than a few rows of an epoch out.
+MIN_UPDATES, DEFAULT_BATCH = 500, 100
+
+
+def _training_rows(data, holdout: float) -> int:
+    from vae_zoo.data import shards
+
+    if isinstance(data, shards.Shards):
+        return len(data)
+    return len(data.x) - max(1, int(round(holdout * len(data.x))))
+
+
+def sized_to_data(n_train: int, batch_size: int | None, epochs: int | None, default_epochs: int) -> tuple[int, int]:
+    """(batch size, epochs): the given ones, or defaults fitted to `n_train` training rows: batches of
+    about DEFAULT_BATCH that split the rows evenly, and at least MIN_UPDATES updates (and
+    `default_epochs`). Says so when a default was fitted."""
+    import math
+
+    chosen = batch_size or math.ceil(n_train / max(1, math.ceil(n_train / DEFAULT_BATCH)))
+    steps = max(1, n_train // chosen)
+    fitted = epochs or max(default_epochs, math.ceil(MIN_UPDATES / steps))
+    if (batch_size is None and chosen != DEFAULT_BATCH) or (epochs is None and fitted != default_epochs):
+        print(f"{n_train} training images: batches of {chosen}, {fitted} epochs ({fitted * steps} updates); "
+              "--batch-size and --epochs choose others.")
+    return chosen, fitted
 
 
 def _summary(path: Path, run: Path) -> None:
@@ -49,6 +79,12 @@ def _summary(path: Path, run: Path) -> None:
         print(f"Measured on {metrics['test_set']}: test ELBO (B) {plus_minus(metrics['test_elbo_B'], 2)}"
               + (f", log p(x) {plus_minus(ll, 2)} (k={ll['k']})" if ll else "")
               + (f"; before fine-tuning {plus_minus(before, 2)}" if before else "") + " nats per image")
+        if ll and before:
+            change = ll["mean"] - before["mean"]
+            noise = 2 * (ll["standard_error"] ** 2 + before["standard_error"] ** 2) ** 0.5
+            if abs(change) < noise:
+                print(f"The change, {change:+.2f} nats, is within its noise (two standard errors: {noise:.2f}): "
+                      "more epochs or more data would show whether fine-tuning helps.")
     if run.is_dir():
         size = sum((run / name).stat().st_size for name in files_in(run))
         print(f"Checkpoints: {run} ({size / 2**20:.1f} MB; --resume continues from them; delete the folder when "
@@ -107,7 +143,8 @@ def add_parsers(sub) -> None:
     p = add_command(sub, "train", cmd_train, "train a preset, or a fresh model on your data (--data); checkpoints "
                     "every epoch, --resume continues")
     p.add_argument("name", nargs="?", help="preset name, e.g. mnist-z20 (omit with --data)")
-    add_recipe_flags(p, "total epochs (default: the preset's recipe; 100 with --data)",
+    add_recipe_flags(p, "total epochs (default: the preset's recipe; with --data 100, more for small data: "
+                        "at least 500 updates)",
                      "initial learning rate (default: the preset's; 1e-3 with --data)")
     p.add_argument("--estimator", choices=["A", "B", "IW", "IW-DReG"],
                    help="SGVB estimator (eq. 6 or eq. 7), or the importance-weighted bound with k = --samples "
@@ -132,7 +169,8 @@ def add_parsers(sub) -> None:
 
     p = add_command(sub, "finetune", cmd_finetune, "continue training a preset on your data; writes a preset folder")
     p.add_argument("preset", help="preset name or folder, e.g. mnist-z20")
-    add_recipe_flags(p, "epochs (default 10)", "learning rate (default 1e-4, Adam)")
+    add_recipe_flags(p, "epochs (default 10, more for small data: at least 500 updates)",
+                     "learning rate (default 1e-4, Adam)")
     p.add_argument("--freeze", choices=["encoder", "decoder"], help="keep one network's weights fixed")
     add_data_flags(p, "continue from the checkpoint in WORKDIR/<OUT's name>")
     p.add_argument("--out", type=Path, required=True, help="the preset folder to write")
