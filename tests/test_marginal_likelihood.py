@@ -171,9 +171,10 @@ def test_the_last_smaller_batch_is_estimated_like_the_others():
     """A batch of another size than the first (the last of a set) is traced anew, not refused."""
     model = small_model(5, 0.3)
     x = (np.random.default_rng(1).random((3, model.input_dim)) < 0.5).astype(np.float32)
-    whole = marginal_likelihood.app_d(model, x, num_samples=20, num_burnin=20, num_leapfrog_steps=2, batch_size=2)
+    whole = marginal_likelihood.app_d(model, x, num_samples=20, num_burnin=20, num_leapfrog_steps=2, batch_size=2,
+                                      num_chains=1)
     alone = marginal_likelihood.app_d(model, x[2:], num_samples=20, num_burnin=20, num_leapfrog_steps=2,
-                                      batch_size=2, seed=0)
+                                      batch_size=2, seed=0, num_chains=1)
     assert whole.log_likelihood.shape == (3,) and np.all(np.isfinite(whole.log_likelihood))
     assert np.isfinite(alone.log_likelihood).all()
     ais, _ = marginal_likelihood.ais(model, x, num_chains=4, num_steps=20, num_leapfrog_steps=2, batch_size=2)
