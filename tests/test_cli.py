@@ -81,7 +81,7 @@ def test_curves_plots_the_training_log(trained, tmp_path, in_process):
 @pytest.mark.slow
 def test_evaluate_reports_both_estimators_and_log_likelihood(trained, in_process):
     _, preset = trained
-    result = in_process("evaluate", preset, "--k", "20", "--n-test", "100", "--quiet")
+    result = in_process("evaluate", preset, "--k", "20", "--n-test", "100", "--quiet", "--json")
     metrics = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
     assert metrics["n_test"] == 100 and metrics["test_log_likelihood"]["k"] == 20
     assert metrics["test_log_likelihood"]["mean"] > metrics["test_elbo_B"]["mean"] - 1.0

@@ -133,7 +133,7 @@ def test_a_worker_without_peers_stops_with_a_clear_error_in_time(grey_data, fork
 
 
 def test_sharded_evaluation_equals_one_process(tmp_path, forked_cli):
-    args = ["evaluate", "mnist-z2", "--k", "20", "--n-test", "300", "--n-train", "300", "--quiet"]
+    args = ["evaluate", "mnist-z2", "--k", "20", "--n-test", "300", "--n-train", "300", "--quiet", "--json"]
     one = forked_cli.run(args, env=ENV, timeout=TIME_BOUND)
     assert one.returncode == 0, one.stderr[-3000:]
     results = run_cluster(forked_cli, args, tmp_path, 3)

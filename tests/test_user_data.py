@@ -320,13 +320,14 @@ def test_evaluate_and_reconstruct_measure_a_model_of_your_data_on_its_own_held_o
     card = json.loads((root / "mine" / "card.json").read_text())
     assert card["data"]["holdout"] == 0.1 and card["data"]["split_seed"] == 0
     # No --data: the held-out rows the card records (not the MNIST test set, which has the same pixel count).
-    metrics = json.loads(in_process("evaluate", root / "mine", "--k", "5", "--quiet").stdout)
+    metrics = json.loads(in_process("evaluate", root / "mine", "--k", "5", "--quiet", "--json").stdout)
     assert metrics["n_test"] == 30 and "held-out rows of" in metrics["test_set"] and "digits.npy" in metrics["test_set"]
     assert "train_elbo_B" not in metrics and metrics["dataset"].endswith("digits.npy")
     result = in_process("reconstruct", root / "mine", "-n", "4", "-o", tmp_path / "r.png")
     assert "held-out rows of" in result.stdout and (tmp_path / "r.png").is_file()
     # --data: these images, binarized for the Bernoulli decoder.
-    other = json.loads(in_process("evaluate", root / "mine", "--k", "0", "--data", root / "other.npy").stdout)
+    other = json.loads(in_process("evaluate", root / "mine", "--k", "0", "--data", root / "other.npy",
+                                  "--json").stdout)
     assert other["n_test"] == 300 and "binarized with numpy default_rng" in other["test_set"]
     # The recorded data (the card names the fixture's file) changed or gone: refused in one line, never
     # another data set silently.

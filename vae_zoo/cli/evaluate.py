@@ -43,7 +43,7 @@ def cmd_evaluate(args) -> int:
     if cluster is not None and not cluster.is_chief:
         print(f"Worker {cluster.index} done; the chief (worker 0) prints the metrics.")
         return 0
-    print(json.dumps(metrics, indent=1))
+    print(json.dumps(metrics, indent=1) if args.json else metrics_table(metrics, args.model))
     if args.write_card:
         registry.update_card(args.model, metrics=metrics,
                              metrics_command=f"vae-zoo evaluate {args.model} --seed {args.seed}")
@@ -64,13 +64,37 @@ def _exact(args) -> int:
     chosen = evaluation_data(model, args.model, args.data)
     x = chosen.x_test[: args.n_test]
     result = exact_log_likelihood(model, x, f"{len(x)} of {chosen.test_set}", verbose=not args.quiet)
-    print(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1) if args.json else metrics_table({"test_log_likelihood_exact": result,
+                                                                         "test_set": result["test_set"]}, args.model))
     if args.write_card:
         card = registry.read_card(args.model)
         registry.update_card(args.model, metrics={**card.get("metrics", {}), "test_log_likelihood_exact": result},
                              exact_command=f"vae-zoo evaluate {args.model} --exact --write-card")
         print(f"Updated the model card of {args.model}")
     return 0
+
+
+_ROWS = (  # key of the metrics, what it is
+    ("test_elbo_B", "test ELBO, estimator B (eq. 7), L = 1"),
+    ("test_elbo_A", "test ELBO, estimator A (eq. 6), L = 1"),
+    ("test_log_likelihood", "test log p(x) >= (importance-weighted bound, k = {k})"),
+    ("test_log_likelihood_exact", "test log p(x), exact (quadrature, {grid})"),
+    ("train_elbo_B", "train ELBO, estimator B, L = 1"),
+)
+
+
+def metrics_table(metrics: dict, model) -> str:
+    """The metrics of `evaluate` as lines for people: each number with its standard error and what it is."""
+    from vae_zoo.core.summaries import plus_minus
+
+    lines = [f"{model} on {metrics.get('test_set', 'its test set')}; nats per image"]
+    for key, label in _ROWS:
+        value = metrics.get(key)
+        if value:
+            lines.append(f"  {label.format(**value):<62} {plus_minus(value, 2):>16}")
+    if "train_set" in metrics and "train_elbo_B" in metrics:
+        lines.append(f"  (train: {metrics['train_set']})")
+    return "\n".join(lines + ["--json prints every field of the measurement."])
 
 
 def add_parsers(sub) -> None:
@@ -91,3 +115,4 @@ def add_parsers(sub) -> None:
                    "space (2-D and 3-D latent spaces; refused when the grid is too coarse for the model)")
     add_cluster_flags(p, "share the log p(x) estimate")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the measurement as JSON (every field)")
