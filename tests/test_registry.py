@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import vae_zoo
 from vae_zoo.core.errors import PresetError, UnknownPresetError
@@ -239,3 +241,55 @@ def test_a_saved_preset_card_is_titled_with_its_folder_and_says_what_its_data_is
     model.save_to_preset(tmp_path / "described", card={"data": {"dataset": "mnist", "split": "train"}})
     described = (tmp_path / "described" / "README.md").read_text().split("## Data\n\n", 1)[1].split("\n## ", 1)[0]
     assert "- dataset: mnist" in described and "records no" not in described
+
+
+@settings(max_examples=200, deadline=None)
+@given(rest=st.text(st.sampled_from("ab.-_/:\\~ 9%"), max_size=12))
+def test_every_hub_handle_is_a_repository_id_or_refused_in_one_line(rest):
+    """`hf://` followed by anything: the Hub's client sees only OWNER/NAME ids that are no path steps."""
+    import re
+    import sys
+    import types
+
+    seen = []
+
+    def snapshot_download(repo_id, **kwargs):
+        seen.append(repo_id)
+        raise RuntimeError("not fetched in tests")
+
+    module = types.SimpleNamespace(snapshot_download=snapshot_download)
+    previous = sys.modules.get("huggingface_hub")
+    sys.modules["huggingface_hub"] = module
+    try:
+        with pytest.raises(vae_zoo.VaeZooError) as info:
+            vae_zoo.load("hf://" + rest)
+    finally:
+        sys.modules.pop("huggingface_hub")
+        if previous is not None:
+            sys.modules["huggingface_hub"] = previous
+    assert "\n" not in str(info.value)
+    for repo_id in seen:
+        owner, name = repo_id.split("/")
+        assert ".." not in repo_id and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", owner + name), repo_id
+
+
+def test_hub_handles_that_are_paths_or_local_urls_or_offline_are_refused_saying_why(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+
+    def snapshot_download(repo_id, local_files_only=False):
+        calls.append((repo_id, local_files_only))
+        raise FileNotFoundError("LocalEntryNotFoundError: not in the cache")
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(snapshot_download=snapshot_download))
+    for handle in ("hf://../..", "hf://a/..", "hf://./x", "hf://a--b/c"):
+        with pytest.raises(UnknownPresetError, match="not a Hugging Face Hub handle"):
+            vae_zoo.load(handle)
+    with pytest.raises(UnknownPresetError, match=f"folder of this machine: load it by its path \\({tmp_path}\\)"):
+        vae_zoo.load(f"file://{tmp_path}")
+    monkeypatch.setenv("VAE_ZOO_OFFLINE", "1")
+    with pytest.raises(vae_zoo.PresetError, match="VAE_ZOO_OFFLINE is set and it is not in the Hub's cache"):
+        vae_zoo.load("hf://someone/mnist-z20")
+    assert calls == [("someone/mnist-z20", True)]  # the cache only

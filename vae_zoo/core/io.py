@@ -15,6 +15,8 @@ from pathlib import Path
 
 from vae_zoo.core.errors import OutputExistsError, WriteError
 
+OFFLINE_ENV = "VAE_ZOO_OFFLINE"  # set to forbid downloads (data sets, presets from the Hub)
+
 
 def _umask() -> int:
     mask = os.umask(0)

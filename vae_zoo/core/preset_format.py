@@ -28,7 +28,7 @@ from pathlib import Path
 
 from vae_zoo.core import model_card
 from vae_zoo.core.errors import PresetError, UnknownPresetError
-from vae_zoo.core.io import atomic_write_text, file_sha256, staged_dir
+from vae_zoo.core.io import OFFLINE_ENV, atomic_write_text, file_sha256, staged_dir
 
 CONFIG, WEIGHTS, CARD, CHECKSUMS = "config.json", "model.weights.h5", "card.json", "checksums.json"
 _RESTORE = "Restore the file (e.g. reinstall vae-zoo or `git checkout` it)"
@@ -87,21 +87,41 @@ def preset_path(name_or_path: str | os.PathLike) -> Path:
     raise unknown_preset(text)
 
 
+# A Hugging Face Hub repository id's parts: letters, digits, "-", "_", ".", not starting or ending
+# with "-" or ".", no "--" or ".." (so never a path step such as "..").
+_HUB_PART = re.compile(r"(?!.*(--|\.\.))[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
+
+
 def _remote(handle: str) -> Path:
     """The local folder of a remote preset handle: `hf://OWNER/NAME` through the Hugging Face Hub's
-    client (downloaded once into its cache); any other scheme is refused, saying how to fetch it."""
+    client (downloaded once into its cache; only its cache when $VAE_ZOO_OFFLINE is set); a
+    `file://` URL is its local folder; any other scheme is refused, saying how to fetch it."""
     scheme, _, rest = handle.partition("://")
-    if scheme == "hf" and rest.count("/") == 1 and all(rest.split("/")):
-        try:
-            from huggingface_hub import snapshot_download
-        except ImportError:
-            raise UnknownPresetError(f"{handle} is a Hugging Face Hub handle: install its client (pip install "
-                                     "huggingface_hub), or download the folder (huggingface-cli download "
-                                     f"{rest} --local-dir {rest.split('/')[1]}) and load that folder.") from None
-        return Path(snapshot_download(repo_id=rest))
-    raise UnknownPresetError(f"{handle}: vae-zoo reads presets by name, from a local folder, or from hf://OWNER/NAME; "
-                             f"copy the folder from {scheme}:// to this machine (e.g. with that service's own "
-                             "client) and load the local folder.")
+    if scheme == "file":
+        raise UnknownPresetError(f"{handle} is a folder of this machine: load it by its path ({rest or '/'}).")
+    if scheme != "hf":
+        raise UnknownPresetError(f"{handle}: vae-zoo reads presets by name, from a local folder, or from "
+                                 f"hf://OWNER/NAME; copy the folder from {scheme}:// to this machine (e.g. with that "
+                                 "service's own client) and load the local folder.")
+    parts = rest.split("/")
+    if len(parts) != 2 or not all(_HUB_PART.fullmatch(part) for part in parts):
+        raise UnknownPresetError(f"{handle} is not a Hugging Face Hub handle: vae-zoo reads presets by name, from a "
+                                 "local folder, or from hf://OWNER/NAME (each of letters, digits, '-', '_' and '.'), "
+                                 "e.g. hf://someone/mnist-z20.")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise UnknownPresetError(f"{handle} is a Hugging Face Hub handle: install its client (pip install "
+                                 "huggingface_hub), or download the folder (huggingface-cli download "
+                                 f"{rest} --local-dir {parts[1]}) and load that folder.") from None
+    offline = bool(os.environ.get(OFFLINE_ENV))
+    try:
+        return Path(snapshot_download(repo_id=rest, **({"local_files_only": True} if offline else {})))
+    except Exception as err:  # the Hub client's errors (network, unknown repository, not cached) in one line
+        reason = f"${OFFLINE_ENV} is set and it is not in the Hub's cache" if offline else type(err).__name__
+        raise PresetError(f"{handle} could not be fetched from the Hugging Face Hub ({reason}: "
+                          f"{str(err).splitlines()[0] if str(err) else 'no detail'}). Check the name and the "
+                          "connection, or download the folder and load it by its path.") from None
 
 
 def _read_json(path: Path) -> dict:

@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 from vae_zoo.core.errors import DataIntegrityError, DataNotFoundError, InvalidArgumentError
+from vae_zoo.core.io import OFFLINE_ENV
 from vae_zoo.core.validation import check_choice, check_data, check_positive_int, check_seed, worker_batch_size
 
 DATA_ENV = "VAE_ZOO_DATA"
-OFFLINE_ENV = "VAE_ZOO_OFFLINE"  # set to forbid downloads
 TEST_BINARIZATION_SEED = 20131220  # arXiv 1312.6114 was submitted on 2013-12-20
 FREY_SPLIT_SEED = 0
 FREY_TEST_SIZE = 200
