@@ -459,3 +459,20 @@ def test_a_fine_tuned_card_is_reproduced_by_evaluating_its_held_out_rows(digits,
     again = model.log_likelihood(chosen.x_test[:1000], num_samples=ll["k"], seed=card["recipe"]["seed"])
     assert ll["n"] == len(chosen.x_test) and round(float(again.mean()), 3) == ll["mean"]
     assert "default_rng(20131220)" in card["data"]["binarization"]
+
+
+@pytest.mark.slow
+def test_a_card_of_your_data_finds_its_data_from_any_folder(digits, tmp_path, in_process):
+    """Trained with a relative --data path, the model is measured on its held-out rows from anywhere."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    np.save(work / "digits.npy", digits)
+    in_process("train", "--data", "digits.npy", "--binarize", "--latent-dim", "2", "--hidden", "8", "--epochs", "1",
+               "--out", "mine", "--workdir", "runs", cwd=work)
+    card = json.loads((work / "mine" / "card.json").read_text())
+    assert card["data"]["source"] == "digits.npy" and card["data"]["path"] == str(work / "digits.npy")
+    metrics = json.loads(in_process("evaluate", work / "mine", "--k", "0", "--json", cwd=elsewhere).stdout)
+    assert "held-out rows of" in metrics["test_set"] and metrics["n_test"] == 30
+    (work / "digits.npy").rename(work / "mine" / ".." / "moved.npy")  # gone from where it was: refused, not guessed
+    result = in_process("evaluate", work / "mine", "--k", "0", cwd=elsewhere, check=False)
+    assert result.returncode == 2 and "cannot be read now" in result.stderr

@@ -335,7 +335,8 @@ def train_on_data(
                         f"A fresh {model.input_dim}-{model.hidden_units}-{model.latent_dim} VAE trained on "
                         f"{source_name}") + (f" ({freeze} frozen)" if freeze else ""),
         "source": source,
-        "data": {**data.describe(), "split": split, "holdout": holdout, "split_seed": recipe.seed,
+        "data": {**data.describe(), "path": str(Path(data.describe()["source"]).resolve()), "split": split,
+                 "holdout": holdout, "split_seed": recipe.seed,
                  "binarization": ("training: dynamic, x ~ Bernoulli(pixel) every epoch; held out: numpy "
                                   f"default_rng({data_lib.TEST_BINARIZATION_SEED}), as evaluate and score "
                                   "binarize them") if binarize else "none"},

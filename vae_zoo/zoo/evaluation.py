@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -80,6 +81,10 @@ def evaluation_data(model: VAE, preset: str | os.PathLike | None = None,
     if data_path is None and "holdout" not in card_data:
         raise InvalidArgumentError(f"{label}'s card records its data ({source}) but not how it was split; pass the "
                                    "images to measure on with --data PATH.")
+    if data_path is None:  # the recorded data, found from wherever the command runs (the fingerprint checks it)
+        folder = preset_format.preset_path(preset)
+        places = [card_data.get("path"), source, folder.parent / source, folder / source]
+        source = next((str(p) for p in places if p and Path(p).exists()), source)
     try:
         read = user_data.read(source)
     except (InvalidArgumentError, FileNotFoundError) as err:
