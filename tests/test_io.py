@@ -4,8 +4,11 @@ import errno
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vae_zoo.core import io
+from vae_zoo.core.io import read_json_object
 
 
 def test_atomic_write_replaces_whole_files(tmp_path):
@@ -84,3 +87,31 @@ def test_a_lock_leaves_no_empty_folder_and_never_two_holders(tmp_path):
     with exclusive_lock(tmp_path, "writing"):  # a folder it did not make stays, with its lock file
         pass
     assert tmp_path.is_dir()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=_JSON | st.fixed_dictionaries({"epoch": _JSON, "identity": _JSON}), raw=st.booleans())
+def test_every_state_file_is_read_as_its_shape_or_refused_in_a_sentence(tmp_path_factory, value, raw):
+    """A checkpoint's state.json of any content: resumed, or a TrainingError that names the file."""
+    import json
+
+    from vae_zoo.core.errors import TrainingError
+    from vae_zoo.training import checkpoints
+
+    folder = tmp_path_factory.mktemp("run")
+    (folder / checkpoints.CHECKPOINT_DIR).mkdir()
+    state = folder / checkpoints.CHECKPOINT_DIR / checkpoints.STATE
+    state.write_text(json.dumps(value)[:-1] if raw else json.dumps(value))  # raw: cut short
+    try:
+        read = read_json_object(state, {"epoch": int}, TrainingError, "fix")
+    except TrainingError as error:
+        assert str(state) in str(error) and "\n" not in str(error)
+        return
+    assert isinstance(read, dict) and isinstance(read["epoch"], int) and not isinstance(read["epoch"], bool)
+    assert checkpoints._kept(folder).startswith(f"The checkpoint of epoch {read['epoch']}")

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import errno
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -16,6 +17,27 @@ from pathlib import Path
 from vae_zoo.core.errors import OutputExistsError, WriteError
 
 OFFLINE_ENV = "VAE_ZOO_OFFLINE"  # set to forbid downloads (data sets, presets from the Hub)
+
+
+def read_json_object(path: str | os.PathLike, keys: dict[str, type | tuple[type, ...]], error: type[Exception],
+                     fix: str) -> dict:
+    """The JSON object in file `path`, holding `keys` with values of those types.
+
+    Raises:
+        error: the file cannot be read, is not JSON, not an object, or lacks a key or has one of
+            another type; the message names the file, what is wrong and `fix`.
+    """
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise error(f"{path} cannot be read as JSON ({err}). {fix}") from None
+    if not isinstance(value, dict):
+        raise error(f"{path} holds a JSON {type(value).__name__}, not an object. {fix}")
+    for key, kind in keys.items():
+        if not isinstance(value.get(key), kind) or isinstance(value.get(key), bool) and bool not in (
+                kind if isinstance(kind, tuple) else (kind,)):
+            raise error(f"{path} has no valid {key!r} (found {value.get(key)!r}). {fix}")
+    return value
 
 
 def _umask() -> int:

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from vae_zoo.core.errors import EstimateError, OutputExistsError, TrainingError
-from vae_zoo.core.io import atomic_write_text, exclusive_lock
+from vae_zoo.core.io import atomic_write_text, exclusive_lock, read_json_object
 from vae_zoo.core.validation import check_choice, check_positive_float, check_positive_int, check_seed
 from vae_zoo.data import datasets as data_lib
 from vae_zoo.estimators import marginal_likelihood
@@ -159,7 +159,8 @@ def select_step_size(curve: Curve, settings: Settings, workdir: Path, verbose: b
     """
     path = workdir / curve.name / "step_size.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        return read_json_object(path, {"chosen": (int, float), "epochs": int, "train": dict}, TrainingError,
+                                f"Delete it to choose the step size of {curve.name} again.")
     epochs = selection_epochs(curve, settings)
     # Measured where the curve will be, so the winner's curve is whole.
     measured = evaluation_epochs(curve.samples_per_epoch, epochs, FIGURES[settings.figure].linear_every)

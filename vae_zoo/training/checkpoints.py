@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from vae_zoo.core.errors import InvalidArgumentError, OutputExistsError, TrainingError, first_line
-from vae_zoo.core.io import atomic_write_text, file_sha256, staged_dir
+from vae_zoo.core.io import atomic_write_text, file_sha256, read_json_object, staged_dir
 from vae_zoo.model.recipes import Recipe, compile_model
 from vae_zoo.model.vae import VAE
 
@@ -96,11 +96,15 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             )
 
 
+_START_OVER = "It is not a checkpoint vae-zoo wrote: move the folder away to start the run over."
+
+
 def _kept(directory: Path) -> str:
     state = directory / CHECKPOINT_DIR / STATE
     if not state.is_file():
         return "No checkpoint was saved yet; nothing was written."
-    return f"The checkpoint of epoch {json.loads(state.read_text())['epoch']} is in {directory} (kept)."
+    epoch = read_json_object(state, {"epoch": int}, TrainingError, _START_OVER)["epoch"]
+    return f"The checkpoint of epoch {epoch} is in {directory} (kept)."
 
 
 def save_checkpoint(model: VAE, directory: Path, state: dict) -> None:
@@ -164,7 +168,10 @@ def start_or_resume(model: VAE, recipe: Recipe, directory: Path, resume: bool, s
     """
     identity = json.loads(json.dumps(identity or {}))  # as the state file holds it
     if has_checkpoint(directory):
-        recorded = json.loads((directory / CHECKPOINT_DIR / STATE).read_text()).get("identity", {})
+        state = read_json_object(directory / CHECKPOINT_DIR / STATE, {"epoch": int}, TrainingError, _START_OVER)
+        recorded = state.get("identity", {})
+        if not isinstance(recorded, dict):
+            raise TrainingError(f"{directory / CHECKPOINT_DIR / STATE} has no valid 'identity'. {_START_OVER}")
         differences = {k: (recorded.get(k), identity.get(k)) for k in sorted({*recorded, *identity})
                        if recorded.get(k) != identity.get(k)}
         if differences:
