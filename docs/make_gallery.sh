@@ -8,6 +8,7 @@ mkdir -p "$out"
 vae-zoo sample mnist-z20 -n 100 -o "$out/mnist-z20-samples.png" --overwrite
 vae-zoo reconstruct mnist-z20 -n 32 -o "$out/mnist-z20-reconstructions.png" --overwrite
 vae-zoo sample frey-z20 -n 100 -o "$out/frey-z20-samples.png" --overwrite
+vae-zoo sample mnist-z2 mnist-z5 mnist-z10 mnist-z20 -n 100 -o "$out/mnist-figure5.png" --overwrite  # Figure 5
 vae-zoo reconstruct frey-z20 -n 32 -o "$out/frey-z20-reconstructions.png" --overwrite
 vae-zoo manifold mnist-z2 --grid 20 -o "$out/mnist-z2-manifold.png" --overwrite
 vae-zoo manifold frey-z2 --grid 12 -o "$out/frey-z2-manifold.png" --overwrite

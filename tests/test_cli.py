@@ -289,3 +289,14 @@ def test_defaults_fit_small_data_and_say_so(capsys):
     assert sized_to_data(180, None, None, 10) == (90, 250)  # two even batches; 500 updates
     assert "180 training images: batches of 90, 250 epochs (500 updates)" in capsys.readouterr().out
     assert sized_to_data(180, 100, 3, 10) == (100, 3)  # what the user chose stands
+
+
+def test_samples_of_several_models_are_panels_side_by_side(in_process, tmp_path):
+    from PIL import Image
+
+    result = in_process("sample", "mnist-z2", "mnist-z5", "-n", "4", "-o", tmp_path / "figure5.png")
+    assert "samples of mnist-z2, mnist-z5" in result.stdout
+    with Image.open(tmp_path / "figure5.png") as picture:
+        assert picture.width > 1.5 * picture.height  # two panels in a row
+    taken = in_process("sample", "mnist-z2", "mnist-z5", "-o", tmp_path / "figure5.png", check=False)
+    assert taken.returncode == 2 and "exists" in taken.stderr

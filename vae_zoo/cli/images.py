@@ -13,10 +13,16 @@ DEFAULT_RECONSTRUCTIONS = 32  # images `reconstruct` shows unless -n says otherw
 def cmd_sample(args) -> int:
     from vae_zoo.paper import viz
 
-    model = load(args.model)
-    images = model.sample(args.n, seed=args.seed)
-    viz.save_png(viz.grid(images, image_shape(model, args.model)), args.output, overwrite=args.overwrite)
-    print(f"Wrote {args.n} samples of {args.model} to {args.output}")
+    grids = {}
+    for name in args.model:
+        model = load(name)
+        grids[name] = (model.latent_dim, viz.grid(model.sample(args.n, seed=args.seed), image_shape(model, name)))
+    if len(grids) == 1:
+        viz.save_png(grids[args.model[0]][1], args.output, overwrite=args.overwrite)
+    else:  # side by side, as the paper's Figure 5
+        viz.plot_panels({f"{name} ({z}-D latent space)": pixels for name, (z, pixels) in grids.items()},
+                        args.output, overwrite=args.overwrite)
+    print(f"Wrote {args.n} samples of {', '.join(args.model)} to {args.output}")
     return 0
 
 
@@ -102,8 +108,9 @@ def cmd_curves(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    p = add_command(sub, "sample", cmd_sample, "write a PNG grid of decoder means at z ~ N(0, I)")
-    p.add_argument("model", help="preset name or preset folder")
+    p = add_command(sub, "sample", cmd_sample, "write a PNG grid of decoder means at z ~ N(0, I) (several "
+                    "models: their grids side by side, e.g. the paper's Figure 5)")
+    p.add_argument("model", nargs="+", help="preset name or preset folder (several: one panel each)")
     p.add_argument("-n", type=POSITIVE_INT, default=64, help="number of samples (default 64)")
     add_output(p, "samples.png")
     p.add_argument("--seed", type=SEED, default=0)

@@ -118,6 +118,30 @@ def plot_curves(logs: dict[str, list[dict]], path: str | os.PathLike, overwrite:
     _write_picture(path, buffer.getvalue(), overwrite)
 
 
+def plot_panels(panels: dict[str, np.ndarray], path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Image grids side by side, each under its title (e.g. the paper's Figure 5: samples of models
+    with 2-, 5-, 10- and 20-D latent spaces).
+
+    Args:
+        panels: title -> uint8 pixels (height, width), as `grid` makes them.
+        path: PNG file to write.
+        overwrite: replace an existing file.
+    """
+    from matplotlib.figure import Figure
+
+    if not overwrite and os.path.lexists(path):
+        raise refuse_existing(path)  # before rendering
+    fig = Figure(figsize=(3.2 * len(panels), 3.6), dpi=120)
+    for ax, (title, pixels) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels.items()):
+        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    _write_picture(path, buffer.getvalue(), overwrite)
+
+
 _METRIC_LABELS = {"bound": "lower bound (nats per datapoint)", "marginal_likelihood": "marginal log-likelihood (nats)"}
 _DATASET_NAMES = {"mnist": "MNIST", "frey": "Frey Face"}
 # The paper's y ranges: Figure 2 per data set, Figure 3 per training-set size.
