@@ -348,7 +348,7 @@ def test_evaluate_and_reconstruct_measure_a_model_of_your_data_on_its_own_held_o
 
 def test_a_zoo_preset_is_measured_on_your_images_with_data(digits, tmp_path, in_process):
     np.save(tmp_path / "d.npy", digits[:40])
-    metrics = json.loads(in_process("evaluate", "mnist-z2", "--k", "0", "--data", tmp_path / "d.npy").stdout)
+    metrics = json.loads(in_process("evaluate", "mnist-z2", "--k", "0", "--data", tmp_path / "d.npy", "--json").stdout)
     assert metrics["n_test"] == 40 and "40 images of" in metrics["test_set"] and "train_elbo_B" not in metrics
     np.save(tmp_path / "small.npy", digits[:40, :14, :14])
     for path, message in ((tmp_path / "small.npy", "196 pixels per image but mnist-z2 takes 784"),):
