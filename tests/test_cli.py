@@ -29,6 +29,8 @@ def trained(tmp_path_factory):
                      "--out", root / "presets")
     preset = root / "presets" / "mnist-z2"
     assert f"Saved preset to {preset}" in result.stdout
+    epochs = [line.split(":")[0] for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert epochs == ["epoch 1/2", "epoch 2/2"], result.stdout  # every epoch of a short run is shown
     return root, preset
 
 

@@ -74,6 +74,20 @@ def test_tflite_has_builtin_ops_only_and_runs_in_litert(exported):
     assert result["x_mean"].shape == (3, 560)
 
 
+def test_opening_a_tflite_graph_writes_nothing_to_the_console(exported):
+    """LiteRT's C++ logs "INFO: Created TensorFlow Lite XNNPACK delegate" once per process; the
+    runtime that checks exports keeps it off the user's console (a fresh process, so it is the first)."""
+    import subprocess
+    import sys
+
+    _, out, _ = exported
+    code = ("import numpy as np; from vae_zoo.deploy.runtimes import open_graph; "
+            f"g = open_graph('tflite', {str(out / 'decoder.tflite')!r}); "
+            "print(g({'z': np.zeros((2, 5), np.float32)})['x_mean'].shape)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "(2, 560)" and result.stderr == "", result.stderr
+
+
 def test_wrong_input_shape_fails_in_the_runtime_with_a_message(exported):
     _, out, _ = exported
     session = ort.InferenceSession(str(out / "decoder.onnx"))

@@ -10,7 +10,6 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_cli import vae_zoo as run_cli
 
 import vae_zoo
 from vae_zoo.core.errors import InvalidArgumentError, QualityGateError
@@ -190,15 +189,22 @@ def test_any_quantize_request_is_refused_before_work_or_is_valid(tmp_path, modes
 
 
 @pytest.mark.slow
-def test_export_quantize_from_the_command_line(tmp_path, in_process):
-    result = run_cli("export", "mnist-z2", "--format", "onnx", "--part", "decoder", "--quantize", "int8-dynamic",
+def test_export_quantize_from_the_command_line(tmp_path, in_process, monkeypatch):
+    from vae_zoo.deploy import quantized_export
+
+    monkeypatch.setattr(quantized_export, "PROGRESS_SECONDS", 0.0)  # a line after every batch of the measurement
+    monkeypatch.setattr(quantized_export.graph_metrics, "ROWS_PER_CALL", 100)  # batches of 10 images at k = 10
+    result = in_process("export", "mnist-z2", "--format", "onnx", "--part", "decoder", "--quantize", "int8-dynamic",
                      "-o", tmp_path / "out", "--quality-k", "10", "--quality-points", "20")
     assert "decoder.int8-dynamic.onnx" in result.stdout and "test log p(x) drop" in result.stdout
+    assert "list none in --quantize to write them too" in result.stdout  # what --quantize MODE alone leaves out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["decoder.int8-dynamic.onnx", "manifest.json"]
     # every step that takes time says so first, in one format: [elapsed] what
     steps = [line for line in result.stdout.splitlines() if line.startswith("[")]
     assert any("quantizing the decoder to int8-dynamic onnx" in line for line in steps), result.stdout
     assert any("measuring the float32 onnx graphs" in line for line in steps)
     assert all(line.split("]")[0].strip("[ ").endswith(" s") for line in steps)
+    assert any("log p(x) of 10 of 20 test images measured" in line for line in steps), result.stdout
     assert vae_zoo.verify(tmp_path / "out")["quality"]["max_drop"] == quantization.MAX_DROP
     for args, message in ((("--quantize", "int4"), "Unknown quantization mode"),
                           (("--format", "saved_model", "--quantize", "float16"), "saved_model cannot be quantized"),

@@ -216,10 +216,22 @@ def test_images_of_the_right_pixel_count_but_another_shape_are_refused(shape):
     if shape == expected:
         check_image_shape("digits/", shape, expected, "mnist-z2")
     else:
-        with pytest.raises(InvalidArgumentError, match=f"digits/ holds images {shape[0]} high x {shape[1]} wide; "
+        with pytest.raises(InvalidArgumentError, match=f"digits/: images {shape[0]} high x {shape[1]} wide; "
                                                        "mnist-z2 takes 28 high x 28 wide"):
             check_image_shape("digits/", shape, expected, "mnist-z2")
     check_image_shape("rows.npy", None, expected, "mnist-z2")  # flat rows: only the pixel count is known
+
+
+@given(shape=st.tuples(st.integers(1, 64), st.integers(1, 64)).filter(lambda s: s[0] * s[1] != 784))
+@settings(max_examples=25, deadline=None)
+def test_images_of_another_pixel_count_are_told_so_not_that_the_counts_match(shape):
+    from vae_zoo.data.shapes import check_image_shape
+
+    with pytest.raises(InvalidArgumentError) as info:
+        check_image_shape("digits/", shape, (28, 28), "mnist-z2")
+    message = str(info.value)
+    assert f"{shape[0] * shape[1]:,} pixels per image where the model takes 784" in message
+    assert "match" not in message and "\n" not in message
 
 
 def test_transposed_faces_do_not_fine_tune_frey(tmp_path, in_process):
@@ -228,7 +240,7 @@ def test_transposed_faces_do_not_fine_tune_frey(tmp_path, in_process):
     faces = np.round(data.load("frey", "train")[:150] * 255).astype(np.uint8).reshape(-1, 28, 20)
     folder = write_pngs(tmp_path / "faces", faces.transpose(0, 2, 1))  # 28 wide x 20 high
     result = in_process("finetune", "frey-z20", "--data", folder, "--out", tmp_path / "out", check=False)
-    assert result.returncode == 2 and "holds images 20 high x 28 wide; frey-z20 takes 28 high x 20 wide (the " \
+    assert result.returncode == 2 and ": images 20 high x 28 wide; frey-z20 takes 28 high x 20 wide (the " \
         "same images turned by 90 degrees?)" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
@@ -402,7 +414,9 @@ def test_score_embed_and_interpolate_your_images(digits, tmp_path, in_process):
     (["interpolate", "mnist-z2", "{t}/pngs/0000.png", "{t}/broken.png", "-o", "{t}/i.png"], "cannot be read"),
     (["interpolate", "mnist-z2", "{t}/pngs/0000.png", "{t}/missing.png", "-o", "{t}/i.png"], "No image at"),
     (["interpolate", "mnist-z2", "{t}/pngs/0000.png", "{t}/wide.png", "-o", "{t}/i.png"], "one size"),
-    (["interpolate", "frey-z2", "{t}/pngs/0000.png", "{t}/pngs/0001.png", "-o", "{t}/i.png"], "28 high x 28 wide"),
+    (["interpolate", "frey-z2", "{t}/pngs/0000.png", "{t}/pngs/0001.png", "-o", "{t}/i.png"],
+     "0001.png: images 28 high x 28 wide; frey-z2 takes 28 high x 20 wide. That is 784 pixels per image where the "
+     "model takes 560"),
     (["interpolate", "mnist-z2", "{t}/pngs/0000.png", "{t}/pngs/0001.png", "--steps", "1", "-o", "{t}/i.png"],
      "at least 2"),
 ], ids=["size", "empty", "k", "csv", "inside", "npz", "unreadable", "missing", "mixed", "frey-shape", "steps"])
@@ -433,6 +447,25 @@ def test_score_csv_reads_back_in_pandas_for_hostile_file_names(digits, tmp_path,
     neutral = {name: "'" + name if name[0] in "=-" else name for name in hostile}
     assert sorted(frame["name"]) == sorted(neutral.values())
     assert sorted(frame["rank"]) == list(range(1, 7)) and (frame["log_px"] < 0).all()
+    # the same names in embed's .npz, in the rows' order, and in --unusual's PNG, most unusual first
+    in_process("embed", "mnist-z2", "--data", folder, "-o", tmp_path / "z.npz")
+    with np.load(tmp_path / "z.npz", allow_pickle=False) as z:
+        assert z["names"].tolist() == sorted(hostile) and z["z_mean"].shape == (6, 2)
+    in_process("score", "mnist-z2", "--data", folder, "-o", tmp_path / "s2.csv", "--k", "8", "--quiet",
+               "--unusual", tmp_path / "odd.png", "--top", "3")
+    with Image.open(tmp_path / "odd.png") as image:
+        shown = json.loads(image.text["vae-zoo rows"])
+    worst = frame.sort_values("rank")["row"][:3]
+    assert shown == [sorted(hostile)[i] for i in worst]
+
+
+def test_a_single_image_is_data_of_one_row(digits, tmp_path, in_process):
+    image = write_pngs(tmp_path / "pngs", digits[:1]) / "0000.png"
+    result = in_process("score", "mnist-z2", "--data", image, "-o", tmp_path / "s.csv", "--k", "8", "--quiet")
+    assert "Wrote the log p(x) of 1 image to" in result.stdout and "0000.png" in (tmp_path / "s.csv").read_text()
+    in_process("embed", "mnist-z2", "--data", image, "-o", tmp_path / "z.npz")
+    with np.load(tmp_path / "z.npz") as z:
+        assert z["z_mean"].shape == (1, 2) and z["names"].tolist() == ["0000.png"]
 
 
 def test_reconstruct_with_its_defaults_shows_all_of_a_small_folder(digits, tmp_path, in_process):

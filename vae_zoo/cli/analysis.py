@@ -7,6 +7,9 @@ from pathlib import Path
 
 from vae_zoo.cli.arguments import POSITIVE_INT, SEED, STEPS, add_command, image_shape, load
 
+DATA_HELP = "a .npy/.npz file, a PNG/JPEG image or a folder of them, or shards"
+ROWS_KEY = "vae-zoo rows"  # the PNG text chunk naming the images of a picture, as a JSON list in grid order
+
 
 def _check_outputs(args, inputs: dict) -> None:
     """Before any work: outputs that overlap an input, and a --unusual file that exists (without
@@ -22,11 +25,15 @@ def _check_outputs(args, inputs: dict) -> None:
 
 
 def _row_names(data: Path, n: int) -> list[str]:
-    """The image files' names (a folder of images), else "row i" (arrays, shards' held-out rows)."""
+    """The image files' names (a folder of images, or one image), else "row i" (arrays, shards'
+    held-out rows)."""
     from vae_zoo.data.shards import is_shards
-    from vae_zoo.data.user_data import image_files
+    from vae_zoo.data.user_data import IMAGE_SUFFIXES, image_files
 
-    names = [f.name for f in image_files(data)] if data.is_dir() and not is_shards(data) else []
+    if data.is_dir() and not is_shards(data):
+        names = [f.name for f in image_files(data)]
+    else:
+        names = [data.name] if data.suffix.lower() in IMAGE_SUFFIXES else []
     return names if len(names) == n else [f"row {i}" for i in range(n)]
 
 
@@ -34,7 +41,7 @@ def cmd_score(args) -> int:
     import numpy as np
 
     from vae_zoo.core.io import atomic_write_text
-    from vae_zoo.core.tables import csv_text
+    from vae_zoo.core.tables import csv_text, names_json
     from vae_zoo.paper import viz
     from vae_zoo.zoo.evaluation import evaluation_data
 
@@ -57,12 +64,13 @@ def cmd_score(args) -> int:
                       for i in range(len(log_px))))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.output, table, overwrite=args.overwrite)
-    print(f"Wrote the log p(x) of {len(log_px)} images to {args.output} ({time.time() - started:.1f} s); most "
+    images = f"{len(log_px)} image{'s' * (len(log_px) != 1)}"
+    print(f"Wrote the log p(x) of {images} to {args.output} ({time.time() - started:.1f} s); most "
           f"unusual: {', '.join(f'{names[i]} ({log_px[i]:.1f})' for i in order[:3])}")
     if args.unusual:
         top = order[:args.top]
         viz.save_png(viz.grid(chosen.x_test[top], image_shape(model, args.model)), args.unusual,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, text={ROWS_KEY: names_json([names[i] for i in top])})
         print(f"Wrote the {len(top)} most unusual images, lowest log p(x) first, to {args.unusual}")
     return 0
 
@@ -74,6 +82,7 @@ def cmd_embed(args) -> int:
 
     from vae_zoo.core.errors import InvalidArgumentError
     from vae_zoo.core.io import atomic_write_bytes
+    from vae_zoo.core.tables import names_array
     from vae_zoo.zoo.evaluation import evaluation_data
 
     if args.output.suffix.lower() not in (".npz", ".npy"):
@@ -84,13 +93,15 @@ def cmd_embed(args) -> int:
     chosen = evaluation_data(model, args.model, args.data, binarize=False)
     means, variances = model.embed(chosen.x_test)
     buffer = io.BytesIO()
+    names = _row_names(args.data, len(means))
     if args.output.suffix.lower() == ".npz":
-        np.savez(buffer, z_mean=means, z_var=variances)
+        np.savez(buffer, z_mean=means, z_var=variances, names=names_array(names))
     else:
         np.save(buffer, means)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.output, buffer.getvalue(), overwrite=args.overwrite)
-    what = "means (z_mean) and variances (z_var)" if args.output.suffix.lower() == ".npz" else "means"
+    what = ("means (z_mean), variances (z_var) and row names (names)" if args.output.suffix.lower() == ".npz"
+            else "means")
     print(f"Wrote the posterior {what} of {chosen.test_set}, shape {means.shape}, to {args.output}")
     return 0
 
@@ -98,6 +109,7 @@ def cmd_embed(args) -> int:
 def cmd_interpolate(args) -> int:
     import numpy as np
 
+    from vae_zoo.core.tables import names_json
     from vae_zoo.data.shapes import check_image_shape
     from vae_zoo.data.user_data import read_image_files
     from vae_zoo.paper import viz
@@ -109,7 +121,9 @@ def cmd_interpolate(args) -> int:
     check_image_shape(f"{args.a} and {args.b}", read_shape, shape, args.model)
     path = model.interpolate(ends[0], ends[1], steps=args.steps)
     row = np.concatenate([ends[:1], path, ends[1:]])
-    viz.save_png(viz.grid(row, shape, columns=len(row)), args.output, overwrite=args.overwrite)
+    names = [args.a.name, *(f"decoded point {i + 1} of {args.steps}" for i in range(args.steps)), args.b.name]
+    viz.save_png(viz.grid(row, shape, columns=len(row)), args.output, overwrite=args.overwrite,
+                 text={ROWS_KEY: names_json(names)})
     print(f"Wrote {args.a.name}, the {args.steps} decoded points between its and {args.b.name}'s posterior means, "
           f"and {args.b.name} to {args.output}")
     return 0
@@ -119,11 +133,12 @@ def add_parsers(sub) -> None:
     p = add_command(sub, "score", cmd_score, "per-image log p(x) with its standard error (an anomaly score) as a "
                     "CSV, and the most unusual images as a PNG")
     p.add_argument("model", help="preset name or preset folder")
-    p.add_argument("--data", type=Path, required=True, help="a .npy/.npz file, a folder of PNG/JPEG images, or shards")
+    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
     p.add_argument("-o", "--output", type=Path, required=True, help="CSV file: row, name, log_px, standard_error, "
                    "rank (1 = most unusual)")
     p.add_argument("--k", type=POSITIVE_INT, default=1000, help="importance samples per image (default 1000)")
-    p.add_argument("--unusual", type=Path, help="also write the most unusual images to this PNG")
+    p.add_argument("--unusual", type=Path, help="also write the most unusual images to this PNG (their names, "
+                   "in order, in its text chunk 'vae-zoo rows' as a JSON list)")
     p.add_argument("--top", type=POSITIVE_INT, default=32, help="images in --unusual (default 32)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the importance samples")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -132,8 +147,9 @@ def add_parsers(sub) -> None:
 
     p = add_command(sub, "embed", cmd_embed, "the posterior means and variances of your images, as .npz")
     p.add_argument("model", help="preset name or preset folder")
-    p.add_argument("--data", type=Path, required=True, help="a .npy/.npz file, a folder of PNG/JPEG images, or shards")
-    p.add_argument("-o", "--output", type=Path, required=True, help=".npz (z_mean, z_var) or .npy (z_mean)")
+    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("-o", "--output", type=Path, required=True, help=".npz (z_mean, z_var, names: the rows' file "
+                   "names) or .npy (z_mean)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     p.set_defaults(output_is_file=True)
 

@@ -58,6 +58,8 @@ def cmd_export(args) -> int:
               f"max abs diff {a['difference_from_float32']['max_abs']:.2e}, test log p(x) drop "
               f"{plus_minus(pair['log_px_drop'])} nats")
     print(f"Wrote {len(manifest['artifacts'])} artifacts and manifest.json to {args.output}")
+    if "none" not in args.quantize:
+        print("The float32 graphs were measured but not written: list none in --quantize to write them too.")
     return 0
 
 
@@ -76,8 +78,9 @@ def add_parsers(sub) -> None:
                    help="any of encoder, decoder, sampling_encoder (default: encoder decoder)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--quantize", nargs="+", default=["none"], metavar="MODE",
-                   help="any of none (float32), float16, int8-dynamic, int8-static (onnx and tflite); quantized "
-                        "graphs are measured (size, speed, test ELBO and log p(x) through the graphs) in manifest.json")
+                   help="the graphs to write: none (float32; the default) and any of float16, int8-dynamic, "
+                        "int8-static (onnx and tflite), e.g. none int8-dynamic for both; quantized graphs are "
+                        "measured (size, speed, test ELBO and log p(x) through the graphs) in manifest.json")
     p.add_argument("--data", type=Path, help="images to calibrate (int8-static) and measure quantized graphs on "
                    "(default: the zoo data set of the model's input size)")
     p.add_argument("--max-drop", type=NON_NEGATIVE_FLOAT, default=MAX_DROP,

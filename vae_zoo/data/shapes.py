@@ -29,7 +29,12 @@ def check_image_shape(source: str, shape: tuple[int, int] | None, expected: tupl
     if shape is None or expected is None or tuple(shape) == tuple(expected):
         return
     turned = " (the same images turned by 90 degrees?)" if tuple(shape) == tuple(expected)[::-1] else ""
+    if shape[0] * shape[1] == expected[0] * expected[1]:
+        why = ("The pixel counts match, but the pixels would be fed in the wrong places: rotate or resize the "
+               "images to the model's shape.")
+    else:
+        why = (f"That is {shape[0] * shape[1]:,} pixels per image where the model takes "
+               f"{expected[0] * expected[1]:,}: resize the images to the model's shape.")
     raise InvalidArgumentError(
-        f"{source} holds images {shape[0]} high x {shape[1]} wide; {model} takes {expected[0]} high x "
-        f"{expected[1]} wide{turned}. The pixel counts match but the pixels would be fed in the wrong places: "
-        "rotate or resize the images to the model's shape.")
+        f"{source}: images {shape[0]} high x {shape[1]} wide; {model} takes {expected[0]} high x "
+        f"{expected[1]} wide{turned}. {why}")

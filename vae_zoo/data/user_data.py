@@ -7,7 +7,7 @@ Accepted inputs (all pixels scaled to [0, 1]):
   (n, h, w) or (n, h, w, 1); uint8 (divided by 255, or taken as is when every value is 0 or 1:
   binarized data) or floating point (taken as is);
 - a folder of PNG/JPEG images: grayscale, all one size, read in file-name order, turned upright
-  by their EXIF orientation; scaled as uint8 arrays are;
+  by their EXIF orientation; scaled as uint8 arrays are; or one such image file (one row);
 - a shard folder (`shards.Shards`, for data larger than memory): streamed, not read whole.
 
 Nothing the user owns is modified: files are only read.
@@ -90,6 +90,9 @@ def read(path: str | os.PathLike) -> UserData | shards.Shards:
     if path.is_dir():
         (x, scaling), shape, kind = _read_images(path)
         names = tuple(f.name for f in image_files(path))
+    elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:  # one image: one row
+        (x, scaling), shape, kind = _read_image_files([path], str(path))
+        names = (path.name,)
     elif path.is_file():
         (x, scaling), shape, kind = _read_array(path)
     elif path.exists():
@@ -144,7 +147,7 @@ def _read_array(path: Path) -> tuple[tuple[np.ndarray, str], tuple[int, int] | N
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise InvalidArgumentError(f"{path}: unknown data format {suffix!r}. Accepted: a .npy or .npz array file, "
-                                   "or a folder of PNG/JPEG images.")
+                                   "a PNG/JPEG image, or a folder of PNG/JPEG images.")
     try:
         # By content, not by name (an .npz renamed .npy, or the other way round, reads as what it is);
         # a .npy is mapped, so its header is checked against memory before anything is allocated.

@@ -13,6 +13,7 @@ measured with one seed see the same eps: their difference is paired.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -57,8 +58,10 @@ def elbo_b(encoder, decoder, likelihood: str, x: np.ndarray, seed: int, batch: i
     return np.concatenate(out)
 
 
-def log_likelihood(encoder, decoder, likelihood: str, x: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Importance-weighted log p(x) with k samples of q(z|x) through the graphs, in nats; shape (n,)."""
+def log_likelihood(encoder, decoder, likelihood: str, x: np.ndarray, k: int, seed: int,
+                   rows_done: Callable[[int], None] | None = None) -> np.ndarray:
+    """Importance-weighted log p(x) with k samples of q(z|x) through the graphs, in nats; shape (n,).
+    `rows_done(n)` is called after each batch with the rows measured so far."""
     out = []
     batch = max(1, ROWS_PER_CALL // k)
     for start in range(0, len(x), batch):
@@ -68,6 +71,8 @@ def log_likelihood(encoder, decoder, likelihood: str, x: np.ndarray, k: int, see
         z = objectives.reparameterize(posterior, _eps(seed, start, (k, len(xb), posterior.event_shape[0])))
         log_w = objectives.log_weights(tf.constant(xb), posterior, prior, _decode(decoder, likelihood), z)
         out.append(objectives.importance_weighted_bound(log_w).numpy())
+        if rows_done is not None:
+            rows_done(start + len(xb))
     return np.concatenate(out)
 
 

@@ -5,6 +5,7 @@ float32 ones, their size, difference, speed, and the test ELBO and log p(x) they
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from vae_zoo.zoo.evaluation import dataset_of
 PAIR = ("encoder", "decoder")
 CALIBRATION_SIZE = 1000  # training images that calibrate int8-static graphs
 PROBE_ROWS = 256
+PROGRESS_SECONDS = 10.0  # the longest a measurement runs without a line of progress
 
 
 def export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: Path, data, max_drop: float | None,
@@ -44,8 +46,15 @@ def export_quantized(model: VAE, formats, parts, modes, floats: dict, folder: Pa
         return lambda n: {k: np.resize(v, (n, v.shape[1])) for k, v in probes[part].items()}
 
     def quality(encoder, decoder) -> tuple[np.ndarray, np.ndarray]:
+        last = [time.monotonic()]
+
+        def rows_done(n):  # a line at most every PROGRESS_SECONDS inside the longest step
+            if time.monotonic() - last[0] >= PROGRESS_SECONDS and n < len(x_iw):
+                last[0] = time.monotonic()
+                report(f"  log p(x) of {n:,} of {len(x_iw):,} test images measured")
+
         return (graph_metrics.elbo_b(encoder, decoder, model.likelihood, x_test, seed),
-                graph_metrics.log_likelihood(encoder, decoder, model.likelihood, x_iw, k, seed))
+                graph_metrics.log_likelihood(encoder, decoder, model.likelihood, x_iw, k, seed, rows_done))
 
     artifacts, results = [], {}
     for fmt in formats:

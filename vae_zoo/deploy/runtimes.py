@@ -6,6 +6,9 @@ one way the parity check, the quality measurement and the latency benchmark run 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,8 +44,26 @@ def _onnx(path: Path) -> Graph:
 def _tflite(path: Path) -> Graph:
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=str(path)).get_signature_runner()  # resizes to each input's batch
+    with _native_stderr_muted():  # LiteRT's C++ logs an INFO line when it first applies its CPU delegate
+        runner = Interpreter(model_path=str(path)).get_signature_runner()  # resizes to each input's batch
+        runner(**{name: np.zeros([1, *detail["shape"][1:]], np.float32)
+                  for name, detail in runner.get_input_details().items()})
     return lambda inputs: {k: np.asarray(v) for k, v in runner(**inputs).items()}
+
+
+@contextlib.contextmanager
+def _native_stderr_muted():
+    """Sends what native code writes to file descriptor 2 to /dev/null for the block (Python's
+    own exceptions still reach the caller)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def runtime_version(fmt: str) -> str:

@@ -35,9 +35,11 @@ def _write_picture(path: str | os.PathLike, payload: bytes, overwrite: bool) -> 
     atomic_write_bytes(path, payload, overwrite)
 
 
-def save_png(pixels: np.ndarray, path: str | os.PathLike, scale: int = 3, overwrite: bool = False) -> None:
+def save_png(pixels: np.ndarray, path: str | os.PathLike, scale: int = 3, overwrite: bool = False,
+             text: dict[str, str] | None = None) -> None:
     """Writes a grey uint8 array as an image (PNG, or the format of the path's suffix), enlarged
-    `scale` times so digits are legible.
+    `scale` times so digits are legible; a PNG carries `text` as UTF-8 text chunks (iTXt), which
+    `PIL.Image.open(path).text` reads back.
 
     Raises:
         OutputExistsError: `path` exists and `overwrite` is False (checked first).
@@ -53,7 +55,15 @@ def save_png(pixels: np.ndarray, path: str | os.PathLike, scale: int = 3, overwr
     image = Image.fromarray(pixels, mode="L")
     image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
-    image.save(buffer, format=image_format)
+    if image_format == "PNG" and text:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_itxt(key, value)
+        image.save(buffer, format=image_format, pnginfo=info)
+    else:
+        image.save(buffer, format=image_format)
     _write_picture(path, buffer.getvalue(), overwrite)
 
 

@@ -28,7 +28,8 @@ STATE = "state.json"
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: logs the training bound; at the epochs `evaluate_at` accepts (and at
-    the end) adds `evaluate(model)`'s numbers to the log and prints the progress and ETA; every
+    the end) adds `evaluate(model)`'s numbers to the log and prints the progress and ETA (also after
+    the first epoch of the session, so a long run says early how long it will take); every
     `save_every` epochs, at evaluations and at the end, saves the model (with optimizer state)
     and the log atomically; after an evaluation's checkpoint is on disk, calls
     `after_evaluation(state)` (e.g. to publish the curve so far).
@@ -71,7 +72,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             save_checkpoint(self.model, self.directory, self.state)
         if evaluated and self.after_evaluation is not None:
             self.after_evaluation(self.state)
-        if self.report and evaluated:
+        if self.report and (evaluated or done == self._first_epoch + 1):  # the first epoch gives an early ETA
             eta = self._session_seconds / (done - self._first_epoch) * (self.state["epochs"] - done)
             measured = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in row.items()
                                  if k not in ("epoch", "samples_seen", "train_kl"))
