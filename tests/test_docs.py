@@ -77,3 +77,14 @@ def test_every_document_has_examples():
     ids = [p.id for p in blocks()]
     assert any(code.strip() == FIRST_COMMAND for _, code in (p.values for p in blocks()))
     assert any(i.startswith("README.md") for i in ids) and any(i.startswith("export/README.md") for i in ids)
+
+
+def test_python_examples_import_vae_zoo_before_keras_or_tensorflow():
+    """vae_zoo mutes TensorFlow's start-up lines only when it is imported first."""
+    late = []
+    for param in blocks():
+        language, code = param.values
+        imports = re.findall(r"^\s*(?:import|from)\s+(vae_zoo|keras|tensorflow)\b", code, re.M)
+        if language == "python" and imports and "vae_zoo" in imports and imports[0] != "vae_zoo":
+            late.append(param.id)
+    assert not late, f"import vae_zoo first in {late}"
