@@ -24,10 +24,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """A local server of a folder holding the page (web/) and the bundle (export/): (root, base URL)."""
+    """A local server of a folder holding the page (web/), the bundle (export/) and the manifold
+    images (docs/gallery/): (root, base URL)."""
     root = tmp_path_factory.mktemp("site")
-    (root / "web").symlink_to(REPO / "web")
-    (root / "export").symlink_to(REPO / "export")
+    for folder in ("web", "export", "docs"):
+        (root / folder).symlink_to(REPO / folder)
     with serving(root) as base:
         yield root, base
 
@@ -98,7 +99,7 @@ def test_dragging_the_pad_and_the_keys_change_the_image(site, browser):
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.15, steps=5)
     page.mouse.up()
-    page.wait_for_function("window.vaeZoo.state.z[0] > 2")
+    page.wait_for_function("window.vaeZoo.state.z[0] > 1.2")  # Phi^-1(0.9) = 1.28: the manifold's coordinates
     dragged = canvas_pixels(page)
     assert dragged != before
     z0 = page.evaluate("window.vaeZoo.state.z[0]")
@@ -146,7 +147,57 @@ def test_interpolation_ends_reconstruct_the_two_images_as_python_does(site, brow
     page.select_option("#to", "3")
     page.click("#interpolate")
     page.wait_for_function("document.querySelectorAll('#path canvas').length === 8")
-    assert page.is_visible("#manifold-box")  # the static manifold beside the pad of a 2-D preset
+    page.close()
+
+
+def test_the_pad_lies_on_the_manifold_the_point_decodes_its_tile(site, browser):
+    """The pad's background is the preset's manifold (paper Figure 4: decoder means at quantiles of
+    N(0, 1)); a click at the centre of a tile sets that tile's z and the image shows that tile."""
+    from PIL import Image
+    from scipy.stats import norm
+
+    _, base = site
+    for preset, n in (("mnist-z2", 20), ("frey-z2", 12)):  # the grids of docs/make_gallery.sh
+        page, _ = open_page(browser, f"{base}/web/index.html?preset={preset}")
+        assert f"{preset}-manifold.png" in page.evaluate("getComputedStyle(document.getElementById('pad'))"
+                                                         ".backgroundImage")
+        manifold = np.asarray(Image.open(REPO / "docs" / "gallery" / f"{preset}-manifold.png"), np.int16)[::3, ::3]
+        h, w = (28, 28) if preset == "mnist-z2" else (28, 20)
+        box = page.locator("#pad").bounding_box()
+        assert abs(box["width"] / box["height"] - manifold.shape[1] / manifold.shape[0]) < 0.02
+        for i, j in ((2, 3), (n - 4, n // 2)):  # column i from the left, row j from the top
+            page.mouse.click(box["x"] + (i + 0.5) / n * box["width"], box["y"] + (j + 0.5) / n * box["height"])
+            expected = norm.ppf([(i + 0.5) / n, 1 - (j + 0.5) / n])
+            page.wait_for_function(f"Math.abs(window.vaeZoo.state.z[0] - {expected[0]}) < 0.02")
+            np.testing.assert_allclose(page.evaluate("Array.from(window.vaeZoo.state.z)"), expected, atol=0.02)
+            page.evaluate(f"window.vaeZoo.state.z.set([{expected[0]}, {expected[1]}])")  # exactly the tile's z
+            pixels = np.array(page.evaluate("(async () => Array.from(await window.vaeZoo.decode("
+                                            "window.vaeZoo.state.z)))()"))
+            tile = manifold[j * h:(j + 1) * h, i * w:(i + 1) * w]
+            assert np.abs(np.round(np.clip(pixels, 0, 1) * 255).reshape(h, w) - tile).max() <= 2
+        page.close()
+
+
+def test_z_wraps_between_numbers_and_the_path_shows_its_two_images(site, browser):
+    import json
+
+    _, base = site
+    page = browser.new_page(viewport={"width": 375, "height": 740})
+    page.set_default_timeout(120_000)
+    page.goto(f"{base}/web/index.html?preset=mnist-z200")
+    page.wait_for_function("window.vaeZoo !== undefined")
+    page.evaluate("window.vaeZoo.ready")
+    page.click("#sample")
+    page.wait_for_function("document.querySelectorAll('#z .zv').length === 200")
+    lines = page.evaluate("Array.from(document.querySelectorAll('#z .zv'), s => s.getClientRects().length)")
+    assert set(lines) == {1}  # no number is split across lines
+    assert page.evaluate("document.getElementById('z').getClientRects()[0].height") > 40  # it does wrap
+    rows = json.loads((REPO / "web" / "test-images.json").read_text())["784"]["rows"]
+    page.select_option("#to", "5")
+    for menu, index in (("from", 0), ("to", 5)):
+        thumb = page.evaluate(f"""(() => {{ const c = document.getElementById('{menu}-thumb');
+            return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }})()""")
+        assert thumb[0::4] == rows[index]  # the grey level of every pixel of the chosen test image
     page.close()
 
 

@@ -8,6 +8,7 @@ const MAX_LATENT_DIM = 4096;  // a manifest asking for more is refused before an
 const IMAGE_SHAPES = {784: [28, 28], 560: [28, 20]};  // (height, width) of the zoo's data sets
 const SLIDERS = 8;  // latent dimensions offered as sliders when there are more than two
 const RANGE = 3;  // z in [-3, 3] on the pad and the sliders
+const PAD_HEIGHT = 240;  // CSS pixels; the pad's width follows the manifold's aspect ratio
 
 ort.env.wasm.wasmPaths = new URL("node_modules/onnxruntime-web/dist/", location.href).href;
 ort.env.wasm.numThreads = 1;  // no cross-origin isolation needed
@@ -144,39 +145,82 @@ function draw(pixels) {
 async function show() {
   if (!state.session) return;
   draw(await decode(state.z));
-  $("z").textContent = "z = [" + Array.from(state.z, (v) => v.toFixed(2)).join(", ") + "]";
+  showZ();
   drawPad();
 }
+
+// The pad and the manifold behind it share one coordinate system, the paper's Figure 4: a point
+// at fractions (u, v) of the pad's width and height is z = (Phi^-1(u), Phi^-1(1 - v)), so it lies
+// on the manifold's tile decoded at that z.
+function normalCdf(z) {  // Abramowitz and Stegun 7.1.26, |error| < 1.5e-7
+  const x = Math.abs(z) / Math.SQRT2, t = 1 / (1 + 0.3275911 * x);
+  const erf = 1 - t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) *
+    Math.exp(-x * x);
+  return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}
+
+function normalQuantile(p) {  // Acklam's rational approximation, relative error < 1.2e-9
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.3577518672690, -30.66479806614716,
+             2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+             2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const tail = (q) => (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+                      ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  if (p < 0.02425) return tail(Math.sqrt(-2 * Math.log(p)));
+  if (p > 1 - 0.02425) return -tail(Math.sqrt(-2 * Math.log(1 - p)));
+  const q = p - 0.5, r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+         (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+const clampZ = (z) => Math.max(-RANGE, Math.min(RANGE, z));
 
 function drawPad() {
   const pad = $("pad");
   const context = pad.getContext("2d");
   context.clearRect(0, 0, pad.width, pad.height);
-  context.strokeStyle = "#ccc";
-  context.beginPath();
-  context.moveTo(pad.width / 2, 0); context.lineTo(pad.width / 2, pad.height);
-  context.moveTo(0, pad.height / 2); context.lineTo(pad.width, pad.height / 2);
-  context.stroke();
-  const x = (state.z[0] / RANGE + 1) / 2 * pad.width;
-  const y = (1 - (state.z[1] / RANGE + 1) / 2) * pad.height;
+  const x = normalCdf(state.z[0]) * pad.width;
+  const y = (1 - normalCdf(state.z[1])) * pad.height;
+  context.lineWidth = 2;
+  context.strokeStyle = "#fff";
   context.fillStyle = "#0b63c5";
   context.beginPath();
   context.arc(x, y, 6, 0, 2 * Math.PI);
   context.fill();
+  context.stroke();
 }
 
 function padToZ(event) {
   const rect = $("pad").getBoundingClientRect();
-  const u = Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width));
-  const v = Math.min(1, Math.max(0, (event.clientY - rect.top) / rect.height));
-  state.z[0] = (2 * u - 1) * RANGE;
-  state.z[1] = (1 - 2 * v) * RANGE;
+  const u = (event.clientX - rect.left) / rect.width, v = (event.clientY - rect.top) / rect.height;
+  state.z[0] = clampZ(normalQuantile(Math.min(1 - 1e-9, Math.max(1e-9, u))));
+  state.z[1] = clampZ(normalQuantile(Math.min(1 - 1e-9, Math.max(1e-9, 1 - v))));
   show();
 }
 
-function buildLatentControls(latentDim) {
+// z as text that wraps between numbers, never inside one.
+function showZ() {
+  const numbers = Array.from(state.z, (v, i) => {
+    const span = document.createElement("span");
+    span.className = "zv";
+    span.textContent = v.toFixed(2) + (i < state.z.length - 1 ? "," : "");
+    return span;
+  });
+  $("z").replaceChildren("z = [", ...numbers.flatMap((s) => [s, " "]).slice(0, -1), "]");
+}
+
+function buildLatentControls(latentDim, name) {
   state.z = new Float32Array(latentDim);
   $("pad-box").hidden = latentDim !== 2;
+  if (latentDim === 2) {
+    const [h, w] = state.shape, pad = $("pad");
+    pad.height = PAD_HEIGHT;
+    pad.width = Math.round(PAD_HEIGHT * w / h);  // the manifold's tiles are images of the data's shape
+    pad.style.width = `${pad.width}px`;
+    pad.style.backgroundImage = `url("../docs/gallery/${name}-manifold.png")`;
+  }
   const sliders = $("sliders");
   sliders.replaceChildren();
   if (latentDim === 2) return;
@@ -223,6 +267,16 @@ function testImages() {
   return set ? set.rows.map((row) => row.map((v) => v / 255)) : [];
 }
 
+// Each chosen test image, small, beside its menu.
+function showThumbnails() {
+  const images = testImages();
+  for (const id of ["from", "to"]) {
+    const canvas = $(`${id}-thumb`);
+    canvas.hidden = !images.length;
+    if (images.length) paint(canvas, images[$(id).value]);
+  }
+}
+
 async function showPath() {
   const images = testImages();
   try {
@@ -243,14 +297,13 @@ async function choosePreset(name) {
   state.preset = name;
   state.encoder = null;
   state.shape = IMAGE_SHAPES[entry.input_dim];
-  buildLatentControls(entry.latent_dim);
-  $("manifold-box").hidden = entry.latent_dim !== 2;
-  if (entry.latent_dim === 2) $("manifold").src = `../docs/gallery/${name}-manifold.png`;
+  buildLatentControls(entry.latent_dim, name);
   const count = testImages().length;
   for (const id of ["from", "to"]) {
     $(id).replaceChildren(...Array.from({length: count}, (_, i) => new Option(`test image ${i + 1}`, i)));
   }
   $("to").value = Math.min(1, count - 1);
+  showThumbnails();
   $("path").replaceChildren();
   const variant = $("variant");
   variant.replaceChildren(...decoders(entry).map((a) => {
@@ -307,6 +360,7 @@ async function main() {
   $("preset").addEventListener("change", () => choosePreset($("preset").value));
   $("variant").addEventListener("change", chooseVariant);
   $("interpolate").addEventListener("click", showPath);
+  for (const id of ["from", "to"]) $(id).addEventListener("change", showThumbnails);
   $("sample").addEventListener("click", () => { state.z = state.z.map(standardNormal); syncSliders(); show(); });
   const pad = $("pad");
   pad.addEventListener("pointerdown", (e) => { pad.setPointerCapture(e.pointerId); padToZ(e); });
@@ -315,8 +369,8 @@ async function main() {
     const step = {ArrowLeft: [-0.1, 0], ArrowRight: [0.1, 0], ArrowUp: [0, 0.1], ArrowDown: [0, -0.1]}[e.key];
     if (!step) return;
     e.preventDefault();
-    state.z[0] = Math.max(-RANGE, Math.min(RANGE, state.z[0] + step[0]));
-    state.z[1] = Math.max(-RANGE, Math.min(RANGE, state.z[1] + step[1]));
+    state.z[0] = clampZ(state.z[0] + step[0]);
+    state.z[1] = clampZ(state.z[1] + step[1]);
     show();
   });
   await choosePreset($("preset").value);
@@ -327,5 +381,6 @@ function syncSliders() {
 }
 
 // For scripts and tests: decode a given z with the loaded decoder.
-window.vaeZoo = {ready, state, interpolate, testImages, decode: async (z) => Array.from(await decode(z))};
+window.vaeZoo = {ready, state, interpolate, testImages, manifestProblems, normalQuantile, normalCdf,
+                 decode: async (z) => Array.from(await decode(z))};
 main();
