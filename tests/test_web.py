@@ -294,3 +294,107 @@ def test_frey_faces_keep_their_aspect_ratio(site, browser):
                         " return [r.width, r.height]; })()")
     assert abs(box[0] / box[1] - 20 / 28) < 0.03, box  # 20 wide, 28 high
     page.close()
+
+
+def _usable(manifest) -> bool:
+    """What the page may use, stated independently of web/app.js: a "presets" object of entries
+    with a known image size, a latent size of 1..4096, artifact files inside the bundle with a
+    sha256 each, and an ONNX decoder. JSON numbers have no int/float distinction: 784.0 is 784."""
+    import re
+
+    def whole(v, low, high):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and low <= v <= high
+
+    presets = manifest.get("presets") if isinstance(manifest, dict) else None
+    if not isinstance(presets, dict) or not presets:
+        return False
+    for entry in presets.values():
+        if not isinstance(entry, dict) or not (whole(entry.get("input_dim"), 0, 10**6)
+                                               and entry["input_dim"] in (784, 560)):
+            return False
+        if not whole(entry.get("latent_dim"), 1, 4096):
+            return False
+        artifacts = entry.get("artifacts") if isinstance(entry.get("artifacts"), list) else []
+        for a in artifacts:
+            file = a.get("file") if isinstance(a, dict) else None
+            if not isinstance(file, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", file) \
+                    or ".." in file.split("/"):
+                return False
+            if not isinstance(a.get("sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", a["sha256"]):
+                return False
+        if not any(isinstance(a, dict) and a.get("part") == "decoder" and a.get("format") == "onnx"
+                   for a in artifacts):
+            return False
+    return True
+
+
+def _manifests():
+    """Manifests the page could be given: usable ones with up to two fields replaced by odd or
+    hostile values (strings for numbers, inherited property names, paths out of the bundle), and
+    arbitrary JSON."""
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers(-10**10, 10**10) | st.floats(allow_nan=False,
+                                                                                   allow_infinity=False) | st.text()
+    anything = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) |
+                            st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+    odd = {
+        "input_dim": st.sampled_from([784, 560, 784.0, "784", [784], [560], 0, 1000, True, None, "constructor",
+                                      "toString", "__proto__", {"784": 1}]),
+        "latent_dim": st.sampled_from([1, 2, 4096, 4097, 0, -1, 2.5, 2.0, 10**9, "2", [2], True, None]),
+        "file": st.sampled_from(["m/decoder.onnx", "decoder.onnx", "m/../x", "../x", "/etc/passwd", "a//b", "", ".",
+                                 "..", "m/./d.onnx", "m\\d.onnx", "d\u00e9.onnx", "m/d.onnx?x", "m/d.onnx/", 3, None,
+                                 ["m/decoder.onnx"]]),
+        "sha256": st.sampled_from(["0" * 64, "a" * 64, "A" * 64, "0" * 63, "0" * 65, "", None, 5, ["0" * 64]]),
+        "part": st.sampled_from(["decoder", "encoder", "Decoder", None, ["decoder"]]),
+        "format": st.sampled_from(["onnx", "tflite", "ONNX", None]),
+        "artifacts": st.sampled_from([[], None, {}, "decoder.onnx", [None], [[]], [1]]),
+        "entry": st.sampled_from([None, [], "mnist-z2", 0, {}]),
+        "presets": st.sampled_from([None, [], {}, "x", [{"input_dim": 784}]]),
+    }
+
+    @st.composite
+    def changed(draw):
+        name = draw(st.sampled_from(["mnist-z2", "__proto__", "constructor", "", "x\"y", "\u00e9"]) | st.text(max_size=6))
+        artifacts = [{"file": "m/decoder.onnx", "sha256": "0" * 64, "part": "decoder", "format": "onnx"},
+                     {"file": "m/encoder.onnx", "sha256": "1" * 64, "part": "encoder", "format": "onnx"}]
+        entry = {"input_dim": draw(st.sampled_from([784, 560])), "latent_dim": draw(st.integers(1, 4096)),
+                 "artifacts": artifacts[:draw(st.integers(1, 2))]}
+        manifest = {"presets": {name: entry}}
+        for field in draw(st.lists(st.sampled_from(sorted(odd)), max_size=2)):
+            value = draw(odd[field] | anything)
+            items = entry.get("artifacts") if isinstance(entry.get("artifacts"), list) else []
+            items = [a for a in items if isinstance(a, dict)]
+            if field in ("input_dim", "latent_dim", "artifacts"):
+                entry[field] = value
+            elif field in ("file", "sha256", "part", "format") and items:
+                items[draw(st.integers(0, len(items) - 1))][field] = value
+            elif field == "entry" and isinstance(manifest["presets"], dict):
+                manifest["presets"][name] = value
+            elif field == "presets":
+                manifest["presets"] = value
+        return manifest
+
+    return changed() | anything
+
+
+def test_any_manifest_is_used_only_if_it_is_usable_and_never_throws(site, browser):
+    """A generated search of manifests (JSON parsed as the page parses it): the page's check never
+    throws, answers sentences, and accepts exactly the manifests `_usable` accepts."""
+    import json
+
+    from hypothesis import HealthCheck, given, settings
+
+    _, base = site
+    page, _ = open_page(browser, f"{base}/web/index.html?preset=mnist-z2")
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(manifest=_manifests())
+    def check(manifest):
+        answer = page.evaluate("""text => { try { return window.vaeZoo.manifestProblems(JSON.parse(text)); }
+                                            catch (error) { return 'threw ' + error; } }""", json.dumps(manifest))
+        assert isinstance(answer, list) and all(isinstance(p, str) and p for p in answer), answer
+        assert (answer == []) == _usable(manifest), (manifest, answer)
+
+    check()
+    page.close()

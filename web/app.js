@@ -47,7 +47,7 @@ function manifestProblems(manifest) {
     const entry = manifest.presets[name];
     const where = `preset ${JSON.stringify(name)}`;
     if (!entry || typeof entry !== "object") { problems.push(`${where} is not an object`); continue; }
-    if (!(entry.input_dim in IMAGE_SHAPES)) {
+    if (!Number.isInteger(entry.input_dim) || !Object.hasOwn(IMAGE_SHAPES, entry.input_dim)) {  // not "784", [784]
       problems.push(`${where} has input_dim ${JSON.stringify(entry.input_dim)}; this page shows ` +
                     `${Object.keys(IMAGE_SHAPES).join(" or ")} pixels (MNIST 28 x 28, Frey Face 28 x 20)`);
     }
