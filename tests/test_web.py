@@ -355,7 +355,8 @@ def _manifests():
 
     @st.composite
     def changed(draw):
-        name = draw(st.sampled_from(["mnist-z2", "__proto__", "constructor", "", "x\"y", "\u00e9"]) | st.text(max_size=6))
+        name = draw(st.sampled_from(["mnist-z2", "__proto__", "constructor", "", "x\"y", "\u00e9"])
+                    | st.text(max_size=6))
         artifacts = [{"file": "m/decoder.onnx", "sha256": "0" * 64, "part": "decoder", "format": "onnx"},
                      {"file": "m/encoder.onnx", "sha256": "1" * 64, "part": "encoder", "format": "onnx"}]
         entry = {"input_dim": draw(st.sampled_from([784, 560])), "latent_dim": draw(st.integers(1, 4096)),
