@@ -240,3 +240,13 @@ def test_a_rerun_from_the_seed_never_shortens_a_published_curve_and_says_how_it_
     other_step = reproduce.merged(published, record([10], [-160.0], lr=0.01))
     assert other_step["points"] == published["points"] and other_step["rerun_check"]["points"] == 0
     assert reproduce.merged(None, record([10], [-1.0]))["samples"] == 10
+    # A rerun of equal length does not replace the published curve; one that goes further and differs
+    # keeps what it replaced, and every later check still compares with the first published run.
+    differing = record([10, 100, 1000], [-150.0, -131.0, -121.0])
+    assert reproduce.merged(published, differing)["points"] == published["points"]
+    first = reproduce.merged(published, record([10, 100, 1000, 10000], [-150.0, -131.0, -121.0, -111.0]))
+    assert first["samples"] == 10000 and first["replaced"]["points"] == published["points"]
+    later = reproduce.merged(first, record([10, 100, 1000, 10000, 20000], [-150.0, -131.0, -121.0, -111.0, -105.0]))
+    assert later["samples"] == 20000 and later["replaced"]["points"] == published["points"]
+    assert later["rerun_check"] == {"points": 3, "rerun_samples": 20000, "rerun_learning_rate": 0.02,
+                                    "max_abs_difference": 1.0}

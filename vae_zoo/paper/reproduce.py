@@ -214,20 +214,26 @@ def train_curve(curve: Curve, settings: Settings, samples: int, workdir: Path, v
 
 def merged(published: dict | None, rerun: dict) -> dict:
     """The record to publish when `rerun` (a curve rerun from its seed, e.g. on a machine without its
-    checkpoints) meets the `published` one: the longer of the two, so a rerun never shortens a curve,
-    with `rerun_check` saying how the points both measured compare (same samples: the largest
-    absolute difference of train and test; 0 when the rerun reproduces them exactly)."""
+    checkpoints) meets the `published` one: the published record until the rerun goes further, so a
+    rerun never shortens or replaces a curve of equal length, with `rerun_check` saying how the points
+    both measured compare (same samples: the largest absolute difference of train and test; 0 when
+    the rerun reproduces them exactly). The check is always against the first published run: a rerun
+    that goes further and differs keeps what it replaced under `replaced`."""
     if published is None:
         return rerun
-    same_step = published.get("learning_rate") == rerun.get("learning_rate")
-    old = {p["samples"]: p for p in published["points"]} if same_step else {}
+    reference = published.get("replaced", published)
+    same_step = reference.get("learning_rate") == rerun.get("learning_rate")
+    old = {p["samples"]: p for p in reference["points"]} if same_step else {}
     shared = [(old[p["samples"]], p) for p in rerun["points"] if p["samples"] in old]
     check = {"points": len(shared), "rerun_samples": rerun["samples"], "rerun_learning_rate": rerun["learning_rate"],
              "max_abs_difference": max((abs(a[k] - b[k]) for a, b in shared for k in ("train", "test")),
                                        default=None)}
-    if rerun["samples"] >= published["samples"]:
-        return {**rerun, "rerun_check": check}
-    return {**published, "rerun_check": check}
+    if rerun["samples"] <= published["samples"]:
+        return {**published, "rerun_check": check}
+    if check["max_abs_difference"] == 0 and check["points"] == len(reference["points"]):
+        return {**rerun, "rerun_check": check}  # the same curve, continued
+    kept = {k: reference[k] for k in ("learning_rate", "samples", "wall_seconds", "points", "command") if k in reference}
+    return {**rerun, "rerun_check": check, "replaced": kept}
 
 
 def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples: int | None = None,
