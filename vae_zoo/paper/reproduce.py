@@ -232,7 +232,8 @@ def merged(published: dict | None, rerun: dict) -> dict:
         return {**published, "rerun_check": check}
     if check["max_abs_difference"] == 0 and check["points"] == len(reference["points"]):
         return {**rerun, "rerun_check": check}  # the same curve, continued
-    kept = {k: reference[k] for k in ("learning_rate", "samples", "wall_seconds", "points", "command") if k in reference}
+    kept = {k: reference[k] for k in ("learning_rate", "samples", "wall_seconds", "points", "command")
+            if k in reference}
     return {**rerun, "rerun_check": check, "replaced": kept}
 
 

@@ -1,0 +1,57 @@
+"""docs/paper.md cannot drift from results/: its tables and every number marked in its prose are
+regenerated from results/*.json (python docs/make_paper.py) and must equal what the file says."""
+
+import difflib
+from pathlib import Path
+
+import pytest
+
+from vae_zoo.core.errors import InvalidArgumentError
+from vae_zoo.paper import report
+
+REPO = Path(__file__).resolve().parents[1]
+DOCUMENT = REPO / "docs" / "paper.md"
+
+
+def test_paper_md_says_what_the_results_say():
+    current, rendered = DOCUMENT.read_text(), report.render_file(DOCUMENT, REPO / "results")
+    diff = "".join(difflib.unified_diff(current.splitlines(True), rendered.splitlines(True), n=0))
+    assert current == rendered, f"run `python docs/make_paper.py`:\n{diff[:3000]}"
+    assert current.count("<!--=") >= 90  # the prose's numbers are quoted through the generator
+
+
+def _results():
+    return {"fig": {"curves": {"a-aevb": {"dataset": "mnist", "latent_dim": 3, "n_train": 10, "method": "aevb",
+                                          "samples": 1000, "wall_seconds": 120.0, "learning_rate": 0.1,
+                                          "points": [{"samples": 100, "train": -150.0, "test": -151.25},
+                                                     {"samples": 1000, "train": -120.0, "test": -125.5}]}}}}
+
+
+def test_a_changed_quote_is_put_back_and_a_difference_is_computed():
+    text = "at 1e3 <!--=fig:a-aevb:test@1e3-->-999.00<!--/--> (gap <!--=fig:a-aevb:train@1e3 - " \
+           "fig:a-aevb:test@1e3|+.1f-->0<!--/-->), start <!--=fig:a-aevb:train@100|.0f-->x<!--/-->, " \
+           "<!--=fig:a-aevb:minutes_per_million-->?<!--/--> min"
+    assert report.render(text, _results()) == (
+        "at 1e3 <!--=fig:a-aevb:test@1e3-->-125.50<!--/--> (gap <!--=fig:a-aevb:train@1e3 - "
+        "fig:a-aevb:test@1e3|+.1f-->+5.5<!--/-->), start <!--=fig:a-aevb:train@100|.0f-->-150<!--/-->, "
+        "<!--=fig:a-aevb:minutes_per_million-->2000.00<!--/--> min")
+
+
+@pytest.mark.parametrize("quote, message", [
+    ("fig:b-aevb:test@1e3", "no curve b-aevb"),
+    ("other:a-aevb:test@1e3", "results/other.json"),
+    ("fig:a-aevb:test@1e5", "no point within 10 %"),  # a budget the curve has not reached
+    ("fig:a-aevb:elbo@1e3", "expected STEM:CURVE"),
+    ("fig:a-aevb:rerun_check.max_abs_difference", "no number there"),
+    ("fig:a-aevb:test@1e3 - fig:a-aevb:test@1e3 - fig:a-aevb:test@1e3", "REF - REF"),
+    ("fig:a-aevb:test@1e3|q", "Quote"),
+])
+def test_a_quote_that_names_nothing_in_the_results_is_an_error(quote, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        report.render(f"<!--={quote}-->1<!--/-->", _results())
+
+
+def test_tables_are_regenerated_between_their_markers():
+    text = "<!-- fig-leads -->\nstale\n<!-- /fig-leads -->\n<!-- fig-table -->\nstale\n<!-- /fig-table -->"
+    rendered = report.render(text, _results())
+    assert "stale" not in rendered and "| mnist | 3 | 10 | aevb |" in rendered

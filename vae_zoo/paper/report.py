@@ -1,0 +1,146 @@
+"""The paper's write-up generated from its results: the tables and every number quoted in the
+prose of a document (docs/paper.md) are filled in from results/*.json, so the text cannot drift
+from the record.
+
+A document marks what is generated:
+
+- a table between `<!-- STEM-KIND -->` and `<!-- /STEM-KIND -->`, from results/STEM.json: KIND
+  `table` (`reproduce.table`), `steps` (`reproduce.step_size_table`), `leads` (`lead_table`: the
+  first method's lead over the others per panel) or `reruns` (`rerun_table`);
+- a quoted number as `<!--=QUOTE-->VALUE<!--/-->`, where QUOTE is a reference
+  `STEM:CURVE:FIELD@SAMPLES` (FIELD train or test, SAMPLES a number such as 1e7 or `end`; the
+  point measured nearest to SAMPLES, which must lie within 10 % of it; Figure 3's points also have
+  train_median and test_median), `STEM:CURVE:rerun_check.FIELD` (a field of the curve's rerun check),
+  `STEM:CURVE:minutes_per_million` (its wall time per 10^6 training samples), or the difference of two (`REF - REF`),
+  optionally followed by `|FORMAT` (a Python format spec, default `.2f`; `+.1f` for a signed
+  difference).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from vae_zoo.core.errors import InvalidArgumentError
+from vae_zoo.paper import reproduce
+
+BLOCK = re.compile(r"(<!-- (?P<name>[\w.-]+)-(?P<kind>table|steps|leads|reruns) -->\n)(?P<body>.*?)"
+                   r"(\n<!-- /(?P=name)-(?P=kind) -->)", re.S)
+QUOTE = re.compile(r"(<!--=(?P<quote>[^>]*?)-->)(?P<value>.*?)(<!--/-->)", re.S)
+REFERENCE = re.compile(r"^(?P<stem>[\w.-]+):(?P<curve>[\w.-]+):(?:(?P<field>(?:train|test)(?:_median)?)@"
+                       r"(?P<at>end|[0-9.e+]+)|rerun_check\.(?P<check>\w+)|(?P<rate>minutes_per_million))$")
+MILESTONES = (1e6, 1e7, 1e8)  # the samples at which lead_table compares the methods
+
+
+def render(text: str, results: Mapping[str, dict]) -> str:
+    """`text` with every marked table and quote filled in from `results` (stem -> results dict).
+
+    Raises:
+        InvalidArgumentError: a marker names results, a curve or a point that is not there, or a
+            quote does not parse.
+    """
+    def table(match):
+        data = _results(results, match["name"])
+        body = {"table": reproduce.table, "steps": reproduce.step_size_table, "leads": lead_table,
+                "reruns": rerun_table}[match["kind"]](data)
+        return match.group(1) + body + match.group(5)
+
+    def quote(match):
+        return match.group(1) + value(match["quote"], results) + match.group(4)
+
+    return QUOTE.sub(quote, BLOCK.sub(table, text))
+
+
+def value(quote: str, results: Mapping[str, dict]) -> str:
+    """The text of one quote (see the module doc): a reference or a difference, formatted."""
+    expression, _, spec = quote.partition("|")
+    terms = [t.strip() for t in expression.split(" - ")]
+    if len(terms) > 2 or not all(terms):
+        raise InvalidArgumentError(f"Quote {quote!r}: expected REF or REF - REF, optionally |FORMAT.")
+    numbers = [_point(term, results) for term in terms]
+    number = numbers[0] - numbers[1] if len(numbers) == 2 else numbers[0]
+    try:
+        return format(number, spec.strip() or ".2f")
+    except ValueError as err:
+        raise InvalidArgumentError(f"Quote {quote!r}: {err}") from None
+
+
+def _point(reference: str, results: Mapping[str, dict]) -> float:
+    match = REFERENCE.match(reference)
+    if match is None:
+        raise InvalidArgumentError(f"Quote reference {reference!r}: expected STEM:CURVE:FIELD@SAMPLES "
+                                   "(FIELD train, test, train_median or test_median; SAMPLES a number such as 1e7, "
+                                   "or end), STEM:CURVE:rerun_check.FIELD or STEM:CURVE:minutes_per_million.")
+    curves = _results(results, match["stem"])["curves"]
+    if match["curve"] not in curves:
+        raise InvalidArgumentError(f"Quote reference {reference!r}: no curve {match['curve']} in {match['stem']}.")
+    if match["rate"]:
+        curve = curves[match["curve"]]
+        return curve["wall_seconds"] / 60 / (curve["samples"] / 1e6)
+    if match["check"]:
+        number = curves[match["curve"]].get("rerun_check", {}).get(match["check"])
+        if not isinstance(number, (int, float)):
+            raise InvalidArgumentError(f"Quote reference {reference!r}: the curve has no number there.")
+        return float(number)
+    points = curves[match["curve"]]["points"]
+    point = points[-1] if match["at"] == "end" else reproduce.nearest(points, float(match["at"]))
+    if match["at"] != "end" and not 0.9 <= point["samples"] / float(match["at"]) <= 1.1:
+        raise InvalidArgumentError(f"Quote reference {reference!r}: {match['curve']} has no point within 10 % of "
+                                   f"{match['at']} samples (nearest: {point['samples']:.3g}).")
+    return float(point[match["field"]])
+
+
+def _near(points: list[dict], samples: float) -> dict | None:
+    point = reproduce.nearest(points, samples)
+    return point if 0.9 <= point["samples"] / samples <= 1.1 else None
+
+
+def lead_table(results: dict) -> str:
+    """A markdown table: per panel, the test value of its first method (AEVB) minus each other
+    method's at 10^6, 10^7 and 10^8 samples ("-" where a curve has not reached them); positive:
+    the first method is ahead."""
+    panels: dict[tuple, dict] = {}
+    for c in results["curves"].values():
+        panels.setdefault((c["dataset"], c["latent_dim"], c["n_train"]), {})[c["method"]] = c
+    lines = [f"| data | N_z | N | lead of | {' | '.join(f'@ {m:.0e}' for m in MILESTONES)} |",
+             "|" + " --- |" * (4 + len(MILESTONES))]
+    for (dataset, z, n), methods in sorted(panels.items()):
+        first, *others = methods
+        for other in others:
+            cells = []
+            for at in MILESTONES:
+                a, b = _near(methods[first]["points"], at), _near(methods[other]["points"], at)
+                cells.append(f"{a['test'] - b['test']:+.1f}" if a and b else "-")
+            lines.append(f"| {dataset} | {z} | {n:,} | {first} over {other} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def rerun_table(results: dict) -> str:
+    """A markdown table of each curve's rerun from its seed against the first published run: the
+    samples each reached, the points both measured and their largest difference (train or test)."""
+    lines = ["| curve | published to | rerun to | rerun step size | points compared | max abs difference |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, c in sorted(results["curves"].items()):
+        check = c.get("rerun_check")
+        if check is None:
+            continue
+        published = c.get("replaced", c)["samples"]
+        diff = check["max_abs_difference"]
+        lines.append(f"| {name} | {published:.2g} | {check['rerun_samples']:.2g} | {check['rerun_learning_rate']:g} | "
+                     f"{check['points']} | {'-' if diff is None else f'{diff:.4g}'} |")
+    return "\n".join(lines)
+
+
+def _results(results: Mapping[str, dict], stem: str) -> dict:
+    if stem not in results:
+        raise InvalidArgumentError(f"The document quotes results/{stem}.json, which is not among the results "
+                                   f"read ({', '.join(sorted(results)) or 'none'}).")
+    return results[stem]
+
+
+def render_file(document: str | os.PathLike, results_dir: str | os.PathLike) -> str:
+    """The text of `document` rendered from every figure's results in `results_dir` (FIGURE.json)."""
+    results = {path.stem: reproduce.read_results(path) for path in sorted(Path(results_dir).glob("*.json"))}
+    return render(Path(document).read_text(), results)
