@@ -86,6 +86,8 @@ def test_both_estimators_match_quadrature_in_three_dimensions(seed):
     x = (np.random.default_rng(10 + seed).random((6, 12)) < 0.5).astype(np.float32)
     coarse, exact = quadrature(model, x, points=81), quadrature(model, x, points=121)
     np.testing.assert_allclose(coarse, exact, atol=1e-3)
+    boxes = exact_lib.posterior_boxes(model, x, points=61)  # each image on its own box, as evaluate --exact
+    np.testing.assert_allclose(exact_lib.quadrature_in_boxes(model, x, boxes, 41), exact, atol=5e-3)  # float32 sums
     app_d, acceptance, _ = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200, num_leapfrog_steps=5)
     ais, _ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=200, num_leapfrog_steps=5)
     for estimate in (app_d, ais):  # measured: mean error within 0.06 nats, worst image 0.26
@@ -140,7 +142,9 @@ def test_the_package_quadrature_is_the_exact_log_likelihood_and_refuses_what_it_
     assert np.all(exact < 0) and np.all(exact >= model.log_likelihood(x, num_samples=200, seed=0) - 0.5)
     frey = vae_zoo.load("frey-z2", compile=False)
     monkeypatch.setitem(evaluation.EXACT_GRIDS, 2, 201)  # faster; frey-z2 fails the check at 801 points too
-    monkeypatch.setattr(evaluation, "EXACT_BOX_POINTS", 9)  # and each image's own box, this coarse
+    monkeypatch.setitem(evaluation.EXACT_LOCATOR_POINTS, 2, 201)
+    monkeypatch.setitem(evaluation.EXACT_BOX_POINTS, 2, 9)  # and each image's own box, this coarse
+    monkeypatch.setitem(evaluation.EXACT_BOX_CHECK_POINTS, 2, 5)
     with pytest.raises(EstimateError, match="too coarse"):
         exact_log_likelihood(frey, data.test_set("frey", binary=False)[1:3], "2 images", verbose=False)
     with pytest.raises(InvalidArgumentError, match="2 or 3"):
@@ -158,8 +162,10 @@ def test_narrow_posteriors_are_integrated_on_each_images_own_box_even_far_out_in
 
     frey = vae_zoo.load("frey-z2", compile=False)
     x = data.test_set("frey", binary=False)[:3]
-    monkeypatch.setitem(evaluation.EXACT_GRIDS, 2, 201)  # the wide grid only locates the posteriors
-    monkeypatch.setattr(evaluation, "EXACT_BOX_POINTS", 201)
+    monkeypatch.setitem(evaluation.EXACT_GRIDS, 2, 201)
+    monkeypatch.setitem(evaluation.EXACT_LOCATOR_POINTS, 2, 201)  # the wide grid only locates the posteriors
+    monkeypatch.setitem(evaluation.EXACT_BOX_POINTS, 2, 201)
+    monkeypatch.setitem(evaluation.EXACT_BOX_CHECK_POINTS, 2, 101)
     monkeypatch.setattr(evaluation, "EXACT_TOLERANCE", 0.02)  # 201 against 101 points (the card: 401 and 201)
     result = evaluation.exact_log_likelihood(frey, x, "3 images", verbose=False)
     assert result["grid"].startswith("per image, 201^2 points") and result["grid_check"] <= 0.02

@@ -88,7 +88,8 @@ def _boxes(model, x, half_width, points, drop, batch_size, grid_chunk) -> tuple[
     return np.stack([low - step, high + step], axis=-1), step
 
 
-def quadrature_in_boxes(model, x, boxes: np.ndarray, points: int = 201, grid_chunk: int = 16_384) -> np.ndarray:
+def quadrature_in_boxes(model, x, boxes: np.ndarray, points: int = 201, grid_chunk: int = 16_384,
+                        verbose: bool = False) -> np.ndarray:
     """log p(x) by the midpoint rule on a grid of `points` per axis over each image's own box
     (`posterior_boxes`): for posteriors too narrow for one shared grid (a Gaussian decoder that
     learned small variances). Each image's grid is decoded for it alone.
@@ -106,6 +107,8 @@ def quadrature_in_boxes(model, x, boxes: np.ndarray, points: int = 201, grid_chu
         for _, _, log_joint in _log_joints(model, x[i:i + 1], grid, 1, grid_chunk):
             total = np.logaddexp(total, scipy.special.logsumexp(log_joint))
         out[i] = total + np.log(cell)
+        if verbose and (i + 1) % 100 == 0:
+            print(f"quadrature: {i + 1:,} of {len(x):,} images, each on its own box", flush=True)
     return out
 
 
