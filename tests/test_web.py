@@ -43,8 +43,8 @@ def browser():
         browser.close()
 
 
-def open_page(browser, url):
-    page = browser.new_page()
+def open_page(browser, url, viewport=None):
+    page = browser.new_page(**({"viewport": viewport} if viewport else {}))
     page.set_default_timeout(120_000)  # a loaded CI machine compiles the WASM runtime slowly
     requests = []
     page.on("request", lambda request: requests.append(request.url))
@@ -182,11 +182,7 @@ def test_z_wraps_between_numbers_and_the_path_shows_its_two_images(site, browser
     import json
 
     _, base = site
-    page = browser.new_page(viewport={"width": 375, "height": 740})
-    page.set_default_timeout(120_000)
-    page.goto(f"{base}/web/index.html?preset=mnist-z200")
-    page.wait_for_function("window.vaeZoo !== undefined")
-    page.evaluate("window.vaeZoo.ready")
+    page, _ = open_page(browser, f"{base}/web/index.html?preset=mnist-z200", {"width": 375, "height": 740})
     page.click("#sample")
     page.wait_for_function("document.querySelectorAll('#z .zv').length === 200")
     lines = page.evaluate("Array.from(document.querySelectorAll('#z .zv'), s => s.getClientRects().length)")
@@ -203,11 +199,7 @@ def test_z_wraps_between_numbers_and_the_path_shows_its_two_images(site, browser
 
 def test_readable_at_phone_width_and_operable_by_keyboard(site, browser):
     _, base = site
-    page = browser.new_page(viewport={"width": 375, "height": 740})
-    page.set_default_timeout(120_000)
-    page.goto(f"{base}/web/index.html?preset=mnist-z2")
-    page.wait_for_function("window.vaeZoo !== undefined")
-    page.evaluate("window.vaeZoo.ready")
+    page, _ = open_page(browser, f"{base}/web/index.html?preset=mnist-z2", {"width": 375, "height": 740})
     assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing wider than the phone
     focusable = page.evaluate("""() => Array.from(document.querySelectorAll('select, button, input, [tabindex]'))
         .filter(e => !e.closest('[hidden]')).map(e => e.id)""")
