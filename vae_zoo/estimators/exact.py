@@ -136,13 +136,15 @@ def _log_joints(model, x: np.ndarray, grid: np.ndarray, batch_size: int, grid_ch
         params = model.decoder.params(tf.constant(grid[start:start + grid_chunk], tf.float32))
         if model.likelihood == "bernoulli":  # x . logits - sum softplus(logits)
             weights, offset = [params["logits"]], -tf.reduce_sum(tf.math.softplus(params["logits"]), axis=1)
-        else:  # -x^2 . 1/(2 var) + x . mean/var - sum(mean^2/(2 var) + log var / 2 + log(2 pi) / 2)
+        else:  # -x^2 . 1/(2 var) + x . mean/var - sum(mean^2/(2 var) + log var / 2 + log(2 pi) / 2),
+            # in float64: with small variances the three terms are large and cancel
+            params = {k: tf.cast(params[k], tf.float64) for k in ("x_mean", "x_log_var")}
             inv = tf.exp(-params["x_log_var"])
             weights = [-0.5 * inv, params["x_mean"] * inv]
             offset = -tf.reduce_sum(0.5 * params["x_mean"] ** 2 * inv + 0.5 * params["x_log_var"]
                                     + 0.5 * np.log(2 * np.pi), axis=1)
         for first in range(0, len(x), batch_size):
-            xb = tf.constant(x[first:first + batch_size])
+            xb = tf.constant(x[first:first + batch_size], weights[0].dtype)
             features = [xb] if len(weights) == 1 else [xb * xb, xb]
             log_joint = tf.add_n([tf.matmul(f, w, transpose_b=True) for f, w in zip(features, weights)]) + offset
             yield start, first, log_joint.numpy().astype(np.float64) + log_prior[start:start + grid_chunk]

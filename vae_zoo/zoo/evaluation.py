@@ -188,8 +188,8 @@ EXACT_GRIDS = {2: 801, 3: 121}  # grid points per axis of the quadrature, by lat
 # posterior, of the grid over its own box, and of the coarser box grid that checks it (by latent
 # size; a 3-D box costs about 1.5 s per image on one core).
 EXACT_LOCATOR_POINTS = {2: 801, 3: 61}
-EXACT_BOX_POINTS = {2: 401, 3: 41}
-EXACT_BOX_CHECK_POINTS = {2: 201, 3: 31}
+EXACT_BOX_POINTS = {2: 201, 3: 41}
+EXACT_BOX_CHECK_POINTS = {2: 101, 3: 31}
 EXACT_TOLERANCE = 0.01  # nats: the largest change from halving the grid that is accepted
 
 
