@@ -85,14 +85,15 @@ def _point(reference: str, results: Mapping[str, dict]) -> float:
             raise InvalidArgumentError(f"Quote reference {reference!r}: the curve has no number there.")
         return float(number)
     points = curves[match["curve"]]["points"]
-    point = points[-1] if match["at"] == "end" else reproduce.nearest(points, float(match["at"]))
-    if match["at"] != "end" and not 0.9 <= point["samples"] / float(match["at"]) <= 1.1:
+    point = points[-1] if match["at"] == "end" else _near(points, float(match["at"]))
+    if point is None:
         raise InvalidArgumentError(f"Quote reference {reference!r}: {match['curve']} has no point within 10 % of "
-                                   f"{match['at']} samples (nearest: {point['samples']:.3g}).")
+                                   f"{match['at']} samples.")
     return float(point[match["field"]])
 
 
 def _near(points: list[dict], samples: float) -> dict | None:
+    """The point measured nearest to `samples`, if it lies within 10 % of it."""
     point = reproduce.nearest(points, samples)
     return point if 0.9 <= point["samples"] / samples <= 1.1 else None
 
