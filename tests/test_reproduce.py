@@ -164,7 +164,7 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path,
         for point in curve["points"]:  # every point carries its diagnostics, and passed the gate
             assert point["train_nonfinite"] == point["test_nonfinite"] == 0 and point["measure_seconds"] > 0
             assert point["test"] <= 0 and abs(point["test_acceptance"] - 0.9) <= 0.05, (name, point)
-            assert point["test_median"] <= 0
+            assert point["test_median"] <= 0 and point["train_se"] > 0 and point["test_se"] > 0
     assert sorted(a["curves"]) == [f"mnist-n200-z3-{m}" for m in ("aevb", "mcem", "wake-sleep")]
     assert a["command"] == "vae-zoo " + " ".join(map(str, [*TINY_FIGURE3, "--workdir", straight / "w", "--out",
                                                             straight / "o"]))
@@ -199,6 +199,8 @@ def test_figure2_end_to_end_with_a_tiny_budget(tmp_path, in_process, monkeypatch
     for curve in results["curves"].values():
         assert curve["samples"] == 3400 and [p["samples"] for p in curve["points"]] == [1700, 3400]
         assert all(np.isfinite([p["train"], p["test"]]).all() for p in curve["points"])
+        for p in curve["points"]:  # the spread over the 100 images beside every mean
+            assert p["train_se"] > 0 and p["test_se"] > 0 and np.isfinite([p["train_median"], p["test_median"]]).all()
         assert curve["command"] == "vae-zoo " + " ".join(map(str, args))
     # Published after every measured point, not only when a curve ends: a long run shows how far it got.
     assert {"frey-n1765-z2-aevb": [1700]} in written
@@ -250,3 +252,23 @@ def test_a_rerun_from_the_seed_never_shortens_a_published_curve_and_says_how_it_
     assert later["samples"] == 20000 and later["replaced"]["points"] == published["points"]
     assert later["rerun_check"] == {"points": 3, "rerun_samples": 20000, "rerun_learning_rate": 0.02,
                                     "max_abs_difference": 1.0}
+
+
+def test_a_published_point_a_rerun_reproduces_gains_the_reruns_standard_errors_and_medians():
+    def record(values, extra=None, lr=0.02):
+        return {"learning_rate": lr, "samples": 10 ** len(values),
+                "points": [{"samples": 10 ** (i + 1), "train": v, "test": v - 1, **(extra or {})}
+                           for i, v in enumerate(values)]}
+
+    published = record([-150.0, -130.0, -120.0])
+    extra = {"train_se": 0.4, "test_se": 0.9, "train_median": -119.0, "test_median": -121.0}
+    rerun = record([-150.0, -130.5], extra)
+    points = reproduce.merged(published, rerun)["points"]
+    assert points[0] == {**published["points"][0], **extra}  # reproduced exactly: completed
+    assert points[1:] == published["points"][1:]  # differs (or not rerun yet): as published
+    assert reproduce.merged(published, record([-150.0], extra, lr=0.01))["points"] == published["points"]
+    with_nan = reproduce.image_statistics("test", np.array([1.0, 3.0, np.nan]))
+    assert np.isnan(with_nan.pop("test")) and with_nan == {"test_se": 0.707, "test_median": 2.0}
+    stats = reproduce.image_statistics("test", np.array([1.0, 3.0, 8.0]))
+    assert stats == {"test": 4.0, "test_se": 1.7, "test_median": 3.0}
+    assert reproduce.image_statistics("test", np.array([2.0])) == {"test": 2.0, "test_median": 2.0}

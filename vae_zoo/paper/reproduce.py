@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from vae_zoo.core.errors import EstimateError, OutputExistsError, TrainingError
+from vae_zoo.core.summaries import mean_and_se
 from vae_zoo.core.io import atomic_write_text, exclusive_lock, read_json_object
 from vae_zoo.core.validation import check_choice, check_positive_float, check_positive_int, check_seed
 from vae_zoo.data import datasets as data_lib
@@ -83,11 +84,24 @@ def check_point(curve: str, point: dict, binary: bool, metric: str) -> None:
                                 "Nothing was written.")
 
 
+def image_statistics(name: str, values: np.ndarray) -> dict:
+    """Per-image values -> `name` (their mean), `name_se` (its standard error over the images) and
+    `name_median`, both over the finite values (the mean is not finite if any value is not; a
+    standard error needs two values)."""
+    finite = values[np.isfinite(values)]
+    out = {name: float(np.mean(values))}
+    if len(finite) > 1:
+        out[f"{name}_se"] = mean_and_se(finite)["standard_error"]
+    if len(finite):
+        out[f"{name}_median"] = float(np.median(finite))
+    return out
+
+
 def _measure(curve: Curve, settings: Settings):
     """model -> the figure's metric on the curve's train and test data, with its diagnostics:
-    `train`, `test` (means over images), and for the marginal likelihood `*_median`, `*_acceptance`
-    (mean HMC acceptance over chains), `*_nonfinite` (images whose estimate is not finite) and
-    `measure_seconds`."""
+    `train`, `test` (means over images) with `*_se` (their standard errors over the images) and
+    `*_median`; for the marginal likelihood also `*_acceptance` (mean HMC acceptance over chains),
+    `*_nonfinite` (images whose estimate is not finite) and `measure_seconds`."""
     binary = curve.dataset == "mnist"
     x_train = data_lib.load(curve.dataset, "train")[: min(curve.n_train, settings.eval_points)]
     x_train = data_lib.binarize(x_train, settings.seed) if binary else x_train
@@ -99,18 +113,19 @@ def _measure(curve: Curve, settings: Settings):
 
     def measure(model) -> dict:
         if spec.metric == "bound":
-            return {name: np.mean(model.elbo(x, "B", 1, seed=settings.seed)) for name, x in
-                    (("train", x_train), ("test", x_test))}
+            out = {}
+            for name, x in (("train", x_train), ("test", x_test)):
+                out.update(image_statistics(name, np.asarray(model.elbo(x, "B", 1, seed=settings.seed))))
+            return out
         start, out = time.perf_counter(), {}
         for name, x in (("train", x_train), ("test", x_test)):
             estimate = marginal_likelihood.app_d(
                 model, x, settings.ml_samples, settings.ml_burnin, settings.ml_leapfrog, seed=settings.seed,
                 batch_size=len(x), num_chains=chains)
             estimates = estimate.log_likelihood
-            finite = np.isfinite(estimates)
-            out.update({name: float(np.mean(estimates)), f"{name}_median": float(np.median(estimates[finite]))
-                        if finite.any() else math.nan, f"{name}_acceptance": float(np.mean(estimate.acceptance)),
-                        f"{name}_nonfinite": int(np.sum(~finite))})
+            out.update(image_statistics(name, estimates))
+            out.update({f"{name}_acceptance": float(np.mean(estimate.acceptance)),
+                        f"{name}_nonfinite": int(np.sum(~np.isfinite(estimates)))})
             if chains > 1:
                 out.update({f"{name}_flagged": len(marginal_likelihood.flagged(estimate)),
                             f"{name}_max_disagreement": float(np.max(estimate.disagreement))})
@@ -218,7 +233,8 @@ def merged(published: dict | None, rerun: dict) -> dict:
     rerun never shortens or replaces a curve of equal length, with `rerun_check` saying how the points
     both measured compare (same samples: the largest absolute difference of train and test; 0 when
     the rerun reproduces them exactly). The check is always against the first published run: a rerun
-    that goes further and differs keeps what it replaced under `replaced`."""
+    that goes further and differs keeps what it replaced under `replaced`. A published point the
+    rerun reproduces exactly gains the rerun's diagnostics it lacks (e.g. standard errors)."""
     if published is None:
         return rerun
     reference = published.get("replaced", published)
@@ -229,12 +245,22 @@ def merged(published: dict | None, rerun: dict) -> dict:
              "max_abs_difference": max((abs(a[k] - b[k]) for a, b in shared for k in ("train", "test")),
                                        default=None)}
     if rerun["samples"] <= published["samples"]:
-        return {**published, "rerun_check": check}
+        points = _with_diagnostics(published["points"], rerun["points"]) if same_step else published["points"]
+        return {**published, "points": points, "rerun_check": check}
     if check["max_abs_difference"] == 0 and check["points"] == len(reference["points"]):
         return {**rerun, "rerun_check": check}  # the same curve, continued
     kept = {k: reference[k] for k in ("learning_rate", "samples", "wall_seconds", "points", "command")
             if k in reference}
     return {**rerun, "rerun_check": check, "replaced": kept}
+
+
+def _with_diagnostics(points: list[dict], rerun_points: list[dict]) -> list[dict]:
+    """`points`, each completed by the fields of the rerun's point at the same samples when that
+    point has the same train and test values."""
+    again = {p["samples"]: p for p in rerun_points}
+    return [{**again[p["samples"]], **p}
+            if p["samples"] in again and all(again[p["samples"]][k] == p[k] for k in ("train", "test")) else p
+            for p in points]
 
 
 def run(figure: str, out: str | os.PathLike, workdir: str | os.PathLike, samples: int | None = None,

@@ -162,8 +162,8 @@ _PAPER_Y = {("figure2", "mnist"): (-150, -100), ("figure2", "frey"): (0, 1600),
 def plot_figure(results: dict, path: str | os.PathLike, overwrite: bool = False) -> None:
     """A figure of the paper as `reproduce.run` measured it: one panel per N_z (Figure 2, a row per
     data set, log axis from 10^5 to 10^8) or per training-set size (Figure 3, linear axis to 6 x 10^7),
-    one colour per method, train solid, test dashed; the paper's y ranges, widened where a curve ends
-    outside them.
+    one colour per method, train solid, test dashed, a band of +- 2 standard errors over the images
+    where a point records one; the paper's y ranges, widened where a curve ends outside them.
 
     Args:
         results: what `reproduce.run` returns (curves with their measured points).
@@ -190,10 +190,14 @@ def plot_figure(results: dict, path: str | os.PathLike, overwrite: bool = False)
             ax = axes[r][col]
             for c in group:
                 color = f"C{methods.index(c['method'])}"
-                xs = [p["samples"] for p in c["points"]]
-                ax.plot(xs, [p["train"] for p in c["points"]], color=color, lw=1.2, label=f"{c['method']} train")
-                ax.plot(xs, [p["test"] for p in c["points"]], color=color, lw=1.2, ls="--",
-                        label=f"{c['method']} test")
+                for split, style in (("train", "-"), ("test", "--")):
+                    xs = [p["samples"] for p in c["points"]]
+                    ys = np.array([p[split] for p in c["points"]])
+                    ax.plot(xs, ys, color=color, lw=1.2, ls=style, label=f"{c['method']} {split}")
+                    # +- 2 standard errors over the images, where the point records one
+                    se = np.array([p.get(f"{split}_se", np.nan) for p in c["points"]])
+                    if np.isfinite(se).any():
+                        ax.fill_between(xs, ys - 2 * se, ys + 2 * se, color=color, alpha=0.2, lw=0)
             finals = [c["points"][-1][s] for c in group for s in ("train", "test")]
             low, high = _PAPER_Y.get((results["figure"], dataset if results["figure"] == "figure2" else key[0]),
                                      (min(finals), max(finals)))
