@@ -92,6 +92,30 @@ def test_evaluate_reports_both_estimators_and_log_likelihood(trained, in_process
 
 
 @pytest.mark.slow
+def test_evaluate_ais_measures_the_first_test_images_as_the_estimator_does(trained, in_process, monkeypatch):
+    import numpy as np
+
+    from vae_zoo import load
+    from vae_zoo.data import datasets
+    from vae_zoo.estimators import marginal_likelihood
+    from vae_zoo.zoo import evaluation
+
+    _, preset = trained
+    monkeypatch.setattr(evaluation, "AIS_SETTINGS", {"num_chains": 4, "num_steps": 20, "num_leapfrog_steps": 2})
+    result = in_process("evaluate", preset, "--ais", "--n-test", "3", "--seed", "5", "--json")
+    measured = json.loads(result.stdout[result.stdout.index("{"): result.stdout.rindex("}") + 1])
+    x = datasets.test_set("mnist", True)[:3]
+    values, acceptance = marginal_likelihood.ais(load(preset), x, seed=5, **evaluation.AIS_SETTINGS)
+    assert measured["n"] == 3 and measured["mean"] == round(float(np.mean(values)), 3)
+    assert measured["standard_error"] > 0 and measured["acceptance"] == round(float(np.mean(acceptance)), 3)
+    assert "stochastic lower bound" in measured["kind"] and "AIS: 3 of 3 images" in result.stdout
+    for flags, message in ((["--n-test", "3"], "drop --n-test"), (["--seed", "5"], "drop --seed"),
+                           (["--exact"], "two measurements")):
+        refused = in_process("evaluate", preset, "--ais", "--write-card", *flags, check=False)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+
+
+@pytest.mark.slow
 def test_export_command_and_info(trained, tmp_path, in_process):
     _, preset = trained
     result = in_process("export", preset, "-o", tmp_path / "edge", "--format", "onnx", "--part", "decoder")

@@ -65,7 +65,7 @@ def readme(card: dict, config: dict, name: str) -> str:
     if metrics:
         lines += ["## Measured", "", f"{metrics.get('units', 'nats per datapoint')}; {metrics.get('test_set', '')}", "",
                   "| metric | value |", "| --- | --- |"]
-        for key in ("test_log_likelihood", "test_log_likelihood_exact", "test_elbo_B", "test_elbo_A", "train_elbo_B",
+        for key in ("test_log_likelihood", "test_log_likelihood_exact", "test_log_likelihood_ais", "test_elbo_B", "test_elbo_A", "train_elbo_B",
                     "source_preset_test_log_likelihood"):
             if metrics.get(key):
                 lines += [f"| {key} | {_number(metrics[key])} |"]
@@ -75,10 +75,14 @@ def readme(card: dict, config: dict, name: str) -> str:
         if metrics.get("test_log_likelihood_exact"):
             lines += ["test_log_likelihood_exact integrates p(x|z) p(z) over a grid of z "
                       f"({metrics['test_log_likelihood_exact'].get('grid', '')}): exact up to the grid's error."]
+        if metrics.get("test_log_likelihood_ais"):
+            ais = metrics["test_log_likelihood_ais"]
+            lines += [f"test_log_likelihood_ais: {ais.get('kind', 'AIS')}, on {ais.get('test_set', 'the test set')}."]
         if card.get("metrics_command"):
             lines += ["", f"Reproduce with `{card['metrics_command']}`."]
-        if card.get("exact_command"):
-            lines += [f"The exact value: `{card['exact_command']}`."]
+        for key, what in (("exact_command", "The exact value"), ("ais_command", "The AIS estimate")):
+            if card.get(key):
+                lines += [f"{what}: `{card[key]}`."]
         lines += [""]
     lines += ["## Intended use and limits", "",
               "A generative model of small grayscale images of the kind it was trained on: sampling, "

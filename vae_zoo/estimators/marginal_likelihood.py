@@ -199,13 +199,17 @@ def flagged(estimate: mcmc.AppD, threshold: float | None = None) -> np.ndarray:
     return np.flatnonzero(~(np.asarray(estimate.disagreement) <= threshold))
 
 
-def _by_batch(estimate, x: np.ndarray, seed: int, batch_size: int) -> tuple[np.ndarray, ...]:
+def _by_batch(estimate, x: np.ndarray, seed: int, batch_size: int, progress=None) -> tuple[np.ndarray, ...]:
     """Runs `estimate(x_batch, seed_of_batch)` -> a tuple of (batch,) tensors over the batches of x; the
-    batch starting at row r is seeded (seed, r), so a row's estimate does not depend on the others'."""
+    batch starting at row r is seeded (seed, r), so a row's estimate does not depend on the others'.
+    `progress(rows_done)`, if given, is called after every batch."""
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed("seed", seed, allow_none=False)
-    parts = [estimate(tf.constant(x[start:start + batch_size]), tf.constant([seed, start], tf.int64))
-             for start in range(0, len(x), batch_size)]
+    parts = []
+    for start in range(0, len(x), batch_size):
+        parts.append(estimate(tf.constant(x[start:start + batch_size]), tf.constant([seed, start], tf.int64)))
+        if progress is not None:
+            progress(min(start + batch_size, len(x)))
     return tuple(np.concatenate([part[i].numpy() for part in parts]).astype(np.float32)
                  for i in range(len(parts[0])))
 
@@ -256,7 +260,7 @@ def _app_d_chunk(model, x, seed, num_samples, num_burnin, num_leapfrog_steps, nu
 
 
 def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_leapfrog_steps: int = 10,
-        seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, np.ndarray]:
+        seed: int = 0, batch_size: int = 100, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """Annealed importance sampling estimate of log p(x) (`mcmc.annealed_importance_sampling`).
 
     For each datapoint, `num_chains` chains start from the prior and anneal to the posterior
@@ -273,6 +277,7 @@ def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_l
         num_leapfrog_steps: leapfrog steps per HMC transition.
         seed: seed of the chains (same seed, same estimate).
         batch_size: datapoints run together.
+        progress: called with the number of datapoints done after every batch.
 
     Returns:
         float32 arrays of shape (n,): the estimates, and each datapoint's mean HMC acceptance.
@@ -280,7 +285,8 @@ def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_l
     settings = [check_positive_int(name, value) for name, value in (
         ("num_chains", num_chains), ("num_steps", num_steps), ("num_leapfrog_steps", num_leapfrog_steps))]
     layers = _compiled_layers(model)
-    return _by_batch(lambda xb, batch_seed: _ais_chunk(layers, xb, batch_seed, *settings), x, seed, batch_size)
+    return _by_batch(lambda xb, batch_seed: _ais_chunk(layers, xb, batch_seed, *settings), x, seed, batch_size,
+                     progress)
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
