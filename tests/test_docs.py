@@ -88,3 +88,13 @@ def test_python_examples_import_vae_zoo_before_keras_or_tensorflow():
         if language == "python" and imports and "vae_zoo" in imports and imports[0] != "vae_zoo":
             late.append(param.id)
     assert not late, f"import vae_zoo first in {late}"
+
+
+def test_the_readme_zoo_table_is_what_vae_zoo_list_prints(capsys):
+    """The README's table of presets (bound, AIS and exact columns) agrees with the model cards."""
+    from vae_zoo import cli
+
+    assert cli.main(["list"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("name ", "mnist", "frey"))]
+    block = re.search(r"^```\n(name .*?)^```", (REPO / "README.md").read_text(), re.S | re.M).group(1)
+    assert block.splitlines() == printed

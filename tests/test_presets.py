@@ -28,8 +28,9 @@ def test_card_describes_the_preset(name):
     card = registry.read_card(name)
     spec = PRESETS[name]
     model = vae_zoo.load(name, compile=False)
-    assert (model.latent_dim, model.hidden_units, model.likelihood) == (spec.latent_dim, [spec.hidden_units],
-                                                                        spec.likelihood)
+    hidden = [spec.hidden_units] if isinstance(spec.hidden_units, int) else list(spec.hidden_units)
+    assert (model.latent_dim, model.hidden_units, model.likelihood) == (spec.latent_dim, hidden, spec.likelihood)
+    assert card.get("published") == spec.published  # the literature's number, where there is one
     assert card["data"]["dataset"] == spec.dataset
     # `vae-zoo train NAME` reruns the recipe the shipped weights were trained with.
     assert card["recipe"] == spec.recipe.to_dict()

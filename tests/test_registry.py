@@ -32,7 +32,7 @@ def small_preset(tmp_path, trained_preset):
 def test_list_models_is_the_paper_grid():
     assert vae_zoo.list_models() == [
         "mnist-z2", "mnist-z3", "mnist-z5", "mnist-z10", "mnist-z20", "mnist-z200",
-        "frey-z2", "frey-z5", "frey-z10", "frey-z20",
+        "frey-z2", "frey-z5", "frey-z10", "frey-z20", "mnist-200x2-z50-elbo",
     ]
 
 

@@ -75,6 +75,9 @@ def readme(card: dict, config: dict, name: str) -> str:
         if metrics.get("test_log_likelihood_exact"):
             lines += ["test_log_likelihood_exact integrates p(x|z) p(z) over a grid of z "
                       f"({metrics['test_log_likelihood_exact'].get('grid', '')}): exact up to the grid's error."]
+        if card.get("published"):
+            lines += [f"Published for this model: {card['published']['test_log_likelihood']} "
+                      f"({card['published']['source']})."]
         if metrics.get("test_log_likelihood_ais"):
             ais = metrics["test_log_likelihood_ais"]
             lines += [f"test_log_likelihood_ais: {ais.get('kind', 'AIS')}, on {ais.get('test_set', 'the test set')}."]

@@ -185,6 +185,7 @@ def train_preset(name: str, workdir: Path, out: Path, resume: bool, overrides: d
     card = {
         "name": name,
         "description": spec.description,
+        **({"published": spec.published} if spec.published else {}),
         "data": data_lib.protocol(spec.dataset, binary),
         "recipe": recipe.to_dict(),
         "training": {

@@ -23,6 +23,7 @@ class PresetSpec:
     likelihood: str
     recipe: Recipe
     description: str
+    published: dict | None = None  # the literature's number for this model, recorded in its card
 
     @property
     def architecture(self) -> dict:
@@ -71,6 +72,7 @@ IWAE_RECIPE = RECIPES["adam"].replace(
 # The objectives of Burda et al.'s Table 1 (one stochastic layer): the ELBO (their "VAE", k = 1) and the
 # importance-weighted bound with k = 5 and k = 50.
 IWAE_OBJECTIVES = {"elbo": ("B", 1), "iw5": ("IW", 5), "iw50": ("IW", 50)}
+IWAE_PUBLISHED = {"elbo": -86.76, "iw5": -85.54, "iw50": -84.78}  # their Table 1, test log p(x) at k = 5,000
 
 
 def _iwae(objective: str) -> PresetSpec:
@@ -81,6 +83,10 @@ def _iwae(objective: str) -> PresetSpec:
         IWAE_RECIPE.replace(estimator=estimator, num_samples=k),
         f"MNIST, 784-200-200-50 MLP encoder/decoder (tanh; the architecture of Burda et al. 2016), "
         f"Bernoulli decoder, trained on dynamically binarized digits by {trained_by}.",
+        {"test_log_likelihood": IWAE_PUBLISHED[objective],
+         "source": f"Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencoders, Table 1 "
+                   f"({'VAE' if k == 1 else 'IWAE'}, one stochastic layer, k = {k}): importance-weighted bound, "
+                   "k = 5,000, on the MNIST test set"},
     )
 
 
