@@ -65,8 +65,8 @@ def readme(card: dict, config: dict, name: str) -> str:
     if metrics:
         lines += ["## Measured", "", f"{metrics.get('units', 'nats per datapoint')}; {metrics.get('test_set', '')}", "",
                   "| metric | value |", "| --- | --- |"]
-        for key in ("test_log_likelihood", "test_log_likelihood_exact", "test_log_likelihood_ais", "test_elbo_B", "test_elbo_A", "train_elbo_B",
-                    "source_preset_test_log_likelihood"):
+        for key in ("test_log_likelihood", "test_log_likelihood_exact", "test_log_likelihood_ais", "test_elbo_B",
+                    "test_elbo_A", "train_elbo_B", "source_preset_test_log_likelihood"):
             if metrics.get(key):
                 lines += [f"| {key} | {_number(metrics[key])} |"]
         if metrics.get("test_log_likelihood"):

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from vae_zoo.core.errors import EstimateError, OutputExistsError, TrainingError
-from vae_zoo.core.summaries import mean_and_se
 from vae_zoo.core.io import atomic_write_text, exclusive_lock, read_json_object
+from vae_zoo.core.summaries import mean_and_se
 from vae_zoo.core.validation import check_choice, check_positive_float, check_positive_int, check_seed
 from vae_zoo.data import datasets as data_lib
 from vae_zoo.estimators import marginal_likelihood
