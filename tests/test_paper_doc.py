@@ -42,6 +42,7 @@ def test_a_changed_quote_is_put_back_and_a_difference_is_computed():
     ("other:a-aevb:test@1e3", "results/other.json"),
     ("fig:a-aevb:test@1e5", "no point within 10 %"),  # a budget the curve has not reached
     ("fig:a-aevb:elbo@1e3", "expected STEM:CURVE"),
+    ("fig:a-aevb:test_se@1e3", "has no test_se"),  # a point measured before standard errors were
     ("fig:a-aevb:rerun_check.max_abs_difference", "no number there"),
     ("fig:a-aevb:test@1e3 - fig:a-aevb:test@1e3 - fig:a-aevb:test@1e3", "REF - REF"),
     ("fig:a-aevb:test@1e3|q", "Quote"),
@@ -55,3 +56,15 @@ def test_tables_are_regenerated_between_their_markers():
     text = "<!-- fig-leads -->\nstale\n<!-- /fig-leads -->\n<!-- fig-table -->\nstale\n<!-- /fig-table -->"
     rendered = report.render(text, _results())
     assert "stale" not in rendered and "| mnist | 3 | 10 | aevb |" in rendered
+
+
+def test_a_stored_table_is_rendered_under_its_command_and_a_figure_table_needs_curves():
+    results = {**_results(), "check": {"command": "python check.py", "columns": ["model", "error"],
+                                       "rows": [["a", 0.5], ["b", -1]]}}
+    rendered = report.render("<!-- check-rows -->\nstale\n<!-- /check-rows -->", results)
+    assert rendered == ("<!-- check-rows -->\n`python check.py`:\n\n| model | error |\n| --- | --- |\n| a | 0.5 |\n"
+                        "| b | -1 |\n<!-- /check-rows -->")
+    with pytest.raises(InvalidArgumentError, match="columns"):
+        report.render("<!-- fig-rows -->\nstale\n<!-- /fig-rows -->", results)
+    with pytest.raises(InvalidArgumentError, match="no curve"):
+        report.render("<!--=check:a:test@end-->1<!--/-->", results)

@@ -6,11 +6,12 @@ A document marks what is generated:
 
 - a table between `<!-- STEM-KIND -->` and `<!-- /STEM-KIND -->`, from results/STEM.json: KIND
   `table` (`reproduce.table`), `steps` (`reproduce.step_size_table`), `leads` (`lead_table`: the
-  first method's lead over the others per panel) or `reruns` (`rerun_table`);
+  first method's lead over the others per panel), `reruns` (`rerun_table`) or `rows` (`rows_table`:
+  a table stored as its `columns` and `rows`, e.g. the estimator validation's);
 - a quoted number as `<!--=QUOTE-->VALUE<!--/-->`, where QUOTE is a reference
   `STEM:CURVE:FIELD@SAMPLES` (FIELD train or test, SAMPLES a number such as 1e7 or `end`; the
-  point measured nearest to SAMPLES, which must lie within 10 % of it; Figure 3's points also have
-  train_median and test_median), `STEM:CURVE:rerun_check.FIELD` (a field of the curve's rerun check),
+  point measured nearest to SAMPLES, which must lie within 10 % of it; points also have
+  train_median, test_median, train_se and test_se where they were measured with them), `STEM:CURVE:rerun_check.FIELD` (a field of the curve's rerun check),
   `STEM:CURVE:minutes_per_million` (its wall time per 10^6 training samples), or the difference of two (`REF - REF`),
   optionally followed by `|FORMAT` (a Python format spec, default `.2f`; `+.1f` for a signed
   difference).
@@ -18,6 +19,7 @@ A document marks what is generated:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -26,10 +28,10 @@ from pathlib import Path
 from vae_zoo.core.errors import InvalidArgumentError
 from vae_zoo.paper import reproduce
 
-BLOCK = re.compile(r"(<!-- (?P<name>[\w.-]+)-(?P<kind>table|steps|leads|reruns) -->\n)(?P<body>.*?)"
+BLOCK = re.compile(r"(<!-- (?P<name>[\w.-]+)-(?P<kind>table|steps|leads|reruns|rows) -->\n)(?P<body>.*?)"
                    r"(\n<!-- /(?P=name)-(?P=kind) -->)", re.S)
 QUOTE = re.compile(r"(<!--=(?P<quote>[^>]*?)-->)(?P<value>.*?)(<!--/-->)", re.S)
-REFERENCE = re.compile(r"^(?P<stem>[\w.-]+):(?P<curve>[\w.-]+):(?:(?P<field>(?:train|test)(?:_median)?)@"
+REFERENCE = re.compile(r"^(?P<stem>[\w.-]+):(?P<curve>[\w.-]+):(?:(?P<field>(?:train|test)(?:_median|_se)?)@"
                        r"(?P<at>end|[0-9.e+]+)|rerun_check\.(?P<check>\w+)|(?P<rate>minutes_per_million))$")
 MILESTONES = (1e6, 1e7, 1e8)  # the samples at which lead_table compares the methods
 
@@ -44,7 +46,7 @@ def render(text: str, results: Mapping[str, dict]) -> str:
     def table(match):
         data = _results(results, match["name"])
         body = {"table": reproduce.table, "steps": reproduce.step_size_table, "leads": lead_table,
-                "reruns": rerun_table}[match["kind"]](data)
+                "reruns": rerun_table, "rows": rows_table}[match["kind"]](data)
         return match.group(1) + body + match.group(5)
 
     def quote(match):
@@ -71,9 +73,9 @@ def _point(reference: str, results: Mapping[str, dict]) -> float:
     match = REFERENCE.match(reference)
     if match is None:
         raise InvalidArgumentError(f"Quote reference {reference!r}: expected STEM:CURVE:FIELD@SAMPLES "
-                                   "(FIELD train, test, train_median or test_median; SAMPLES a number such as 1e7, "
+                                   "(FIELD train or test, optionally with _median or _se; SAMPLES a number such as 1e7, "
                                    "or end), STEM:CURVE:rerun_check.FIELD or STEM:CURVE:minutes_per_million.")
-    curves = _results(results, match["stem"])["curves"]
+    curves = _results(results, match["stem"]).get("curves", {})
     if match["curve"] not in curves:
         raise InvalidArgumentError(f"Quote reference {reference!r}: no curve {match['curve']} in {match['stem']}.")
     if match["rate"]:
@@ -89,6 +91,9 @@ def _point(reference: str, results: Mapping[str, dict]) -> float:
     if point is None:
         raise InvalidArgumentError(f"Quote reference {reference!r}: {match['curve']} has no point within 10 % of "
                                    f"{match['at']} samples.")
+    if match["field"] not in point:
+        raise InvalidArgumentError(f"Quote reference {reference!r}: the point at {point['samples']:,} samples has no "
+                                   f"{match['field']}.")
     return float(point[match["field"]])
 
 
@@ -134,6 +139,16 @@ def rerun_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def rows_table(results: dict) -> str:
+    """A markdown table of a results file that stores one: its `columns` and `rows`, under the
+    command that wrote it."""
+    if not isinstance(results.get("columns"), list) or not isinstance(results.get("rows"), list):
+        raise InvalidArgumentError("A rows table needs results with `columns` and `rows`.")
+    lines = [f"`{results['command']}`:", "", f"| {' | '.join(results['columns'])} |",
+             "|" + " --- |" * len(results["columns"])]
+    return "\n".join(lines + [f"| {' | '.join(map(str, row))} |" for row in results["rows"]])
+
+
 def _results(results: Mapping[str, dict], stem: str) -> dict:
     if stem not in results:
         raise InvalidArgumentError(f"The document quotes results/{stem}.json, which is not among the results "
@@ -142,6 +157,7 @@ def _results(results: Mapping[str, dict], stem: str) -> dict:
 
 
 def render_file(document: str | os.PathLike, results_dir: str | os.PathLike) -> str:
-    """The text of `document` rendered from every figure's results in `results_dir` (FIGURE.json)."""
-    results = {path.stem: reproduce.read_results(path) for path in sorted(Path(results_dir).glob("*.json"))}
+    """The text of `document` rendered from every results file in `results_dir` (a figure's
+    FIGURE.json, or a table's)."""
+    results = {path.stem: json.loads(path.read_text()) for path in sorted(Path(results_dir).glob("*.json"))}
     return render(Path(document).read_text(), results)
