@@ -1,72 +1,91 @@
-"""App. D and AIS against exact log p(x) on the models of Figure 3 where App. D once broke.
+"""App. D and AIS against the exact log p(x), where quadrature gives it (2- and 3-D latent spaces).
 
-Trains Figure 3's 784-100-3 models on the first 1,000 MNIST training images with the paper's
-recipe (MCEM and wake-sleep, seed 0) and, at an early, a middle and a late point of training,
-estimates log p(x) of the first N binarized test images three ways:
+Three checks; each prints its table and writes it to results/app-d-CHECK.json, which docs/paper.md
+renders (`<!-- app-d-CHECK-rows -->`):
 
-- App. D (`marginal_likelihood.app_d`) at Figure 3's settings (L = 100, 100 burn-in steps,
-  4 leapfrog steps);
-- AIS (`marginal_likelihood.ais`, 16 chains, 500 steps, 10 leapfrog steps);
-- exact, by quadrature on a 3-D grid: a coarse grid (41^3) over [-5, 5]^3 finds where p(x, z)
-  lives, a fine grid (60^3) over the box holding that region and every App. D chain start
-  integrates it, and a 90^3 grid over the same box gives the value used; their difference (the
-  refinement column) shows it has converged.
+- `training`: Figure 3's 784-100-3 models trained on the first 1,000 MNIST images with the paper's
+  recipe (MCEM and wake-sleep, seed 0) to 10^4, 10^5 and 10^6 samples, on the first 20 binarized
+  test images; App. D at Figure 3's settings (L = 100, 100 burn-in steps, 4 leapfrog steps) with
+  four chains, whose first gives the estimate the published Figure 3 measured with one, and AIS.
+- `preset`: a zoo preset (default mnist-z2) on the first 100 test images under several
+  binarizations (default: the package's and seeds 1 and 2); App. D as `log_likelihood_hmc` runs it
+  (four chains, the disagreement flag) and AIS as the model cards run it.
+- `figure3`: the final models of `vae-zoo reproduce figure3` (their checkpoints in WORKDIR) on the
+  20 lowest-scoring of the 1,000 training and 1,000 test images each point measures (ranked by the
+  published estimator, one chain); App. D at Figure 3's settings with four chains, and AIS.
 
-Prints one markdown row per model and point: mean and worst error of each estimator (nats),
-the refinement change, App. D's acceptance. Models are kept in WORKDIR, so a rerun only measures.
+The exact value: per image, a box holding every cell of a wide grid within 40 nats of the image's
+highest log p(x, z) and every chain start (`exact.posterior_boxes`), integrated on a fine grid and
+on one 1.5 times finer; "refinement" is the largest change between the two (the grid's error).
+Errors are estimate - exact, in nats; "missed" counts images more than a nat off and not flagged, and
+each such error is listed (F where the image was flagged).
 
-    python benchmarks/estimator_validation.py [--n 20] [--points 1e4 1e5 1e6] [--workdir runs/validation]
+    python benchmarks/estimator_validation.py training [--n 20] [--points 1e4 1e5 1e6] [--workdir runs/validation]
+    python benchmarks/estimator_validation.py preset [--name mnist-z2] [--n 100] [--binarizations 20131220 1 2]
+    python benchmarks/estimator_validation.py figure3 [--workdir runs/reproduce] [--n 20]
 """
 
 import argparse
+import json
 import os
+import shlex
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-import scipy.special  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from vae_zoo import data
-from vae_zoo.estimators import marginal_likelihood  # noqa: E402
+import vae_zoo  # noqa: E402
+from vae_zoo import data  # noqa: E402
+from vae_zoo.core.io import atomic_write_text  # noqa: E402
+from vae_zoo.estimators import exact, marginal_likelihood  # noqa: E402
 from vae_zoo.model.recipes import RECIPES, compile_model  # noqa: E402
+from vae_zoo.training.checkpoints import load_checkpoint  # noqa: E402
 from vae_zoo.training.train import build_model  # noqa: E402
+from vae_zoo.zoo.evaluation import AIS_SETTINGS  # noqa: E402
 
 ARCHITECTURE = dict(input_dim=784, latent_dim=3, hidden_units=100, likelihood="bernoulli")
 N_TRAIN = 1000
+FIGURE3 = dict(num_samples=100, num_burnin=100, num_leapfrog_steps=4)  # App. D's settings in Figure 3
+GRID_POINTS = {2: (201, 201), 3: (41, 60)}  # per latent dimension: wide search grid, fine grid
+COLUMNS = ["model", "images", "exact (mean)", "App. D mean abs err", "App. D worst", "flagged", "missed",
+           "App. D errors > 1 nat (F: flagged)", "App. D accept.", "AIS mean abs err", "AIS worst", "refinement (max)",
+           "s"]
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
-def log_joint_on(model, x, z: np.ndarray, chunk: int = 20_000) -> np.ndarray:
-    """log p(x, z) for one image x (1, D) at points z (m, 3)."""
-    out = []
-    for i in range(0, len(z), chunk):
-        zc = tf.constant(z[i:i + chunk])
-        out.append((model.decoder(zc).log_prob(x) + model.prior().log_prob(zc)).numpy())
-    return np.concatenate(out)
+def exact_log_px(model, x: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Exact log p(x) per image (float64) and the largest change on refining the grid 1.5x."""
+    search, fine = GRID_POINTS[model.latent_dim]
+    boxes = exact.posterior_boxes(model, x, points=search)
+    step = 10.0 / (search - 1)
+    boxes[..., 0] = np.minimum(boxes[..., 0], starts.min(axis=0) - step)
+    boxes[..., 1] = np.maximum(boxes[..., 1], starts.max(axis=0) + step)
+    value = exact.quadrature_in_boxes(model, x, boxes, points=fine)
+    refined = exact.quadrature_in_boxes(model, x, boxes, points=int(1.5 * fine))
+    return refined, float(np.max(np.abs(refined - value)))
 
 
-def box_integral(model, x, low: np.ndarray, high: np.ndarray, points: int) -> float:
-    """log of the midpoint-rule integral of p(x, z) over the box [low, high]."""
-    axes = [low[d] + (np.arange(points) + 0.5) * (high[d] - low[d]) / points for d in range(3)]
-    z = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], axis=1).astype(np.float32)
-    cell = np.prod((high - low) / points)
-    return float(scipy.special.logsumexp(log_joint_on(model, x, z)) + np.log(cell))
-
-
-def exact(model, x, chains: np.ndarray, fine: int = 60) -> tuple[float, float]:
-    """Exact log p(x) of one image by quadrature, and the change when the fine grid is refined 1.5x."""
-    coarse = np.linspace(-5, 5, 41, dtype=np.float32)
-    z = np.stack([g.ravel() for g in np.meshgrid(coarse, coarse, coarse, indexing="ij")], axis=1)
-    lj = log_joint_on(model, x, z)
-    keep = z[lj > lj.max() - 40.0]
-    region = np.concatenate([keep, chains])
-    step = coarse[1] - coarse[0]
-    low, high = region.min(axis=0) - 2 * step, region.max(axis=0) + 2 * step
-    value = box_integral(model, x, low, high, fine)
-    refined = box_integral(model, x, low, high, int(1.5 * fine))
-    return refined, abs(refined - value)
+def compare(model, x: np.ndarray, label: str, images: str, chains: int, settings: dict) -> list:
+    """One table row: App. D (with `chains` chains) and AIS against the exact value on `x`."""
+    start = time.perf_counter()
+    estimate = marginal_likelihood.app_d(model, x, **settings, seed=0, batch_size=len(x), num_chains=chains)
+    ais, _ = marginal_likelihood.ais(model, x, seed=0, batch_size=len(x), **AIS_SETTINGS)
+    starts = marginal_likelihood.chain_starts(model, tf.constant(x), tf.constant([0, 0]), max(chains, 1)).numpy()
+    truth, refinement = exact_log_px(model, x, starts)
+    d_err, a_err = np.asarray(estimate.log_likelihood) - truth, np.asarray(ais) - truth
+    flagged = marginal_likelihood.flagged(estimate) if chains > 1 else np.array([], int)
+    is_flagged = np.isin(np.arange(len(x)), flagged)
+    missed = int(np.sum((np.abs(d_err) > 1.0) & ~is_flagged))
+    large = ", ".join(f"{d_err[i]:+.1f}{' F' if is_flagged[i] else ''}" for i in np.flatnonzero(np.abs(d_err) > 1.0))
+    return [label, images, round(float(truth.mean()), 2), round(float(np.abs(d_err).mean()), 3),
+            round(float(d_err[np.argmax(np.abs(d_err))]), 2), len(flagged) if chains > 1 else "-", missed,
+            large or "-", round(float(np.mean(estimate.acceptance)), 3), round(float(np.abs(a_err).mean()), 3),
+            round(float(a_err[np.argmax(np.abs(a_err))]), 2), round(refinement, 4),
+            round(time.perf_counter() - start)]
 
 
 def trained(method: str, samples: int, workdir: Path):
@@ -87,35 +106,59 @@ def trained(method: str, samples: int, workdir: Path):
     return model
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=20, help="test images")
-    parser.add_argument("--points", type=float, nargs="+", default=[1e4, 1e5, 1e6],
-                        help="training samples of the early, middle and late models")
-    parser.add_argument("--methods", nargs="+", default=["mcem", "wake-sleep"])
-    parser.add_argument("--workdir", type=Path, default=Path("runs/validation"))
-    args = parser.parse_args()
+def check_training(args) -> list[list]:
     x = data.test_set("mnist", binary=True)[: args.n]
-    print(f"first {len(x)} binarized MNIST test images; errors in nats (estimate - exact)")
-    print("| model | samples | exact (mean) | App. D mean err | App. D worst | App. D accept. | AIS mean err | "
-          "AIS worst | refinement (max) | s |")
-    print("|" + " --- |" * 10)
-    for method in args.methods:
-        for samples in map(int, args.points):
-            start = time.perf_counter()
-            model = trained(method, samples, args.workdir)
-            # Figure 3's published points ran App. D's version 2: one chain per image.
-            app_d, acceptance, _ = marginal_likelihood.app_d(model, x, 100, 100, 4, seed=0, batch_size=len(x),
-                                                             num_chains=1)
-            ais, _ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=500, seed=0, batch_size=len(x))
-            chains = marginal_likelihood.chain_starts(model, tf.constant(x), tf.constant([0, 0]))[0].numpy()
-            exact_values, changes = zip(*(exact(model, x[i:i + 1], chains[i:i + 1]) for i in range(len(x))))
-            truth = np.array(exact_values)
-            d_err, a_err = app_d - truth, ais - truth
-            print(f"| {method} | {samples:.0e} | {truth.mean():.2f} | {d_err.mean():+.3f} | "
-                  f"{d_err[np.argmax(np.abs(d_err))]:+.2f} | {acceptance.mean():.3f} | {a_err.mean():+.3f} | "
-                  f"{a_err[np.argmax(np.abs(a_err))]:+.2f} | {max(changes):.3f} | "
-                  f"{time.perf_counter() - start:.0f} |", flush=True)
+    return [compare(trained(method, samples, args.workdir), x, f"{method} at {samples:.0e}",
+                    f"first {len(x)} test", marginal_likelihood.APP_D_CHAINS, FIGURE3)
+            for method in args.methods for samples in map(int, args.points)]
+
+
+def check_preset(args) -> list[list]:
+    model = vae_zoo.load(args.name)
+    grey = data.load("mnist", "test")[: args.n]
+    return [compare(model, data.binarize(grey, seed), args.name, f"first {args.n} test, binarization {seed}",
+                    marginal_likelihood.APP_D_CHAINS, {}) for seed in args.binarizations]
+
+
+def check_figure3(args) -> list[list]:
+    rows = []
+    for folder in sorted(args.workdir.glob("figure3-*/mnist-*")):
+        chosen = json.loads((folder / "step_size.json").read_text())["chosen"]
+        model, state = load_checkpoint(folder / f"lr-{chosen:g}")
+        n_train = int(folder.name.split("-n")[1].split("-")[0])
+        train = data.binarize(data.load("mnist", "train")[: min(n_train, 1000)], 0)
+        for split, x in (("training", train), ("test", data.test_set("mnist", binary=True)[:1000])):
+            published = marginal_likelihood.app_d(model, x, **FIGURE3, seed=0, batch_size=len(x), num_chains=1)
+            lowest = np.argsort(np.asarray(published.log_likelihood))[: args.n]
+            rows.append(compare(model, x[lowest], f"{folder.name} at {state['samples']:.1e}",
+                                f"{args.n} lowest {split}", marginal_likelihood.APP_D_CHAINS, FIGURE3))
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    checks = parser.add_subparsers(dest="check", required=True)
+    training = checks.add_parser("training", help="Figure 3's models early in training")
+    training.add_argument("--n", type=int, default=20, help="test images")
+    training.add_argument("--points", type=float, nargs="+", default=[1e4, 1e5, 1e6],
+                          help="training samples of the early, middle and late models")
+    training.add_argument("--methods", nargs="+", default=["mcem", "wake-sleep"])
+    training.add_argument("--workdir", type=Path, default=Path("runs/validation"))
+    preset = checks.add_parser("preset", help="a 2- or 3-D preset under several binarizations")
+    preset.add_argument("--name", default="mnist-z2")
+    preset.add_argument("--n", type=int, default=100, help="test images")
+    preset.add_argument("--binarizations", type=int, nargs="+", default=[data.TEST_BINARIZATION_SEED, 1, 2])
+    figure3 = checks.add_parser("figure3", help="the final models of vae-zoo reproduce figure3")
+    figure3.add_argument("--workdir", type=Path, default=Path("runs/reproduce"))
+    figure3.add_argument("--n", type=int, default=20, help="lowest-scoring images per split")
+    args = parser.parse_args()
+    rows = {"training": check_training, "preset": check_preset, "figure3": check_figure3}[args.check](args)
+    table = {"command": shlex.join(["python", "benchmarks/estimator_validation.py", *sys.argv[1:]]),
+             "columns": COLUMNS, "rows": rows}
+    atomic_write_text(RESULTS / f"app-d-{args.check}.json", json.dumps(table, indent=1) + "\n")
+    print(f"| {' | '.join(COLUMNS)} |\n|{' --- |' * len(COLUMNS)}")
+    print("\n".join(f"| {' | '.join(map(str, row))} |" for row in rows))
 
 
 if __name__ == "__main__":
