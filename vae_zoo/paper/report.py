@@ -11,10 +11,10 @@ A document marks what is generated:
 - a quoted number as `<!--=QUOTE-->VALUE<!--/-->`, where QUOTE is a reference
   `STEM:CURVE:FIELD@SAMPLES` (FIELD train or test, SAMPLES a number such as 1e7 or `end`; the
   point measured nearest to SAMPLES, which must lie within 10 % of it; points also have
-  train_median, test_median, train_se and test_se where they were measured with them), `STEM:CURVE:rerun_check.FIELD` (a field of the curve's rerun check),
-  `STEM:CURVE:minutes_per_million` (its wall time per 10^6 training samples), or the difference of two (`REF - REF`),
-  optionally followed by `|FORMAT` (a Python format spec, default `.2f`; `+.1f` for a signed
-  difference).
+  train_median, test_median, train_se and test_se where they were measured with them),
+  `STEM:CURVE:rerun_check.FIELD` (a field of the curve's rerun check), `STEM:CURVE:minutes_per_million`
+  (its wall time per 10^6 training samples), or the difference of two (`REF - REF`), optionally
+  followed by `|FORMAT` (a Python format spec, default `.2f`; `+.1f` for a signed difference).
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def _point(reference: str, results: Mapping[str, dict]) -> float:
     match = REFERENCE.match(reference)
     if match is None:
         raise InvalidArgumentError(f"Quote reference {reference!r}: expected STEM:CURVE:FIELD@SAMPLES "
-                                   "(FIELD train or test, optionally with _median or _se; SAMPLES a number such as 1e7, "
-                                   "or end), STEM:CURVE:rerun_check.FIELD or STEM:CURVE:minutes_per_million.")
+                                   "(FIELD train or test, optionally with _median or _se; SAMPLES a number such as "
+                                   "1e7, or end), STEM:CURVE:rerun_check.FIELD or STEM:CURVE:minutes_per_million.")
     curves = _results(results, match["stem"]).get("curves", {})
     if match["curve"] not in curves:
         raise InvalidArgumentError(f"Quote reference {reference!r}: no curve {match['curve']} in {match['stem']}.")
