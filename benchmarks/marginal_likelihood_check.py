@@ -15,22 +15,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-import scipy.special  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import vae_zoo  # noqa: E402
 from vae_zoo import data  # noqa: E402
+from vae_zoo.estimators import exact as exact_lib  # noqa: E402
 from vae_zoo.estimators import marginal_likelihood  # noqa: E402
-
-
-def quadrature(model, x, half_width=6.0, points=601) -> np.ndarray:
-    grid = np.linspace(-half_width, half_width, points, dtype=np.float32)
-    z = np.stack([g.ravel() for g in np.meshgrid(grid, grid)], axis=1)[:, None, :]
-    parts = []
-    for i in range(0, len(z), 20_000):
-        zc = tf.constant(z[i:i + 20_000])
-        parts.append((model.decoder(zc).log_prob(x) + model.prior().log_prob(zc)).numpy())
-    return scipy.special.logsumexp(np.concatenate(parts), axis=0) + 2 * np.log(grid[1] - grid[0])
 
 
 def main():
@@ -56,7 +45,7 @@ def main():
         seconds = time.perf_counter() - start
         row = f"{name:<10} {np.mean(iw):>12.2f} {np.mean(hmc):>13.2f}"
         if model.latent_dim == 2:
-            exact = quadrature(model, x)
+            exact = exact_lib.quadrature(model, x)
             row += (f" {np.mean(exact):>9.2f} {np.mean(iw - exact):>7.2f} (max {np.min(iw - exact):>6.1f})"
                     f" {np.mean(hmc - exact):>7.2f} (max {np.max(np.abs(hmc - exact)):>5.2f})")
         else:
