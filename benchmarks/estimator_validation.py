@@ -125,12 +125,13 @@ def check_figure3(args) -> list[list]:
     for folder in sorted(args.workdir.glob("figure3-*/mnist-*")):
         chosen = json.loads((folder / "step_size.json").read_text())["chosen"]
         model, state = load_checkpoint(folder / f"lr-{chosen:g}")
+        samples = state["epoch"] * state["samples_per_epoch"]
         n_train = int(folder.name.split("-n")[1].split("-")[0])
         train = data.binarize(data.load("mnist", "train")[: min(n_train, 1000)], 0)
         for split, x in (("training", train), ("test", data.test_set("mnist", binary=True)[:1000])):
             published = marginal_likelihood.app_d(model, x, **FIGURE3, seed=0, batch_size=len(x), num_chains=1)
             lowest = np.argsort(np.asarray(published.log_likelihood))[: args.n]
-            rows.append(compare(model, x[lowest], f"{folder.name} at {state['samples']:.1e}",
+            rows.append(compare(model, x[lowest], f"{folder.name} at {samples:.1e}",
                                 f"{args.n} lowest {split}", marginal_likelihood.APP_D_CHAINS, FIGURE3))
             print(rows[-1], flush=True)
     return rows
