@@ -37,6 +37,7 @@ def small_model(seed: int, scale: float):
     return model
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), scale=st.sampled_from([0.01, 0.3, 1.0, 3.0]),
        ones=st.floats(0.0, 1.0))
@@ -45,7 +46,7 @@ def test_estimates_of_a_bernoulli_model_are_never_positive_and_match_quadrature(
     model = small_model(seed, scale)
     x = (np.random.default_rng(seed + 1).random((6, model.input_dim)) < ones).astype(np.float32)
     exact = quadrature(model, x)
-    app_d, app_d_acceptance, _ = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200,
+    app_d, app_d_acceptance, *_ = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200,
                                                         num_leapfrog_steps=5, seed=seed)
     ais, _ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=200, num_leapfrog_steps=5, seed=seed)
     for estimate in (app_d, ais):
@@ -88,7 +89,7 @@ def test_both_estimators_match_quadrature_in_three_dimensions(seed):
     np.testing.assert_allclose(coarse, exact, atol=1e-3)
     boxes = exact_lib.posterior_boxes(model, x, points=61)  # each image on its own box, as evaluate --exact
     np.testing.assert_allclose(exact_lib.quadrature_in_boxes(model, x, boxes, 41), exact, atol=5e-3)  # float32 sums
-    app_d, acceptance, _ = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200, num_leapfrog_steps=5)
+    app_d, acceptance, *_ = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200, num_leapfrog_steps=5)
     ais, _ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=200, num_leapfrog_steps=5)
     for estimate in (app_d, ais):  # measured: mean error within 0.06 nats, worst image 0.26
         assert abs(float(np.mean(estimate - exact))) < 0.15 and np.all(np.abs(estimate - exact) < 0.6), estimate - exact
@@ -176,12 +177,14 @@ def test_narrow_posteriors_are_integrated_on_each_images_own_box_even_far_out_in
     assert abs(np.mean(values) - result["mean"]) < 1e-3  # the card rounds to 0.001
 
 
+@pytest.mark.slow
 def test_app_d_on_mnist_z2_is_within_a_nat_of_exact_or_flags_the_image():
     """mnist-z2's posteriors have minor modes on some images: on the first ten test images,
     binarized with seeds 4 and 5 (not the package's), the estimate's chain started in one and
     stayed there (1.3 and 8.3 nats low on one image each), with nothing in its samples to show it.
     The other chains, started elsewhere, flag such an image; an image not flagged is within a
-    nat of the exact value (quadrature)."""
+    nat of the exact value (quadrature), and a flagged image's estimate, pooled from every
+    chain, is too."""
     from vae_zoo import data
 
     model = vae_zoo.load("mnist-z2", compile=False)
@@ -190,12 +193,14 @@ def test_app_d_on_mnist_z2_is_within_a_nat_of_exact_or_flags_the_image():
         x = data.binarize(data.load("mnist", "test")[:10], seed)
         exact = exact_lib.quadrature(model, x)
         estimate = marginal_likelihood.app_d(model, x, seed=0)
-        error = np.abs(estimate.log_likelihood - exact)
+        error = np.abs(estimate.first_chain - exact)
         misses += int(np.sum(error > 1.0))
         unflagged = np.setdiff1d(np.arange(len(x)), marginal_likelihood.flagged(estimate))
         assert np.all(error[unflagged] <= 1.0), (seed, error, estimate.disagreement)
         assert np.all(estimate.disagreement >= 0)
-    assert misses >= 2  # the silent misses this test is about
+        np.testing.assert_array_equal(estimate.log_likelihood[unflagged], estimate.first_chain[unflagged])
+        assert np.all(np.abs(estimate.log_likelihood - exact) <= 1.0), (seed, estimate.log_likelihood - exact)
+    assert misses >= 2  # the silent misses of the first chain alone this test is about
 
 
 def test_the_last_smaller_batch_is_estimated_like_the_others():

@@ -153,7 +153,7 @@ def test_app_d_estimator_matches_the_exact_marginal_likelihood(linear_gaussian):
     def log_joint(z):
         return decode(z).log_prob(x) + prior.log_prob(z)
 
-    estimate, acceptance, _ = mcmc.marginal_likelihood_app_d(
+    estimate, acceptance, *_ = mcmc.marginal_likelihood_app_d(
         log_joint, tf.zeros((len(x), Z), tf.float64), num_samples=1000, num_burnin=500, seed=(1, 2))
     np.testing.assert_allclose(estimate, exact_log_px(w, b, x), atol=0.05)
     assert abs(float(np.mean(acceptance)) - 0.9) < 0.07  # per chain since the step sizes are per chain

@@ -31,10 +31,8 @@ from vae_zoo.estimators.objectives import RNG
 IW_ROWS_PER_CHUNK = 50_000
 # Chain starts of the HMC-based estimates: the best of the encoder's mean and this many prior draws.
 HMC_START_DRAWS = 100
-# App. D's chains per datapoint (`chain_starts`), and how far above its estimate another chain's (or an
-# importance-sampled bound) may lie before the datapoint is flagged: its estimate missed probability mass.
-# On mnist-z2's test images a miss of m nats showed as a disagreement of m +- 0.3; images without a
-# miss stayed under 0.25.
+# App. D's chains per datapoint (`chain_starts`), and how far from the first chain's estimate the others'
+# (or the pooled estimate) may lie before the datapoint is flagged and the pooled estimate replaces it.
 APP_D_CHAINS, DISAGREEMENT_NATS = 4, 0.5
 
 
@@ -166,9 +164,10 @@ def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, n
     lower on the training images of Figure 3's N = 1,000 model). Such a chain can still start in a
     minor mode and stay there: 8.3 nats low on one of ten mnist-z2 test images, with nothing in
     its samples to show it. So `num_chains` - 1 more chains start from other prior draws
-    (`chain_starts`), and a datapoint where one of them, or an importance-sampled bound from the
-    chains' samples, lies more than DISAGREEMENT_NATS above the estimate is flagged (`flagged`):
-    its estimate missed probability mass.
+    (`chain_starts`); a datapoint where one of them lies more than DISAGREEMENT_NATS above the
+    first chain's estimate, or the estimate pooled from every chain's samples lies that far from it
+    on either side, is flagged (`flagged`), and its estimate is the pooled one (importance sampling
+    from the mixture of the chains' fitted Gaussians, `mcmc.marginal_likelihood_app_d`).
 
     Args:
         model: a model with `encoder`, `decoder`, `prior` (e.g. a `VAE`).
@@ -182,7 +181,8 @@ def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, n
 
     Returns:
         An `mcmc.AppD` of float32 arrays of shape (n,): the estimates, each datapoint's HMC
-        acceptance rate (mean over its chains) and its chains' disagreement in nats.
+        acceptance rate (its first chain's), its chains' disagreement in nats and the first
+        chain's own estimate (the paper's single-chain estimator).
     """
     settings = [check_positive_int(name, value) for name, value in (
         ("num_samples", num_samples), ("num_burnin", num_burnin), ("num_leapfrog_steps", num_leapfrog_steps),
@@ -256,7 +256,7 @@ def chain_starts(model, x, seed, num_chains: int = 1) -> tf.Tensor:
 @tf.function(jit_compile=True)
 def _app_d_chunk(model, x, seed, num_samples, num_burnin, num_leapfrog_steps, num_chains):
     return mcmc.marginal_likelihood_app_d(_log_joint(model, x), chain_starts(model, x, seed, num_chains), num_samples,
-                                          num_burnin, num_leapfrog_steps, seed=seed)
+                                          num_burnin, num_leapfrog_steps, threshold=DISAGREEMENT_NATS, seed=seed)
 
 
 def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_leapfrog_steps: int = 10,

@@ -103,9 +103,10 @@ def tfp_seed(seed: tf.Tensor) -> tf.Tensor:
 class AppD(NamedTuple):
     """App. D's estimate of each datapoint, with its diagnostics (each of shape (batch,))."""
 
-    log_likelihood: tf.Tensor  # log p(x), in nats, from the first chain (the paper's estimator)
+    log_likelihood: tf.Tensor  # log p(x), in nats: the first chain's, or the pooled chains' where they disagree
     acceptance: tf.Tensor  # the first chain's HMC acceptance rate
-    disagreement: tf.Tensor  # how many nats above it the other chains' own estimates go (0: none above)
+    disagreement: tf.Tensor  # nats between the first chain's estimate and the other chains' (0: one chain)
+    first_chain: tf.Tensor  # the first chain's estimate alone (the paper's estimator, one chain per datapoint)
 
 
 def marginal_likelihood_app_d(
@@ -115,6 +116,7 @@ def marginal_likelihood_app_d(
     num_burnin: int = 300,
     num_leapfrog_steps: int = 10,
     shrink: float = 0.8,
+    threshold: float = 0.5,
     seed=(0, 0),
 ) -> AppD:
     """The marginal-likelihood estimator of App. D, per datapoint, in nats.
@@ -132,10 +134,14 @@ def marginal_likelihood_app_d(
     A chain that has not left one mode of a multi-modal posterior estimates about
     p(x) * P(that mode): too low, with nothing in its own samples to show it. Given C > 1 starts
     per datapoint, the first chain gives the estimate (the same numbers as C = 1) and the other
-    C - 1 run the same three steps from their own starts (their own random numbers): how far the
-    highest of their estimates lies above the first chain's is `disagreement`. A chain stuck in a
-    poor mode lies below and raises no alarm; one that found probability mass the first chain
-    missed lies above.
+    C - 1 run the same three steps from their own starts (their own random numbers). Their samples
+    together give a second, independent estimate: importance sampling from the equal mixture of
+    the C chains' fitted Gaussians, widened by 1 / `shrink` (`_pooled_estimate`), which covers
+    every mode any chain found whatever share of the chains found it. `disagreement` is the
+    larger of how far the other chains' own estimates lie above the first chain's and how far the
+    pooled estimate lies from it (above: mass the first chain missed; below: a first chain that
+    overestimates). Where it exceeds `threshold`, the estimate is the pooled one (unbiased for
+    p(x), so a stochastic lower bound of log p(x)); the first chain's stays in `first_chain`.
 
     Args:
         log_joint: z of shape (..., batch, Z) -> log p(x, z), shape (..., batch).
@@ -144,6 +150,7 @@ def marginal_likelihood_app_d(
         num_burnin: HMC steps discarded before the first set.
         num_leapfrog_steps: leapfrog steps per HMC proposal.
         shrink: scale of the fitted Gaussian's standard deviations.
+        threshold: disagreement, in nats, above which the pooled estimate replaces the first chain's.
         seed: stateless seed, shape (2,).
 
     Returns:
@@ -151,7 +158,7 @@ def marginal_likelihood_app_d(
     """
     starts = initial_z if initial_z.shape.rank == 3 else initial_z[None]
 
-    def estimate(z0, chain_seed):  # z0 (chains, batch, Z) -> per-chain estimates (chains, batch), acceptance
+    def estimate(z0, chain_seed):  # z0 (chains, batch, Z) -> estimates (chains, batch), samples, acceptance
         chains, batch, dim = tf.shape(z0)[0], tf.shape(z0)[1], z0.shape[-1]  # Z static: the decoder's input
 
         def every_chain_log_joint(z):  # (..., chains * batch, Z) -> (..., chains * batch); static shapes kept
@@ -163,16 +170,20 @@ def marginal_likelihood_app_d(
         samples = tf.reshape(samples, [2 * num_samples, chains, batch, dim])
         # The chains go on: the second half is new samples.
         harmonic = _harmonic_mean_estimate(samples[:num_samples], samples[num_samples:], log_joint, shrink)
-        bound = _importance_sampled_bound(samples, log_joint, 1.0 / shrink,
-                                          tf.random.experimental.stateless_fold_in(tf.cast(chain_seed, tf.int64), 2))
-        return harmonic, bound, tf.reshape(acceptance, [chains, batch])
+        return harmonic, samples, tf.reshape(acceptance, [chains, batch])
 
-    first, first_bound, acceptance = estimate(starts[:1], seed)
+    first, first_samples, acceptance = estimate(starts[:1], seed)
     if starts.shape[0] == 1:
-        return AppD(first[0], acceptance[0], tf.zeros_like(first[0]))
-    others, others_bound, _ = estimate(starts[1:], tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1))
-    above = tf.reduce_max(tf.concat([first_bound, others, others_bound], axis=0), axis=0)
-    return AppD(first[0], acceptance[0], tf.maximum(above - first[0], 0.0))
+        return AppD(first[0], acceptance[0], tf.zeros_like(first[0]), first[0])
+    seed = tf.cast(seed, tf.int64)
+    others, other_samples, _ = estimate(starts[1:], tf.random.experimental.stateless_fold_in(seed, 1))
+    pooled = _pooled_estimate(tf.concat([first_samples, other_samples], axis=1), log_joint, 1.0 / shrink,
+                              tf.random.experimental.stateless_fold_in(seed, 2))
+    disagreement = tf.maximum(tf.reduce_max(others, axis=0) - first[0], tf.abs(pooled - first[0]))
+    disagreement = tf.where(tf.math.is_nan(disagreement), tf.constant(float("inf"), disagreement.dtype),
+                            tf.maximum(disagreement, 0.0))
+    replace = (disagreement > threshold) & tf.math.is_finite(pooled)
+    return AppD(tf.where(replace, pooled, first[0]), acceptance[0], disagreement, first[0])
 
 
 def _fitted_gaussian(samples: tf.Tensor, scale: float) -> tfd.Distribution:
@@ -191,14 +202,19 @@ def _harmonic_mean_estimate(first: tf.Tensor, second: tf.Tensor, log_joint: LogJ
     return -(tf.reduce_logsumexp(log_ratio, axis=0) - tf.math.log(tf.cast(tf.shape(first)[0], first.dtype)))
 
 
-def _importance_sampled_bound(samples: tf.Tensor, log_joint: LogJoint, widen: float, seed) -> tf.Tensor:
-    """log p(x) by importance sampling from a Gaussian fitted to posterior `samples` (L, ..., Z),
-    widened by `widen` (> 1): as many draws as samples. A lower bound in expectation, so an App. D
-    estimate clearly below it is wrong."""
-    proposal = _fitted_gaussian(samples, widen)
-    z = proposal.sample(tf.shape(samples)[0], seed=tfp_seed(seed))
-    log_w = log_joint(z) - proposal.log_prob(z)
-    return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(tf.shape(samples)[0], samples.dtype))
+def _pooled_estimate(samples: tf.Tensor, log_joint: LogJoint, widen: float, seed) -> tf.Tensor:
+    """log p(x) by importance sampling from the equal mixture of Gaussians fitted to each chain's
+    posterior `samples` (L, C, batch, Z), widened by `widen` (> 1): L draws from each component,
+    weighted by the mixture's density (the balance heuristic, so unbiased for p(x) whatever share
+    of the chains found a mode). A stochastic lower bound of log p(x)."""
+    components = _fitted_gaussian(samples, widen)  # batch shape (C, batch)
+    z = components.sample(tf.shape(samples)[0], seed=tfp_seed(seed))  # (L, C, batch, Z): L from each
+    count = tf.cast(tf.shape(samples)[0] * tf.shape(samples)[1], samples.dtype)
+    chains = tf.cast(tf.shape(samples)[1], samples.dtype)
+    # log (1/C sum_c' q_c'(z)) of every draw: each component's density at every draw, (L, C, C', batch)
+    log_mixture = tf.reduce_logsumexp(components.log_prob(z[:, :, None]), axis=2) - tf.math.log(chains)
+    log_w = log_joint(z) - log_mixture
+    return tf.reduce_logsumexp(log_w, axis=[0, 1]) - tf.math.log(count)
 
 
 # -- Annealed importance sampling: an independent reference for log p(x) ---------------------
