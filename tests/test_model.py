@@ -194,6 +194,7 @@ def test_bad_latent_input_to_decode():
         model.decode(np.full((2, 5), np.nan, np.float32))
 
 
+@pytest.mark.slow
 def test_compile_defaults_to_the_fast_path_and_fits_steps_per_execution_to_the_epoch(mnist_subset):
     x = binary(mnist_subset[0][:620])
     model = small_vae()
@@ -211,6 +212,7 @@ def test_compile_defaults_to_the_fast_path_and_fits_steps_per_execution_to_the_e
     assert model.steps_per_execution == 4
 
 
+@pytest.mark.slow
 def test_progress_counts_the_steps_of_numpy_inputs(mnist_subset, capsys):
     x = binary(mnist_subset[0][:100])
     model = small_vae()
@@ -295,6 +297,7 @@ def test_a_global_keras_dtype_policy_leaves_the_model_in_float32(policy, mnist_s
         keras.config.set_dtype_policy("float32")
 
 
+@pytest.mark.slow
 def test_a_model_trains_with_the_importance_weighted_bound_and_dreg():
     """estimator "IW" with k = 1 is estimator A (loss and gradients, same noise); "IW-DReG" keeps the
     IW gradients of the decoder and replaces the encoder's; both train from `fit`; recipes and the
