@@ -83,6 +83,7 @@ def compare(model, x: np.ndarray, label: str, images: str, chains: int, settings
     is_flagged = np.isin(np.arange(len(x)), flagged)
     missed = int(np.sum((np.abs(d_err) > 1.0) & ~is_flagged))
     large = ", ".join(f"{d_err[i]:+.1f}{' F' if is_flagged[i] else ''}" for i in np.flatnonzero(np.abs(d_err) > 1.0))
+
     def worst(err):
         return round(float(err[np.argmax(np.abs(err))]), 2)
 

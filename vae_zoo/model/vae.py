@@ -243,8 +243,7 @@ class VAE(CheckedModel):
 
         Returns:
             float32 array (n,), the HMC acceptance rate, and each datapoint's chain disagreement in
-            nats (n,): above `marginal_likelihood.DISAGREEMENT_NATS` the datapoint is flagged, and
-            its estimate is the one pooled from all its chains.
+            nats (n,): above `DISAGREEMENT_NATS`, flagged and measured from all its chains.
         """
         estimate = marginal_likelihood.app_d(self, self._check_x(x), num_samples, num_burnin, num_leapfrog_steps,
                                              seed, batch_size, num_chains)
