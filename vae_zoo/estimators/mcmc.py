@@ -133,9 +133,9 @@ def marginal_likelihood_app_d(
 
     A chain that has not left one mode of a multi-modal posterior estimates about
     p(x) * P(that mode): too low, with nothing in its own samples to show it. Given C > 1 starts
-    per datapoint, the first chain gives the estimate (the same numbers as C = 1) and the other
-    C - 1 run the same three steps from their own starts (their own random numbers). Their samples
-    together give a second, independent estimate: importance sampling from the equal mixture of
+    per datapoint, the first chain gives the estimate (as with C = 1, up to rounding) and the other
+    C - 1 run the same three steps from their own starts (their own random numbers). All C chains'
+    samples together give a second estimate: importance sampling from the equal mixture of
     the C chains' fitted Gaussians, widened by 1 / `shrink` (`_pooled_estimate`), which covers
     every mode any chain found whatever share of the chains found it. `disagreement` is the
     larger of how far the other chains' own estimates lie above the first chain's and how far the
