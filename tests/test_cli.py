@@ -105,8 +105,9 @@ def test_evaluate_ais_measures_the_first_test_images_as_the_estimator_does(train
     result = in_process("evaluate", preset, "--ais", "--n-test", "3", "--seed", "5", "--json")
     measured = json.loads(result.stdout[result.stdout.index("{"): result.stdout.rindex("}") + 1])
     x = datasets.test_set("mnist", True)[:3]
-    values, acceptance = marginal_likelihood.ais(load(preset), x, seed=5, **evaluation.AIS_SETTINGS)
+    values, acceptance, disagreement = marginal_likelihood.ais(load(preset), x, seed=5, **evaluation.AIS_SETTINGS)
     assert measured["n"] == 3 and measured["mean"] == round(float(np.mean(values)), 3)
+    assert measured["flagged"] == int(np.sum(disagreement > marginal_likelihood.DISAGREEMENT_NATS))
     assert measured["standard_error"] > 0 and measured["acceptance"] == round(float(np.mean(acceptance)), 3)
     assert "stochastic lower bound" in measured["kind"] and "AIS: 3 of 3 images" in result.stdout
     for flags, message in ((["--n-test", "3"], "drop --n-test"), (["--seed", "5"], "drop --seed"),

@@ -48,7 +48,7 @@ def test_estimates_of_a_bernoulli_model_are_never_positive_and_match_quadrature(
     exact = quadrature(model, x)
     app_d, app_d_acceptance, *_ = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200,
                                                         num_leapfrog_steps=5, seed=seed)
-    ais, _ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=200, num_leapfrog_steps=5, seed=seed)
+    ais, *_ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=200, num_leapfrog_steps=5, seed=seed)
     for estimate in (app_d, ais):
         assert np.all(np.isfinite(estimate)) and np.all(estimate <= 0), estimate
     assert np.all(exact <= 0)
@@ -70,7 +70,7 @@ def test_ais_matches_quadrature_on_a_trained_2d_model():
 
     x = data.test_set("mnist", binary=True)[:10]
     exact = quadrature(model, x, points=601)
-    ais, acceptance = model.log_likelihood_ais(x, num_chains=16, num_steps=200, seed=0)
+    ais, acceptance, _ = model.log_likelihood_ais(x, num_chains=16, num_steps=200, seed=0)
     assert np.mean(ais - exact) < 0.05 and np.mean(ais - exact) > -0.3 and np.all(np.abs(ais - exact) < 1.5)
     assert abs(float(np.mean(acceptance)) - 0.65) < 0.1
     np.testing.assert_array_equal(ais, model.log_likelihood_ais(x, num_chains=16, num_steps=200, seed=0)[0])
@@ -90,7 +90,7 @@ def test_both_estimators_match_quadrature_in_three_dimensions(seed):
     boxes = exact_lib.posterior_boxes(model, x, points=61)  # each image on its own box, as evaluate --exact
     np.testing.assert_allclose(exact_lib.quadrature_in_boxes(model, x, boxes, 41), exact, atol=5e-3)  # float32 sums
     app_d, acceptance, *_ = marginal_likelihood.app_d(model, x, num_samples=200, num_burnin=200, num_leapfrog_steps=5)
-    ais, _ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=200, num_leapfrog_steps=5)
+    ais, *_ = marginal_likelihood.ais(model, x, num_chains=16, num_steps=200, num_leapfrog_steps=5)
     for estimate in (app_d, ais):  # measured: mean error within 0.06 nats, worst image 0.26
         assert abs(float(np.mean(estimate - exact))) < 0.15 and np.all(np.abs(estimate - exact) < 0.6), estimate - exact
     assert abs(float(np.mean(acceptance)) - 0.9) < 0.05
@@ -137,5 +137,16 @@ def test_the_last_smaller_batch_is_estimated_like_the_others():
                                       batch_size=2, seed=0, num_chains=1)
     assert whole.log_likelihood.shape == (3,) and np.all(np.isfinite(whole.log_likelihood))
     assert np.isfinite(alone.log_likelihood).all()
-    ais, _ = marginal_likelihood.ais(model, x, num_chains=4, num_steps=20, num_leapfrog_steps=2, batch_size=2)
+    ais, *_ = marginal_likelihood.ais(model, x, num_chains=4, num_steps=20, num_leapfrog_steps=2, batch_size=2)
     assert ais.shape == (3,) and np.all(np.isfinite(ais))
+
+
+def test_ais_records_how_much_each_estimate_rests_on_one_chain():
+    model = small_model(6, 1.0)
+    x = (np.random.default_rng(2).random((5, model.input_dim)) < 0.5).astype(np.float32)
+    estimate = marginal_likelihood.ais(model, x, num_chains=8, num_steps=5, num_leapfrog_steps=2)
+    assert estimate.disagreement.shape == (5,) and np.all(estimate.disagreement >= 0)
+    np.testing.assert_array_equal(marginal_likelihood.flagged(estimate),
+                                  np.flatnonzero(estimate.disagreement > marginal_likelihood.DISAGREEMENT_NATS))
+    _, _, alone = model.log_likelihood_ais(x, num_chains=1, num_steps=5, num_leapfrog_steps=2)
+    np.testing.assert_array_equal(alone, 0.0)

@@ -7,8 +7,12 @@ so q(z|x) can equal it.
 
 import numpy as np
 import pytest
+import scipy.special
 import tensorflow as tf
 import tensorflow_probability as tfp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from vae_zoo.estimators import mcmc, objectives
 from vae_zoo.layers.distributions import diagonal_normal
@@ -182,6 +186,34 @@ def test_sigmoid_schedule_runs_from_prior_to_posterior():
     betas = mcmc.sigmoid_schedule(50).numpy()
     assert betas[0] == 0 and betas[-1] == 1 and np.all(np.diff(betas) > 0)
     assert np.diff(betas)[0] < np.diff(betas)[25]  # dense near the prior
+
+
+def test_leave_best_out_is_the_fall_of_the_estimate_without_its_best_chain():
+    # 16 chains: equal weights lose nothing; one chain holding a share f of the weight loses
+    # log((K - 1) / (K (1 - f))): 0.5 nats at f = 0.43; one chain alone (the others' weights 0): inf.
+    equal = tf.zeros([16, 3], tf.float64)
+    np.testing.assert_allclose(mcmc.leave_best_out(equal), 0.0, atol=1e-12)
+    share = 0.43
+    log_w = np.zeros((16, 1))
+    log_w[7] = np.log(15 * share / (1 - share))
+    np.testing.assert_allclose(mcmc.leave_best_out(tf.constant(log_w)), np.log(15 / (16 * (1 - share))), rtol=1e-9)
+    assert abs(np.log(15 / (16 * (1 - share))) - 0.5) < 0.01
+    alone = tf.constant([[0.0], [-np.inf], [-np.inf]], tf.float64)
+    assert np.isinf(mcmc.leave_best_out(alone)[0])
+    np.testing.assert_array_equal(mcmc.leave_best_out(tf.constant([[-3.0, 2.0]])), [0.0, 0.0])  # one chain
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.float64, st.tuples(st.integers(2, 20), st.integers(1, 4)),
+                  elements=st.floats(-1e4, 1e4, allow_nan=False)))
+def test_leave_best_out_matches_its_definition_and_is_never_negative(log_w):
+    drop = mcmc.leave_best_out(tf.constant(log_w)).numpy()
+    k = len(log_w)
+    rest = np.sort(log_w, axis=0)[:-1]
+    expected = (scipy.special.logsumexp(log_w, axis=0) - np.log(k)) - (scipy.special.logsumexp(rest, axis=0)
+                                                                      - np.log(k - 1))
+    assert np.all(drop >= -1e-9)
+    np.testing.assert_allclose(drop, expected, rtol=1e-7, atol=1e-7)
 
 
 def replicated(w, b, x, m, v, n, trainable=False):

@@ -81,6 +81,9 @@ def readme(card: dict, config: dict, name: str) -> str:
         if metrics.get("test_log_likelihood_ais"):
             ais = metrics["test_log_likelihood_ais"]
             lines += [f"test_log_likelihood_ais: {ais.get('kind', 'AIS')}, on {ais.get('test_set', 'the test set')}."]
+            if "flagged" in ais:
+                lines += [f"On {ais['flagged']} of its {ais.get('n', '')} images the estimate falls by more than 0.5 "
+                          "nats without its best chain of 16: there it rests on one chain."]
         if card.get("metrics_command"):
             lines += ["", f"Reproduce with `{card['metrics_command']}`."]
         for key, what in (("exact_command", "The exact value"), ("ais_command", "The AIS estimate")):

@@ -192,9 +192,10 @@ def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, n
                                                                      *settings), x, seed, batch_size))
 
 
-def flagged(estimate: mcmc.AppD, threshold: float | None = None) -> np.ndarray:
-    """Indices of the datapoints whose App. D chains disagree by more than `threshold` nats
-    (default DISAGREEMENT_NATS): their estimate may have missed a mode of the posterior."""
+def flagged(estimate: mcmc.AppD | mcmc.AIS, threshold: float | None = None) -> np.ndarray:
+    """Indices of the datapoints whose App. D or AIS chains disagree by more than `threshold` nats
+    (default DISAGREEMENT_NATS): their estimate may have missed a mode of the posterior (App. D)
+    or rests on one chain (AIS)."""
     threshold = DISAGREEMENT_NATS if threshold is None else threshold
     return np.flatnonzero(~(np.asarray(estimate.disagreement) <= threshold))
 
@@ -260,14 +261,16 @@ def _app_d_chunk(model, x, seed, num_samples, num_burnin, num_leapfrog_steps, nu
 
 
 def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_leapfrog_steps: int = 10,
-        seed: int = 0, batch_size: int = 100, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        seed: int = 0, batch_size: int = 100, progress=None) -> mcmc.AIS:
     """Annealed importance sampling estimate of log p(x) (`mcmc.annealed_importance_sampling`).
 
     For each datapoint, `num_chains` chains start from the prior and anneal to the posterior
     through `num_steps` intermediate distributions, with HMC transitions whose step sizes come
     from a pilot run (adapted toward 0.65 acceptance) and are then fixed, so the importance
     weights are exact: log of their mean is a stochastic lower bound of log p(x) that tightens
-    as `num_steps` grows. Independent of the encoder.
+    as `num_steps` grows. Independent of the encoder. Each datapoint also records how much its
+    estimate rests on one chain (`mcmc.leave_best_out`); `flagged` lists those above
+    DISAGREEMENT_NATS.
 
     Args:
         model: a model with `decoder`, `prior`, `latent_dim` (e.g. a `VAE`).
@@ -280,13 +283,14 @@ def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_l
         progress: called with the number of datapoints done after every batch.
 
     Returns:
-        float32 arrays of shape (n,): the estimates, and each datapoint's mean HMC acceptance.
+        An `mcmc.AIS` of float32 arrays of shape (n,): the estimates, each datapoint's mean HMC
+        acceptance, and its chains' disagreement in nats.
     """
     settings = [check_positive_int(name, value) for name, value in (
         ("num_chains", num_chains), ("num_steps", num_steps), ("num_leapfrog_steps", num_leapfrog_steps))]
     layers = _compiled_layers(model)
-    return _by_batch(lambda xb, batch_seed: _ais_chunk(layers, xb, batch_seed, *settings), x, seed, batch_size,
-                     progress)
+    return mcmc.AIS(*_by_batch(lambda xb, batch_seed: _ais_chunk(layers, xb, batch_seed, *settings), x, seed,
+                               batch_size, progress))
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
@@ -306,4 +310,4 @@ def _ais_chunk(model, x, seed, num_chains, num_steps, num_leapfrog_steps):
     log_w, _, acceptance = mcmc.annealed_importance_sampling(
         log_prior, log_likelihood, prior_draws(seeds[2]), num_steps, num_leapfrog_steps, step_sizes=schedule,
         seed=seeds[3])
-    return objectives.importance_weighted_bound(log_w), acceptance
+    return objectives.importance_weighted_bound(log_w), acceptance, mcmc.leave_best_out(log_w)

@@ -109,6 +109,36 @@ class AppD(NamedTuple):
     first_chain: tf.Tensor  # the first chain's estimate alone (the paper's estimator, one chain per datapoint)
 
 
+class AIS(NamedTuple):
+    """AIS's estimate of each datapoint, with its diagnostics (each of shape (batch,))."""
+
+    log_likelihood: tf.Tensor  # log p(x), in nats: the log of the chains' mean importance weight
+    acceptance: tf.Tensor  # the HMC acceptance rate, averaged over the chains' transitions
+    disagreement: tf.Tensor  # nats the estimate loses without its best chain (`leave_best_out`; 0: one chain)
+
+
+def leave_best_out(log_w: tf.Tensor) -> tf.Tensor:
+    """How far the estimate log mean_k w_k falls, in nats, when the largest of the K chains'
+    importance weights is left out: near 0 when the chains agree, large when one chain reached
+    posterior mass the others missed, so that the estimate rests on that chain alone (with 16
+    chains, 0.5 nats means the best chain holds 43 % of the total weight). It cannot see a bias
+    that every chain shares, such as too few annealing steps.
+
+    Args:
+        log_w: log importance weights, shape (K, batch).
+
+    Returns:
+        shape (batch,), >= 0; zeros when K = 1.
+    """
+    chains = log_w.shape[0]
+    if chains == 1:
+        return tf.zeros_like(log_w[0])
+    best = tf.one_hot(tf.argmax(log_w, axis=0), chains, on_value=True, off_value=False, axis=0)
+    rest = tf.where(best, tf.constant(float("-inf"), log_w.dtype), log_w)
+    return (tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(chains, log_w.dtype))
+            - tf.reduce_logsumexp(rest, axis=0) + tf.math.log(tf.cast(chains - 1, log_w.dtype)))
+
+
 def marginal_likelihood_app_d(
     log_joint: LogJoint,
     initial_z: tf.Tensor,

@@ -250,16 +250,17 @@ class VAE(CheckedModel):
         return estimate.log_likelihood, float(np.mean(estimate.acceptance)), estimate.disagreement
 
     def log_likelihood_ais(self, x, num_chains: int = 16, num_steps: int = 1000, num_leapfrog_steps: int = 10,
-                           seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, float]:
+                           seed: int = 0, batch_size: int = 100) -> tuple[np.ndarray, float, np.ndarray]:
         """Annealed importance sampling estimate of log p(x), in nats (`marginal_likelihood.ais`,
         which documents the arguments); a stochastic lower bound, independent of the encoder.
 
         Returns:
-            float32 array of shape (n,), and the HMC acceptance rate (mean over datapoints).
+            float32 array (n,), the HMC acceptance rate, and each datapoint's chain disagreement in
+            nats (n,): how far its estimate falls without its best chain (`mcmc.leave_best_out`).
         """
-        estimates, acceptance = marginal_likelihood.ais(self, self._check_x(x), num_chains, num_steps,
-                                                        num_leapfrog_steps, seed, batch_size)
-        return estimates, float(np.mean(acceptance))
+        estimate = marginal_likelihood.ais(self, self._check_x(x), num_chains, num_steps, num_leapfrog_steps, seed,
+                                           batch_size)
+        return estimate.log_likelihood, float(np.mean(estimate.acceptance)), estimate.disagreement
 
     # -- generation --------------------------------------------------------------------
 

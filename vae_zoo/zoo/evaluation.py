@@ -255,9 +255,10 @@ def ais_log_likelihood(model: VAE, x: np.ndarray, test_set: str, seed: int = 0, 
             last[0] = time.monotonic()
             print(f"AIS: {done:,} of {len(x):,} images, {time.time() - started:.0f} s", flush=True)
 
-    values, acceptance = marginal_likelihood.ais(model, x, seed=seed, progress=progress, **AIS_SETTINGS)
+    estimate = marginal_likelihood.ais(model, x, seed=seed, progress=progress, **AIS_SETTINGS)
     settings = ", ".join(f"{k.replace('num_', '')} {v}" for k, v in AIS_SETTINGS.items())
-    return {**mean_and_se(values), "n": len(values),
+    return {**mean_and_se(estimate.log_likelihood), "n": len(x),
             "kind": f"AIS estimate ({settings}): a stochastic lower bound per image, encoder-free",
-            "acceptance": round(float(np.mean(acceptance)), 3), "seed": seed, "test_set": test_set,
+            "acceptance": round(float(np.mean(estimate.acceptance)), 3),
+            "flagged": len(marginal_likelihood.flagged(estimate)), "seed": seed, "test_set": test_set,
             "seconds": round(time.time() - started, 1)}
