@@ -137,16 +137,10 @@ def test_the_last_smaller_batch_is_estimated_like_the_others():
                                       batch_size=2, seed=0, num_chains=1)
     assert whole.log_likelihood.shape == (3,) and np.all(np.isfinite(whole.log_likelihood))
     assert np.isfinite(alone.log_likelihood).all()
-    ais, *_ = marginal_likelihood.ais(model, x, num_chains=4, num_steps=20, num_leapfrog_steps=2, batch_size=2)
+    estimate = marginal_likelihood.ais(model, x, num_chains=4, num_steps=20, num_leapfrog_steps=2, batch_size=2)
+    ais, disagreement = estimate.log_likelihood, estimate.disagreement
     assert ais.shape == (3,) and np.all(np.isfinite(ais))
-
-
-def test_ais_records_how_much_each_estimate_rests_on_one_chain():
-    model = small_model(6, 1.0)
-    x = (np.random.default_rng(2).random((5, model.input_dim)) < 0.5).astype(np.float32)
-    estimate = marginal_likelihood.ais(model, x, num_chains=8, num_steps=5, num_leapfrog_steps=2)
-    assert estimate.disagreement.shape == (5,) and np.all(estimate.disagreement >= 0)
+    # AIS records how much each estimate rests on its best chain (mcmc.leave_best_out), flagged above the threshold.
+    assert disagreement.shape == (3,) and np.all(disagreement >= 0)
     np.testing.assert_array_equal(marginal_likelihood.flagged(estimate),
-                                  np.flatnonzero(estimate.disagreement > marginal_likelihood.DISAGREEMENT_NATS))
-    _, _, alone = model.log_likelihood_ais(x, num_chains=1, num_steps=5, num_leapfrog_steps=2)
-    np.testing.assert_array_equal(alone, 0.0)
+                                  np.flatnonzero(disagreement > marginal_likelihood.DISAGREEMENT_NATS))
