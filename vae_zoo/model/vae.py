@@ -258,9 +258,9 @@ class VAE(CheckedModel):
             float32 array (n,), the HMC acceptance rate, and each datapoint's chain disagreement in
             nats (n,): how far its estimate falls without its best chain (`mcmc.leave_best_out`).
         """
-        estimate = marginal_likelihood.ais(self, self._check_x(x), num_chains, num_steps, num_leapfrog_steps, seed,
-                                           batch_size)
-        return estimate.log_likelihood, float(np.mean(estimate.acceptance)), estimate.disagreement
+        est = marginal_likelihood.ais(self, self._check_x(x), num_chains, num_steps, num_leapfrog_steps, seed,
+                                      batch_size)
+        return est.log_likelihood, float(np.mean(est.acceptance)), est.disagreement
 
     # -- generation --------------------------------------------------------------------
 
@@ -326,12 +326,8 @@ class VAE(CheckedModel):
         return [g + scale * v for g, v in zip(grads, variables)]
 
     def _record(self, bound: objectives.Bound, loss) -> dict:
-        values = {
-            "loss": loss,
-            "elbo": tf.reduce_mean(bound.elbo),
-            "reconstruction": tf.reduce_mean(bound.reconstruction),
-            "kl": tf.reduce_mean(bound.kl),
-        }
+        values = {"loss": loss, "elbo": tf.reduce_mean(bound.elbo),
+                  "reconstruction": tf.reduce_mean(bound.reconstruction), "kl": tf.reduce_mean(bound.kl)}
         for name, value in values.items():
             self._trackers[name].update_state(value)
         return {name: t.result() for name, t in self._trackers.items()}
