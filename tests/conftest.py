@@ -69,8 +69,9 @@ def forked_cli():
 # The files that take longest (`--durations` of a full run), started first: with `--dist loadfile`
 # each file runs whole on one worker, so the long ones at the end of the queue would leave the
 # other worker idle while they finish.
-LONGEST_FIRST = ["test_reproduce.py", "test_distributed.py", "test_cli.py", "test_model.py", "test_training.py",
-                 "test_docs.py"]
+# (pyproject.toml turns off xdist's own reordering, by number of tests per file, which would undo this.)
+LONGEST_FIRST = ["test_model.py", "test_marginal_likelihood.py", "test_cli.py", "test_exact.py", "test_reproduce.py",
+                 "test_training.py", "test_distributed.py", "test_docs.py"]
 
 
 def pytest_collection_modifyitems(items):
