@@ -83,12 +83,10 @@ def hmc_posterior_samples(
                                       seed=tfp_seed(step_seed))
             return (z, results), (z, tf.cast(results.is_accepted, dtype))
 
-        # The first transition outside the loop gives the results the structure the loop keeps.
-        first, (z, accepted) = transition((burnin.all_states[-1], hmc.bootstrap_results(burnin.all_states[-1])),
-                                          (jitters[0], step_seeds[0]))
-        _, (samples, accepted_rest) = _scan(transition, first, (jitters[1:], step_seeds[1:]))
-        samples = tf.concat([z[None], samples], axis=0)
-        return samples, tf.reduce_mean(tf.concat([accepted[None], accepted_rest], axis=0), axis=0)
+        start = burnin.all_states[-1]
+        _, (samples, accepted) = _scan(transition, (start, hmc.bootstrap_results(start)), (jitters, step_seeds),
+                                       (dtype, dtype))
+        return samples, tf.reduce_mean(accepted, axis=0)
 
     # Called eagerly, compile the loop once (eager HMC runs an op at a time); inside a
     # caller's compiled function it is compiled with it.
@@ -332,18 +330,18 @@ def annealed_importance_sampling(
         zeros = tf.zeros(chains_shape, dtype)
         schedule = (tf.zeros([num_steps, tf.shape(initial_z)[1]], dtype) if adapt else tf.cast(step_sizes, dtype))
         init = (initial_z, zeros, tf.math.log(tf.constant(0.1, dtype)) + zeros, zeros)
-        (_, log_w, _, accepted), used = _scan(step, init, (tf.range(1, num_steps + 1), seeds, schedule))
+        (_, log_w, _, accepted), used = _scan(step, init, (tf.range(1, num_steps + 1), seeds, schedule), dtype)
         return log_w, used, tf.reduce_mean(accepted, axis=0) / num_steps
 
     # Compiled as `hmc_posterior_samples` is.
     return tf.function(run, jit_compile=True)() if tf.executing_eagerly() else run()
 
 
-def _scan(fn, init, elems):
-    """A loop over the rows of `elems` carrying `init`, stacking fn's second output (lax.scan)."""
+def _scan(fn, init, elems, dtypes):
+    """A loop over the rows of `elems` carrying `init`, stacking fn's second output (lax.scan),
+    whose structure of dtypes is `dtypes` (given, so that fn is traced once, in the loop)."""
     n = tf.shape(tf.nest.flatten(elems)[0])[0]
-    first = fn(init, tf.nest.map_structure(lambda e: e[0], elems))[1]  # traced once, for the output structure
-    outs = tf.nest.map_structure(lambda y: tf.TensorArray(y.dtype, size=n), first)
+    outs = tf.nest.map_structure(lambda dtype: tf.TensorArray(dtype, size=n), dtypes)
 
     def body(i, carry, outs):
         carry, y = fn(carry, tf.nest.map_structure(lambda e: e[i], elems))
