@@ -60,6 +60,42 @@ def test_narrow_posteriors_are_integrated_on_each_images_own_box_even_far_out_in
     assert abs(np.mean(values) - result["mean"]) < 1e-3  # the card rounds to 0.001
 
 
+def test_an_interrupted_exact_measurement_continues_from_its_progress_file(monkeypatch, tmp_path):
+    """Per-image boxes take hours on a 3-D model's test set: every EXACT_BLOCK images the values are
+    saved, and the same call after an interruption computes only the rest, to the same result. A
+    progress file of other images (or weights, or grids) is refused, not mixed in."""
+    from vae_zoo import data
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.zoo import evaluation
+
+    frey = vae_zoo.load("frey-z2", compile=False)
+    x = data.test_set("frey", binary=False)[1:4]
+    for table, value in ((evaluation.EXACT_GRIDS, 101), (evaluation.EXACT_LOCATOR_POINTS, 101),
+                         (evaluation.EXACT_BOX_POINTS, 201), (evaluation.EXACT_BOX_CHECK_POINTS, 101)):
+        monkeypatch.setitem(table, 2, value)
+    monkeypatch.setattr(evaluation, "EXACT_BLOCK", 2)
+    straight = evaluation.exact_log_likelihood(frey, x, "3 images", verbose=False)
+    integrated, real = [], exact_lib.quadrature_in_boxes
+
+    def interrupted(model, images, *args, **kwargs):
+        integrated.append(len(images))
+        if len(integrated) > 2:  # the second block: values and check of the first block are saved
+            raise KeyboardInterrupt
+        return real(model, images, *args, **kwargs)
+
+    progress = tmp_path / "frey-z2-exact.npz"
+    monkeypatch.setattr(exact_lib, "quadrature_in_boxes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluation.exact_log_likelihood(frey, x, "3 images", verbose=False, progress=progress)
+    monkeypatch.setattr(exact_lib, "quadrature_in_boxes", lambda *a, **k: integrated.append(len(a[1])) or real(*a, **k))
+    integrated.clear()
+    resumed = evaluation.exact_log_likelihood(frey, x, "3 images", verbose=False, progress=progress)
+    assert integrated == [1, 1]  # the last image only, at both resolutions
+    assert {k: v for k, v in resumed.items() if k != "seconds"} == {k: v for k, v in straight.items() if k != "seconds"}
+    with pytest.raises(InvalidArgumentError, match="another measurement"):
+        evaluation.exact_log_likelihood(frey, x[:2], "2 images", verbose=False, progress=progress)
+
+
 @pytest.mark.slow
 def test_app_d_on_mnist_z2_is_within_a_nat_of_exact_or_flags_the_image():
     """mnist-z2's posteriors have minor modes on some images: on the first ten test images,

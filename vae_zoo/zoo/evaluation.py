@@ -193,7 +193,11 @@ EXACT_BOX_CHECK_POINTS = {2: 101, 3: 31}
 EXACT_TOLERANCE = 0.01  # nats: the largest change from halving the grid that is accepted
 
 
-def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool = True) -> dict:
+EXACT_BLOCK = 100  # images integrated on their own boxes between two saves of the progress file
+
+
+def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool = True,
+                         progress: str | os.PathLike | None = None) -> dict:
     """log p(x) of a model with a 2-D or 3-D latent space by quadrature (`estimators.exact`): its
     mean over `x` with the standard error of that mean over the images, and the grid check (the
     largest change on a coarser grid: half the points per axis on the first 100 images for the
@@ -201,9 +205,17 @@ def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool
     for the shared grid (a Gaussian decoder with small learned variances, a trained 3-D model) is
     integrated on a grid over each image's own box instead.
 
+    Args:
+        model: the model; x: its images; test_set: what `x` is, for the result.
+        verbose: print progress.
+        progress: a file (.npz) that keeps the per-image values every EXACT_BLOCK images, so that
+            the same call continues where an interrupted one stopped (a 3-D model on 10,000 images
+            takes hours); a file of another model, other images or other grids is refused.
+
     Raises:
         EstimateError: the grid check exceeds EXACT_TOLERANCE (use App. D or AIS), or a latent
             space that quadrature does not cover.
+        InvalidArgumentError: `progress` belongs to another measurement.
     """
     from vae_zoo.core.errors import EstimateError
     from vae_zoo.estimators import exact
@@ -214,17 +226,35 @@ def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool
                             f"has {model.latent_dim}.")
     started = time.time()
     side, z = exact.QUADRATURE_HALF_WIDTH, model.latent_dim
-    values = exact.quadrature(model, x, points=points, verbose=verbose)
-    check = float(np.max(np.abs(exact.quadrature(model, x[:100], points=points // 2 + 1) - values[:100])))
+    locator, box_points, check_points = EXACT_LOCATOR_POINTS[z], EXACT_BOX_POINTS[z], EXACT_BOX_CHECK_POINTS[z]
+    saved = _ExactProgress(progress, model, x, (points, locator, box_points, check_points))
+    saved.save()  # an unwritable progress file is refused before the work, not after it
     grid = f"{points}^{z} points over [-{side:g}, {side:g}]^{z} (rectangle rule)"
-    if not check <= EXACT_TOLERANCE:
+    if saved.shared_check is None or saved.shared_check <= EXACT_TOLERANCE:  # (a passed check is never saved)
+        values = exact.quadrature(model, x, points=points, verbose=verbose)
+        check = float(np.max(np.abs(exact.quadrature(model, x[:100], points=points // 2 + 1) - values[:100])))
+        saved.shared_check = check
+    else:
+        check = saved.shared_check
+    if check <= EXACT_TOLERANCE:
+        saved.discard()  # nothing to continue: the shared grid is one pass
+    else:
         if verbose:
             print(f"The shared grid is too coarse (halving it moves log p(x) by {check:.3g} nats): integrating on "
                   "a grid over each image's own box", flush=True)
-        locator, box_points, check_points = EXACT_LOCATOR_POINTS[z], EXACT_BOX_POINTS[z], EXACT_BOX_CHECK_POINTS[z]
+        saved.save()
         boxes = exact.posterior_boxes(model, x, points=locator)
-        values = exact.quadrature_in_boxes(model, x, boxes, box_points, verbose=verbose)
-        check = float(np.max(np.abs(exact.quadrature_in_boxes(model, x, boxes, check_points) - values)))
+        for start in range(0, len(x), EXACT_BLOCK):
+            rows = slice(start, start + EXACT_BLOCK)
+            if np.isnan(saved.values[rows]).any():
+                saved.values[rows] = exact.quadrature_in_boxes(model, x[rows], boxes[rows], box_points)
+                saved.checks[rows] = np.abs(exact.quadrature_in_boxes(model, x[rows], boxes[rows], check_points)
+                                            - saved.values[rows])
+                saved.save()
+            if verbose:
+                print(f"quadrature: {min(start + EXACT_BLOCK, len(x)):,} of {len(x):,} images, each on its own box",
+                      flush=True)
+        values, check = saved.values, float(np.max(saved.checks))
         grid = (f"per image, {box_points}^{z} points over a box holding its posterior (every cell of a "
                 f"{locator}^{z} grid over [-{side:g}, {side:g}]^{z} within {exact.BOX_DROP:g} nats of its highest "
                 "log p(x, z)), rectangle rule")
@@ -234,6 +264,56 @@ def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool
     return {**mean_and_se(values), "n": len(values),
             "kind": "exact up to quadrature error (not a bound)", "grid": grid,
             "grid_check": round(check, 5), "test_set": test_set, "seconds": round(time.time() - started, 1)}
+
+
+class _ExactProgress:
+    """The per-image values of `exact_log_likelihood` so far (NaN: not yet), in an .npz file (or
+    nowhere), keyed by the model's weights, the images and the grids."""
+
+    def __init__(self, path, model: VAE, x: np.ndarray, grids: tuple[int, ...]):
+        import hashlib
+
+        digest = hashlib.sha256(repr(grids).encode())
+        for array in [*model.get_weights(), x]:
+            digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+        self.path, self.key = (Path(path) if path is not None else None), digest.hexdigest()
+        self.shared_check, self.values, self.checks = None, np.full(len(x), np.nan), np.full(len(x), np.nan)
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            with np.load(self.path) as saved:
+                key, shared_check = str(saved["key"]), float(saved["shared_check"])  # NaN: not measured yet
+                values, checks = saved["values"], saved["checks"]
+        except Exception as err:  # noqa: BLE001 (any unreadable file is the same refusal)
+            raise InvalidArgumentError(f"{self.path} is not a progress file of `evaluate --exact` ({err}). Delete it "
+                                       "or choose another file.") from err
+        if key != self.key or values.shape != self.values.shape:
+            raise InvalidArgumentError(f"{self.path} holds the progress of another measurement (other weights, "
+                                       "images or grids). Delete it to start again, or choose another file.")
+        self.shared_check = None if np.isnan(shared_check) else shared_check
+        self.values, self.checks = values, checks
+
+    def discard(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        import io
+
+        from vae_zoo.core.errors import WriteError
+        from vae_zoo.core.io import atomic_write_bytes
+
+        buffer = io.BytesIO()
+        np.savez(buffer, key=self.key, shared_check=np.nan if self.shared_check is None else self.shared_check,
+                 values=self.values, checks=self.checks)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise WriteError(err.errno, f"Cannot write {self.path}: {err.strerror}. Choose a writable --workdir.") \
+                from err
+        atomic_write_bytes(self.path, buffer.getvalue())
 
 
 AIS_SETTINGS = {"num_chains": 16, "num_steps": 500, "num_leapfrog_steps": 10}  # the card's protocol
