@@ -2,6 +2,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One compute thread per TensorFlow process: the two xdist workers (and the processes the tests start)
+# share two cores, and two threads each would oversubscribe them.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # a data folder beside the checkout, if any
 if _SHARED.is_dir():
     os.environ.setdefault("VAE_ZOO_DATA", str(_SHARED))
