@@ -224,7 +224,6 @@ def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool
     if points is None:
         raise EstimateError(f"Exact log p(x) by quadrature covers latent spaces of 2 or 3 dimensions; this model's "
                             f"has {model.latent_dim}.")
-    started = time.time()
     side, z = exact.QUADRATURE_HALF_WIDTH, model.latent_dim
     locator, box_points, check_points = EXACT_LOCATOR_POINTS[z], EXACT_BOX_POINTS[z], EXACT_BOX_CHECK_POINTS[z]
     saved = _ExactProgress(progress, model, x, (points, locator, box_points, check_points))
@@ -263,7 +262,7 @@ def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool
                             f"{check:.3g} nats (accepted: {EXACT_TOLERANCE}). Use App. D or AIS instead.")
     return {**mean_and_se(values), "n": len(values),
             "kind": "exact up to quadrature error (not a bound)", "grid": grid,
-            "grid_check": round(check, 5), "test_set": test_set, "seconds": round(time.time() - started, 1)}
+            "grid_check": round(check, 5), "test_set": test_set, "seconds": round(saved.elapsed(), 1)}
 
 
 class _ExactProgress:
@@ -278,12 +277,13 @@ class _ExactProgress:
             digest.update(np.ascontiguousarray(array, np.float32).tobytes())
         self.path, self.key = (Path(path) if path is not None else None), digest.hexdigest()
         self.shared_check, self.values, self.checks = None, np.full(len(x), np.nan), np.full(len(x), np.nan)
+        self.seconds, self.started = 0.0, time.time()  # earlier (interrupted) calls' wall time; this call's start
         if self.path is None or not self.path.exists():
             return
         try:
             with np.load(self.path) as saved:
                 key, shared_check = str(saved["key"]), float(saved["shared_check"])  # NaN: not measured yet
-                values, checks = saved["values"], saved["checks"]
+                values, checks, seconds = saved["values"], saved["checks"], float(saved["seconds"])
         except Exception as err:  # noqa: BLE001 (any unreadable file is the same refusal)
             raise InvalidArgumentError(f"{self.path} is not a progress file of `evaluate --exact` ({err}). Delete it "
                                        "or choose another file.") from err
@@ -291,7 +291,11 @@ class _ExactProgress:
             raise InvalidArgumentError(f"{self.path} holds the progress of another measurement (other weights, "
                                        "images or grids). Delete it to start again, or choose another file.")
         self.shared_check = None if np.isnan(shared_check) else shared_check
-        self.values, self.checks = values, checks
+        self.values, self.checks, self.seconds = values, checks, seconds
+
+    def elapsed(self) -> float:
+        """Seconds of wall time the measurement took in all, interrupted calls included."""
+        return self.seconds + time.time() - self.started
 
     def discard(self) -> None:
         if self.path is not None:
@@ -307,7 +311,7 @@ class _ExactProgress:
 
         buffer = io.BytesIO()
         np.savez(buffer, key=self.key, shared_check=np.nan if self.shared_check is None else self.shared_check,
-                 values=self.values, checks=self.checks)
+                 values=self.values, checks=self.checks, seconds=self.elapsed())
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
