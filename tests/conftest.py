@@ -69,16 +69,12 @@ def forked_cli():
     server.close()
 
 
-# Every test file, longest first (`--durations=0` of a full run): with `--dist loadfile` each file
-# runs whole on one worker, and handing out the longest first and the shortest last (the LPT rule)
-# leaves the least idle time on one worker while the other finishes. A file not listed runs last.
+# The files that take longest (`--durations` of a full run), started first: with `--dist loadfile`
+# each file runs whole on one worker, so the long ones at the end of the queue would leave the
+# other worker idle while they finish.
 # (pyproject.toml turns off xdist's own reordering, by number of tests per file, which would undo this.)
-LONGEST_FIRST = ["test_marginal_likelihood.py", "test_cli.py", "test_reproduce.py", "test_model.py", "test_training.py",
-                 "test_distributed.py", "test_exact.py", "test_docs.py", "test_contract.py", "test_user_data.py",
-                 "test_export.py", "test_faults.py", "test_baselines.py", "test_quantized_export.py", "test_presets.py",
-                 "test_shards.py", "test_web.py", "test_public_api.py", "test_notebooks.py", "test_objectives.py",
-                 "test_outputs.py", "test_registry.py", "test_serve.py", "test_data.py", "test_edge_bundle.py",
-                 "test_tables.py", "test_io.py", "test_recipes.py", "test_distributions.py", "test_paper_doc.py"]
+LONGEST_FIRST = ["test_model.py", "test_marginal_likelihood.py", "test_cli.py", "test_exact.py", "test_reproduce.py",
+                 "test_training.py", "test_distributed.py", "test_docs.py"]
 
 
 def pytest_collection_modifyitems(items):
