@@ -127,6 +127,47 @@ def test_models_of_one_architecture_share_the_compiled_estimator():
     assert marginal_likelihood._app_d_chunk.experimental_get_tracing_count() == traces
 
 
+def test_an_interrupted_ais_measurement_continues_from_its_progress_file(monkeypatch, tmp_path):
+    """`evaluate --ais` saves its per-image estimates every AIS_BLOCK images: the same call after an
+    interruption estimates only the rest, to the result of one uninterrupted call and of the
+    estimator on all the images at once (a batch is seeded by its first row of the data). A
+    progress file of another seed (or model, or images) is refused, not mixed in."""
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.zoo import evaluation
+
+    model = small_model(3, 0.3)
+    x = (np.random.default_rng(2).random((5, model.input_dim)) < 0.5).astype(np.float32)
+    settings = {"num_chains": 4, "num_steps": 10, "num_leapfrog_steps": 2}
+    monkeypatch.setattr(evaluation, "AIS_SETTINGS", settings)
+    monkeypatch.setattr(evaluation, "AIS_BLOCK", 2)
+    straight = evaluation.ais_log_likelihood(model, x, "5 images", seed=1, verbose=False)
+    whole = marginal_likelihood.ais(model, x, seed=1, batch_size=2, **settings)
+    assert straight["mean"] == round(float(np.mean(whole.log_likelihood)), 3)
+    assert straight["acceptance"] == round(float(np.mean(whole.acceptance)), 3)
+    estimated, real, calls_allowed = [], marginal_likelihood.ais, [2]
+
+    def counted(model, images, **kwargs):  # interrupted after `calls_allowed` calls
+        estimated.append(len(images))
+        if len(estimated) > calls_allowed[0]:
+            raise KeyboardInterrupt
+        return real(model, images, **kwargs)
+
+    progress = tmp_path / "runs" / "small-ais.npz"
+    monkeypatch.setattr(marginal_likelihood, "ais", counted)
+    with pytest.raises(KeyboardInterrupt):  # in the third block: the first two blocks' estimates are saved
+        evaluation.ais_log_likelihood(model, x, "5 images", seed=1, verbose=False, progress=progress)
+    with pytest.raises(InvalidArgumentError, match="another measurement"):
+        evaluation.ais_log_likelihood(model, x, "5 images", seed=2, verbose=False, progress=progress)
+    estimated.clear()
+    calls_allowed[0] = 10
+    resumed = evaluation.ais_log_likelihood(model, x, "5 images", seed=1, verbose=False, progress=progress)
+    assert estimated == [1]  # the last image only
+    assert {k: v for k, v in resumed.items() if k != "seconds"} == {k: v for k, v in straight.items() if k != "seconds"}
+    assert not progress.exists()  # a finished measurement leaves no progress behind
+    with pytest.raises(InvalidArgumentError, match="first_row"):
+        real(model, x, first_row=-1)
+
+
 def test_the_last_smaller_batch_is_estimated_like_the_others():
     """A batch of another size than the first (the last of a set) is traced anew, not refused."""
     model = small_model(5, 0.3)

@@ -278,6 +278,7 @@ WRITERS = {
     "finetune-workdir": ["finetune", "mnist-z2", "--data", "{home}/digits.npy", "--binarize", "--epochs", "1",
                          "--out", "{tmp}/p", "--workdir", "{ro}/runs"],
     "evaluate-exact": ["evaluate", "mnist-z2", "--exact", "--workdir", "{ro}/runs"],
+    "evaluate-ais": ["evaluate", "mnist-z2", "--ais", "--workdir", "{ro}/runs"],
     "train-out": ["train", "--data", "{home}/digits.npy", "--binarize", "--latent-dim", "2", "--epochs", "1",
                   "--out", "{ro}/p", "--workdir", "{tmp}/runs"],
 }

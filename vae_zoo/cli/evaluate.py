@@ -72,13 +72,13 @@ def _exact_or_ais(args) -> int:
     chosen = evaluation_data(model, args.model, args.data)
     x = chosen.x_test[: args.n_test or (None if args.exact else AIS_TEST_IMAGES)]
     test_set = f"{len(x)} of {chosen.test_set}"
+    progress = args.workdir / f"{Path(args.model).name}-{flag[2:]}.npz"
     if args.exact:
-        progress = args.workdir / f"{Path(args.model).name}-exact.npz"
         result = exact_log_likelihood(model, x, test_set, verbose=not args.quiet, progress=progress)
-        if progress.exists():
-            print(f"Progress: {progress} (the same command continues from it; delete it when you no longer need to)")
     else:
-        result = ais_log_likelihood(model, x, test_set, seed=args.seed, verbose=not args.quiet)
+        result = ais_log_likelihood(model, x, test_set, seed=args.seed, verbose=not args.quiet, progress=progress)
+    if progress.exists():
+        print(f"Progress: {progress} (the same command continues from it; delete it when you no longer need to)")
     print(json.dumps(result, indent=1) if args.json else metrics_table({key: result, "test_set": test_set},
                                                                          args.model))
     if args.write_card:
@@ -132,8 +132,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--ais", action="store_true", help="only log p(x), by annealed importance sampling (16 "
                    "chains, 500 steps, 10 leapfrog steps; no encoder) on the first 1,000 test images (--n-test "
                    "to change): a stochastic lower bound per image, closer than the importance-weighted one")
-    p.add_argument("--workdir", type=Path, default=Path("runs"), help="folder of --exact's progress file, from "
-                   "which the same command continues after an interruption (default: runs)")
+    p.add_argument("--workdir", type=Path, default=Path("runs"), help="folder of the progress file of --exact and "
+                   "--ais, from which the same command continues after an interruption (default: runs)")
     add_cluster_flags(p, "share the log p(x) estimate")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the measurement as JSON (every field)")

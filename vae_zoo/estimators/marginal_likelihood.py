@@ -200,17 +200,18 @@ def flagged(estimate: mcmc.AppD | mcmc.AIS, threshold: float | None = None) -> n
     return np.flatnonzero(~(np.asarray(estimate.disagreement) <= threshold))
 
 
-def _by_batch(estimate, x: np.ndarray, seed: int, batch_size: int, progress=None) -> tuple[np.ndarray, ...]:
+def _by_batch(estimate, x: np.ndarray, seed: int, batch_size: int, first_row: int = 0) -> tuple[np.ndarray, ...]:
     """Runs `estimate(x_batch, seed_of_batch)` -> a tuple of (batch,) tensors over the batches of x; the
-    batch starting at row r is seeded (seed, r), so a row's estimate does not depend on the others'.
-    `progress(rows_done)`, if given, is called after every batch."""
+    batch starting at row r of the data (x's first row being row `first_row`) is seeded (seed, r), so a
+    row's estimate does not depend on the others', and a slice of the data starting at a batch's first
+    row is estimated as in the whole."""
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed("seed", seed, allow_none=False)
+    first_row = check_seed("first_row", first_row, allow_none=False)  # a row: an int from 0 to MAX_SEED
     parts = []
     for start in range(0, len(x), batch_size):
-        parts.append(estimate(tf.constant(x[start:start + batch_size]), tf.constant([seed, start], tf.int64)))
-        if progress is not None:
-            progress(min(start + batch_size, len(x)))
+        parts.append(estimate(tf.constant(x[start:start + batch_size]),
+                              tf.constant([seed, first_row + start], tf.int64)))
     return tuple(np.concatenate([part[i].numpy() for part in parts]).astype(np.float32)
                  for i in range(len(parts[0])))
 
@@ -261,7 +262,7 @@ def _app_d_chunk(model, x, seed, num_samples, num_burnin, num_leapfrog_steps, nu
 
 
 def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_leapfrog_steps: int = 10,
-        seed: int = 0, batch_size: int = 100, progress=None) -> mcmc.AIS:
+        seed: int = 0, batch_size: int = 100, first_row: int = 0) -> mcmc.AIS:
     """Annealed importance sampling estimate of log p(x) (`mcmc.annealed_importance_sampling`).
 
     For each datapoint, `num_chains` chains start from the prior and anneal to the posterior
@@ -280,7 +281,8 @@ def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_l
         num_leapfrog_steps: leapfrog steps per HMC transition.
         seed: seed of the chains (same seed, same estimate).
         batch_size: datapoints run together.
-        progress: called with the number of datapoints done after every batch.
+        first_row: the row of the data that x starts at (a batch is seeded by its first row, so the
+            estimates of a slice starting at a batch's first row equal those of the whole).
 
     Returns:
         An `mcmc.AIS` of float32 arrays of shape (n,): the estimates, each datapoint's mean HMC
@@ -290,7 +292,7 @@ def ais(model, x: np.ndarray, num_chains: int = 16, num_steps: int = 1000, num_l
         ("num_chains", num_chains), ("num_steps", num_steps), ("num_leapfrog_steps", num_leapfrog_steps))]
     layers = _compiled_layers(model)
     return mcmc.AIS(*_by_batch(lambda xb, batch_seed: _ais_chunk(layers, xb, batch_seed, *settings), x, seed,
-                               batch_size, progress))
+                               batch_size, first_row))
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from vae_zoo.core.errors import InvalidArgumentError
+from vae_zoo.core.progress import ProgressFile
 from vae_zoo.core.summaries import mean_and_se, plus_minus  # noqa: F401 (plus_minus: the cards' format)
 from vae_zoo.core.validation import check_positive_int, check_seed
 from vae_zoo.data import datasets as data
@@ -226,15 +227,17 @@ def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool
                             f"has {model.latent_dim}.")
     side, z = exact.QUADRATURE_HALF_WIDTH, model.latent_dim
     locator, box_points, check_points = EXACT_LOCATOR_POINTS[z], EXACT_BOX_POINTS[z], EXACT_BOX_CHECK_POINTS[z]
-    saved = _ExactProgress(progress, model, x, (points, locator, box_points, check_points))
+    unmeasured = {"shared_check": np.array(np.nan), **{name: np.full(len(x), np.nan) for name in ("values", "checks")}}
+    saved = ProgressFile(progress, "`evaluate --exact`", (points, locator, box_points, check_points),
+                         [*model.get_weights(), x], unmeasured)
     saved.save()  # an unwritable progress file is refused before the work, not after it
     grid = f"{points}^{z} points over [-{side:g}, {side:g}]^{z} (rectangle rule)"
-    if saved.shared_check is None or saved.shared_check <= EXACT_TOLERANCE:  # (a passed check is never saved)
+    if not saved["shared_check"] > EXACT_TOLERANCE:  # not measured (NaN), or passed (a passed check is never saved)
         values = exact.quadrature(model, x, points=points, verbose=verbose)
         check = float(np.max(np.abs(exact.quadrature(model, x[:100], points=points // 2 + 1) - values[:100])))
-        saved.shared_check = check
+        saved.fields["shared_check"] = np.array(check)
     else:
-        check = saved.shared_check
+        check = float(saved["shared_check"])
     if check <= EXACT_TOLERANCE:
         saved.discard()  # nothing to continue: the shared grid is one pass
     else:
@@ -243,17 +246,14 @@ def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool
                   "a grid over each image's own box", flush=True)
         saved.save()
         boxes = exact.posterior_boxes(model, x, points=locator)
-        for start in range(0, len(x), EXACT_BLOCK):
-            rows = slice(start, start + EXACT_BLOCK)
-            if np.isnan(saved.values[rows]).any():
-                saved.values[rows] = exact.quadrature_in_boxes(model, x[rows], boxes[rows], box_points)
-                saved.checks[rows] = np.abs(exact.quadrature_in_boxes(model, x[rows], boxes[rows], check_points)
-                                            - saved.values[rows])
-                saved.save()
-            if verbose:
-                print(f"quadrature: {min(start + EXACT_BLOCK, len(x)):,} of {len(x):,} images, each on its own box",
-                      flush=True)
-        values, check = saved.values, float(np.max(saved.checks))
+
+        def measure(rows):
+            values = exact.quadrature_in_boxes(model, x[rows], boxes[rows], box_points)
+            return {"values": values,
+                    "checks": np.abs(exact.quadrature_in_boxes(model, x[rows], boxes[rows], check_points) - values)}
+
+        _by_blocks(saved, len(x), EXACT_BLOCK, measure, "quadrature, each image on its own box" if verbose else None)
+        values, check = saved["values"], float(np.max(saved["checks"]))
         grid = (f"per image, {box_points}^{z} points over a box holding its posterior (every cell of a "
                 f"{locator}^{z} grid over [-{side:g}, {side:g}]^{z} within {exact.BOX_DROP:g} nats of its highest "
                 "log p(x, z)), rectangle rule")
@@ -265,84 +265,61 @@ def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool
             "grid_check": round(check, 5), "test_set": test_set, "seconds": round(saved.elapsed(), 1)}
 
 
-class _ExactProgress:
-    """The per-image values of `exact_log_likelihood` so far (NaN: not yet), in an .npz file (or
-    nowhere), keyed by the model's weights, the images and the grids."""
-
-    def __init__(self, path, model: VAE, x: np.ndarray, grids: tuple[int, ...]):
-        import hashlib
-
-        digest = hashlib.sha256(repr(grids).encode())
-        for array in [*model.get_weights(), x]:
-            digest.update(np.ascontiguousarray(array, np.float32).tobytes())
-        self.path, self.key = (Path(path) if path is not None else None), digest.hexdigest()
-        self.shared_check, self.values, self.checks = None, np.full(len(x), np.nan), np.full(len(x), np.nan)
-        self.seconds, self.started = 0.0, time.time()  # earlier (interrupted) calls' wall time; this call's start
-        if self.path is None or not self.path.exists():
-            return
-        try:
-            with np.load(self.path) as saved:
-                key, shared_check = str(saved["key"]), float(saved["shared_check"])  # NaN: not measured yet
-                values, checks, seconds = saved["values"], saved["checks"], float(saved["seconds"])
-        except Exception as err:  # noqa: BLE001 (any unreadable file is the same refusal)
-            raise InvalidArgumentError(f"{self.path} is not a progress file of `evaluate --exact` ({err}). Delete it "
-                                       "or choose another file.") from err
-        if key != self.key or values.shape != self.values.shape:
-            raise InvalidArgumentError(f"{self.path} holds the progress of another measurement (other weights, "
-                                       "images or grids). Delete it to start again, or choose another file.")
-        self.shared_check = None if np.isnan(shared_check) else shared_check
-        self.values, self.checks, self.seconds = values, checks, seconds
-
-    def elapsed(self) -> float:
-        """Seconds of wall time the measurement took in all, interrupted calls included."""
-        return self.seconds + time.time() - self.started
-
-    def discard(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-
-    def save(self) -> None:
-        if self.path is None:
-            return
-        import io
-
-        from vae_zoo.core.errors import WriteError
-        from vae_zoo.core.io import atomic_write_bytes
-
-        buffer = io.BytesIO()
-        np.savez(buffer, key=self.key, shared_check=np.nan if self.shared_check is None else self.shared_check,
-                 values=self.values, checks=self.checks, seconds=self.elapsed())
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise WriteError(err.errno, f"Cannot write {self.path}: {err.strerror}. Choose a writable --workdir.") \
-                from err
-        atomic_write_bytes(self.path, buffer.getvalue())
+def _by_blocks(saved: ProgressFile, n: int, block: int, measure, label: str | None) -> None:
+    """Measures the rows of `saved` not measured yet (NaN values), `block` at a time: `measure(rows)`
+    -> {field: values of those rows}; the file is saved after each block, a line printed (label)."""
+    for start in range(0, n, block):
+        rows = slice(start, start + block)
+        if np.isnan(saved["values"][rows]).any():
+            for name, values in measure(rows).items():
+                saved[name][rows] = values
+            saved.save()
+        if label:
+            print(f"{label}: {min(start + block, n):,} of {n:,} images, {saved.elapsed():.0f} s", flush=True)
 
 
 AIS_SETTINGS = {"num_chains": 16, "num_steps": 500, "num_leapfrog_steps": 10}  # the card's protocol
 AIS_TEST_IMAGES = 1000  # the first N test images a card's AIS estimate covers
-PROGRESS_SECONDS = 30.0  # the longest the estimate runs without a line of progress
+AIS_BLOCK = 100  # images estimated together (one batch of the estimator) between two saves of the progress file
 
 
-def ais_log_likelihood(model: VAE, x: np.ndarray, test_set: str, seed: int = 0, verbose: bool = True) -> dict:
+def ais_log_likelihood(model: VAE, x: np.ndarray, test_set: str, seed: int = 0, verbose: bool = True,
+                       progress: str | os.PathLike | None = None) -> dict:
     """log p(x) by annealed importance sampling (`marginal_likelihood.ais`, AIS_SETTINGS): its mean
     over `x` with the standard error of that mean over the images, and the mean HMC acceptance. Each
     image's value is a stochastic lower bound of its log p(x) (unbiased for p(x), not for log p(x)),
-    independent of the encoder; it tightens as the number of steps grows."""
-    from vae_zoo.estimators import marginal_likelihood
+    independent of the encoder; it tightens as the number of steps grows.
 
-    started, last = time.time(), [time.monotonic()]
+    Args:
+        model: the model; x: its images; test_set: what `x` is, for the result.
+        seed: seed of the chains (an image's estimate depends on the seed and its row only).
+        verbose: print progress.
+        progress: a file (.npz) that keeps the per-image estimates every AIS_BLOCK images, so that
+            the same call continues where an interrupted one stopped, to the same result; a file of
+            another model, other images, seed or settings is refused.
 
-    def progress(done: int) -> None:
-        if verbose and (time.monotonic() - last[0] >= PROGRESS_SECONDS or done == len(x)):
-            last[0] = time.monotonic()
-            print(f"AIS: {done:,} of {len(x):,} images, {time.time() - started:.0f} s", flush=True)
+    Raises:
+        InvalidArgumentError: `progress` belongs to another measurement.
+    """
+    from vae_zoo.estimators import marginal_likelihood, mcmc
 
-    estimate = marginal_likelihood.ais(model, x, seed=seed, progress=progress, **AIS_SETTINGS)
-    settings = ", ".join(f"{k.replace('num_', '')} {v}" for k, v in AIS_SETTINGS.items())
-    return {**mean_and_se(estimate.log_likelihood), "n": len(x),
-            "kind": f"AIS estimate ({settings}): a stochastic lower bound per image, encoder-free",
-            "acceptance": round(float(np.mean(estimate.acceptance)), 3),
-            "flagged": len(marginal_likelihood.flagged(estimate)), "seed": seed, "test_set": test_set,
-            "seconds": round(time.time() - started, 1)}
+    fields = ("values", "acceptance", "disagreement")
+    saved = ProgressFile(progress, "`evaluate --ais`", (AIS_SETTINGS, seed), [*model.get_weights(), x],
+                         {name: np.full(len(x), np.nan) for name in fields})
+    saved.save()  # an unwritable progress file is refused before the work, not after it
+
+    def measure(rows):
+        estimate = marginal_likelihood.ais(model, x[rows], seed=seed, batch_size=AIS_BLOCK, first_row=rows.start,
+                                           **AIS_SETTINGS)
+        return dict(zip(fields, (estimate.log_likelihood, estimate.acceptance, estimate.disagreement), strict=True))
+
+    _by_blocks(saved, len(x), AIS_BLOCK, measure, "AIS" if verbose else None)
+    estimate = mcmc.AIS(*(saved[name].astype(np.float32) for name in fields))
+    result = {**mean_and_se(estimate.log_likelihood), "n": len(x),
+              "kind": f"AIS estimate ({', '.join(f'{k[4:]} {v}' for k, v in AIS_SETTINGS.items())}): a stochastic "
+                      "lower bound per image, encoder-free",
+              "acceptance": round(float(np.mean(estimate.acceptance)), 3),
+              "flagged": len(marginal_likelihood.flagged(estimate)), "seed": seed, "test_set": test_set,
+              "seconds": round(saved.elapsed(), 1)}
+    saved.discard()  # done: the result holds it
+    return result
