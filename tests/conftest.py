@@ -1,10 +1,16 @@
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # One compute thread per TensorFlow process: the two xdist workers (and the processes the tests start)
 # share two cores, and two threads each would oversubscribe them.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+# XLA's programs are kept on disk (keyed by their HLO's fingerprint) and loaded by the next process
+# that compiles the same one: both xdist workers and every process a test starts compile the same
+# training steps and estimators.
+os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_persistent_cache_directory="
+                      + str(Path(tempfile.gettempdir()) / f"vae-zoo-tests-xla-cache-{os.getuid()}"))
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # a data folder beside the checkout, if any
 if _SHARED.is_dir():
     os.environ.setdefault("VAE_ZOO_DATA", str(_SHARED))
