@@ -24,7 +24,7 @@ estimate: the paper's single-chain estimator, which the estimate replaces on fla
 
     python benchmarks/estimator_validation.py training [--n 20] [--points 1e4 1e5 1e6] [--workdir runs/validation]
     python benchmarks/estimator_validation.py preset [--name mnist-z2] [--n 100] [--binarizations 20131220 1 2]
-    python benchmarks/estimator_validation.py figure3 [--workdir runs/reproduce] [--n 20]
+    python benchmarks/estimator_validation.py figure3 [--workdir runs/reproduce] [--n 20] [--curves NAME ...]
 """
 
 import argparse
@@ -131,7 +131,14 @@ def check_preset(args) -> list[list]:
 
 def check_figure3(args) -> list[list]:
     rows = []
-    for folder in sorted(args.workdir.glob("figure3-*/mnist-*")):
+    folders = sorted(args.workdir.glob("figure3-*/mnist-*"))
+    missing = set(args.curves or []) - {folder.name for folder in folders}
+    if missing:
+        sys.exit(f"No checkpoint of {', '.join(sorted(missing))} in {args.workdir}: run `vae-zoo reproduce figure3` "
+                 "for it first.")
+    for folder in folders:
+        if args.curves and folder.name not in args.curves:
+            continue
         chosen = json.loads((folder / "step_size.json").read_text())["chosen"]
         model, state = load_checkpoint(folder / f"lr-{chosen:g}")
         samples = state["epoch"] * state["samples_per_epoch"]
@@ -162,9 +169,20 @@ def main() -> None:
     figure3 = checks.add_parser("figure3", help="the final models of vae-zoo reproduce figure3")
     figure3.add_argument("--workdir", type=Path, default=Path("runs/reproduce"))
     figure3.add_argument("--n", type=int, default=20, help="lowest-scoring images per split")
+    figure3.add_argument("--curves", nargs="+", help="only these curves (e.g. mnist-n1000-z3-mcem): their rows "
+                         "replace their earlier ones in results/app-d-figure3.json, the other curves' rows are kept")
     args = parser.parse_args()
     rows = {"training": check_training, "preset": check_preset, "figure3": check_figure3}[args.check](args)
-    table = {"command": shlex.join(["python", "benchmarks/estimator_validation.py", *sys.argv[1:]]),
+    argv = sys.argv[1:]
+    if getattr(args, "curves", None):  # one curve at a time: each row is what the command without --curves gives
+        start = argv.index("--curves")
+        argv = argv[:start] + argv[start + 1 + len(args.curves):]
+        earlier = RESULTS / f"app-d-{args.check}.json"
+        if earlier.exists():
+            measured = {row[0].split(" at ")[0] for row in rows}
+            rows = sorted([row for row in json.loads(earlier.read_text())["rows"]
+                           if row[0].split(" at ")[0] not in measured] + rows, key=lambda row: row[0])
+    table = {"command": shlex.join(["python", "benchmarks/estimator_validation.py", *argv]),
              "columns": COLUMNS, "rows": rows}
     atomic_write_text(RESULTS / f"app-d-{args.check}.json", json.dumps(table, indent=1) + "\n")
     print(f"| {' | '.join(COLUMNS)} |\n|{' --- |' * len(COLUMNS)}")
