@@ -3,6 +3,7 @@
 import errno
 import os
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -115,3 +116,51 @@ def test_every_state_file_is_read_as_its_shape_or_refused_in_a_sentence(tmp_path
         return
     assert isinstance(read, dict) and isinstance(read["epoch"], int) and not isinstance(read["epoch"], bool)
     assert checkpoints._kept(folder).startswith(f"The checkpoint of epoch {read['epoch']}")
+
+
+def _progress(path, values=None):
+    from vae_zoo.core.progress import ProgressFile
+
+    fields = {"values": np.full(5, np.nan) if values is None else values.copy(), "shared_check": np.array(np.nan)}
+    return ProgressFile(path, "`evaluate --exact`", ("grid", 101), [np.arange(6.0)], fields)
+
+
+@settings(max_examples=60, deadline=None)
+@given(damage=st.sampled_from(["truncate", "flip"]), where=st.floats(0.0, 1.0, exclude_max=True),
+       bit=st.integers(0, 7))
+def test_a_damaged_progress_file_is_refused_in_a_sentence_or_reads_as_written(tmp_path_factory, damage, where, bit):
+    """A measurement continues from its progress file only with the values it saved: a truncated
+    file, or one with any bit flipped, is refused naming the file (InvalidArgumentError), unless
+    the damage missed everything read (a zip field nothing checks)."""
+    from vae_zoo.core.errors import InvalidArgumentError
+
+    path = tmp_path_factory.mktemp("progress") / "m-exact.npz"
+    written = _progress(path)
+    written["values"][:3] = [-1.5, -2.25, 3.0]
+    written.save()
+    raw = bytearray(path.read_bytes())
+    position = int(where * len(raw))
+    if damage == "truncate":
+        raw = raw[:position]
+    else:
+        raw[position] ^= 1 << bit
+    path.write_bytes(bytes(raw))
+    try:
+        read = _progress(path)
+    except InvalidArgumentError as err:
+        assert str(path) in str(err) and ("Delete it" in str(err)), err
+    else:
+        np.testing.assert_array_equal(read["values"], written["values"])
+        np.testing.assert_array_equal(read["shared_check"], written["shared_check"])
+
+
+def test_a_progress_file_of_another_measurement_is_refused(tmp_path):
+    from vae_zoo.core.errors import InvalidArgumentError
+    from vae_zoo.core.progress import ProgressFile
+
+    path = tmp_path / "m-exact.npz"
+    _progress(path).save()
+    with pytest.raises(InvalidArgumentError, match="another measurement"):
+        ProgressFile(path, "`evaluate --exact`", ("grid", 201), [np.arange(6.0)], {"values": np.full(5, np.nan)})
+    with pytest.raises(InvalidArgumentError, match="another measurement"):
+        _progress(path, np.full(4, np.nan))  # other images: another number of values
