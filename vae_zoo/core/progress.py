@@ -55,6 +55,9 @@ class ProgressFile:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.fields[name]
 
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        self.fields[name] = value
+
     def elapsed(self) -> float:
         """Seconds of wall time the measurement took in all, interrupted calls included."""
         return self.seconds + time.time() - self.started

@@ -235,7 +235,7 @@ def exact_log_likelihood(model: VAE, x: np.ndarray, test_set: str, verbose: bool
     if not saved["shared_check"] > EXACT_TOLERANCE:  # not measured (NaN), or passed (a passed check is never saved)
         values = exact.quadrature(model, x, points=points, verbose=verbose)
         check = float(np.max(np.abs(exact.quadrature(model, x[:100], points=points // 2 + 1) - values[:100])))
-        saved.fields["shared_check"] = np.array(check)
+        saved["shared_check"] = np.array(check)
     else:
         check = float(saved["shared_check"])
     if check <= EXACT_TOLERANCE:
