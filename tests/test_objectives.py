@@ -163,6 +163,28 @@ def test_app_d_estimator_matches_the_exact_marginal_likelihood(linear_gaussian):
     assert abs(float(np.mean(acceptance)) - 0.9) < 0.07  # per chain since the step sizes are per chain
 
 
+def test_mode_search_starts_chains_at_distinct_modes_the_highest_first():
+    # Two modes: a narrow one at (3, -3) holding most of the mass and a broad one at 0. The only
+    # candidate in the narrow mode's basin starts far below the best candidates near 0 (log p over 10
+    # nats lower), so the best candidate is in the minor mode; the climbs still find the main one.
+    narrow = tfd.MultivariateNormalDiag(tf.constant([3.0, -3.0], tf.float64), tf.constant([0.1, 0.1], tf.float64))
+    broad = tfd.MultivariateNormalDiag(tf.zeros(2, tf.float64), tf.constant([0.5, 0.5], tf.float64))
+
+    def log_joint(z):  # (K, batch, 2) -> (K, batch)
+        return tf.reduce_logsumexp(tf.stack([narrow.log_prob(z), broad.log_prob(z) - 5.0]), axis=0)
+
+    near_zero = tf.random.stateless_normal([20, 2, 2], seed=(1, 2), dtype=tf.float64) * 0.7
+    far = tf.constant([[[2.55, -2.55], [2.55, -2.55]]], tf.float64)
+    broken = tf.constant([[[np.nan, 0.0], [np.nan, 0.0]]], tf.float64)  # a candidate where the density fails
+    candidates = tf.concat([near_zero, far, broken], axis=0)
+    assert float(tf.reduce_max(log_joint(far))) < float(tf.reduce_min(tf.reduce_max(log_joint(near_zero), 0))) - 10
+    starts = mcmc.mode_search(log_joint, candidates, num_modes=3).numpy()
+    assert starts.shape == (3, 2, 2)
+    np.testing.assert_allclose(starts[0], [[3.0, -3.0]] * 2, atol=0.02)  # the highest mode first
+    np.testing.assert_allclose(starts[1], [[0.0, 0.0]] * 2, atol=0.02)  # then the other
+    np.testing.assert_array_equal(starts[2], starts[0])  # no third mode: the highest again
+
+
 def test_ais_matches_the_exact_marginal_likelihood(linear_gaussian):
     w, b, x = linear_gaussian
     decode, prior = decoder_fn(w, b), tfd.MultivariateNormalDiag(tf.zeros(Z, tf.float64))

@@ -131,6 +131,21 @@ def _weights(workdir):
 
 
 @pytest.mark.slow
+def test_app_d_version_4_measures_four_chains_and_records_their_disagreement(tmp_path):
+    # Version 2 (the published figure) measures one chain per image (its points carry no flags: the
+    # end-to-end test below); version 4 four chains from distinct posterior modes, each point
+    # recording its flagged images and largest disagreement.
+    results = reproduce.run("figure3", tmp_path / "o", tmp_path / "w", 200, {"n_train": [200], "methods": ["aevb"]},
+                            {"learning_rate": 0.02, "eval_points": 50, "ml_samples": 20, "ml_burnin": 40,
+                             "ml_leapfrog": 2, "ml_estimator": 4})
+    (point,) = results["curves"]["mnist-n200-z3-aevb"]["points"]
+    for split in ("train", "test"):
+        assert 0 <= point[f"{split}_flagged"] <= 50 and point[f"{split}_max_disagreement"] >= 0
+        assert (point[f"{split}_flagged"] > 0) == (point[f"{split}_max_disagreement"] > 0.5)
+    assert len({reproduce.Settings("figure3", ml_estimator=v).key for v in (2, 4)}) == 2  # never continued
+
+
+@pytest.mark.slow
 def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path, in_process, monkeypatch,
                                                                        forked_cli):
     def command(*args):  # the command in this interpreter, as the console script runs it (sys.argv recorded)
@@ -165,6 +180,7 @@ def test_figure3_end_to_end_resumes_after_sigkill_with_the_same_result(tmp_path,
             assert point["train_nonfinite"] == point["test_nonfinite"] == 0 and point["measure_seconds"] > 0
             assert point["test"] <= 0 and abs(point["test_acceptance"] - 0.9) <= 0.05, (name, point)
             assert point["test_median"] <= 0 and point["train_se"] > 0 and point["test_se"] > 0
+            assert not any(k.endswith(("_flagged", "_max_disagreement")) for k in point)  # one chain: no flags
     assert sorted(a["curves"]) == [f"mnist-n200-z3-{m}" for m in ("aevb", "mcem", "wake-sleep")]
     assert a["command"] == "vae-zoo " + " ".join(map(str, [*TINY_FIGURE3, "--workdir", straight / "w", "--out",
                                                             straight / "o"]))

@@ -29,8 +29,9 @@ from vae_zoo.estimators.objectives import RNG
 # Rows (samples x datapoints) pushed through the decoder at once by the
 # importance-weighted estimate; bounds its memory to a few hundred MB.
 IW_ROWS_PER_CHUNK = 50_000
-# Chain starts of the HMC-based estimates: the best of the encoder's mean and this many prior draws.
-HMC_START_DRAWS = 100
+# Chain starts of App. D (`chain_starts`): candidates are the encoder's mean and this many prior draws;
+# with several chains, every candidate climbs log p(x, z) this many steps toward a mode.
+HMC_START_DRAWS, MODE_SEARCH_STEPS = 100, 50
 # App. D's chains per datapoint (`chain_starts`), and how far from the first chain's estimate the others'
 # (or the pooled estimate) may lie before the datapoint is flagged and the pooled estimate replaces it.
 APP_D_CHAINS, DISAGREEMENT_NATS = 4, 0.5
@@ -157,17 +158,19 @@ def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, n
     """The marginal-likelihood estimate of the paper's App. D (`mcmc.marginal_likelihood_app_d`).
 
     HMC samples of the true posterior p(z|x), a Gaussian fitted to them, and a harmonic-mean-type
-    estimate on new samples. The estimate's chain starts at the most probable (by log p(x, z)) of
-    the encoder's mean and HMC_START_DRAWS draws from the prior, so it does not hinge on the
-    encoder (models whose q(z|x) is poor or untrained, wake-sleep and MCEM, are measured as well as
-    AEVB's; started at an untrained encoder's mean, MCEM's chains stayed in a poor mode: 30 nats
-    lower on the training images of Figure 3's N = 1,000 model). Such a chain can still start in a
-    minor mode and stay there: 8.3 nats low on one of ten mnist-z2 test images, with nothing in
-    its samples to show it. So `num_chains` - 1 more chains start from other prior draws
-    (`chain_starts`); a datapoint where one of them lies more than DISAGREEMENT_NATS above the
-    first chain's estimate, or the estimate pooled from every chain's samples lies that far from it
-    on either side, is flagged (`flagged`), and its estimate is the pooled one (importance sampling
-    from the mixture of the chains' fitted Gaussians, `mcmc.marginal_likelihood_app_d`).
+    estimate on new samples. The chains start from the encoder's mean and HMC_START_DRAWS draws from
+    the prior (`chain_starts`), so the estimate does not hinge on the encoder (models whose q(z|x) is
+    poor or untrained, wake-sleep and MCEM, are measured as well as AEVB's; started at an untrained
+    encoder's mean, MCEM's chains stayed in a poor mode: 30 nats lower on the training images of
+    Figure 3's N = 1,000 model). One chain (`num_chains=1`, the paper's estimator) starts at the
+    most probable of them and can stay in a minor mode: 8.3 nats low on one of ten mnist-z2 test
+    images, 18.5 on one of the 20 lowest-scoring training images of a final Figure 3 model, with
+    nothing in its samples to show it. With several, the chains start at distinct modes found by
+    climbing log p(x, z) from the most probable candidates (`mcmc.mode_search`), the first at the
+    highest; a datapoint where another chain's estimate lies more than DISAGREEMENT_NATS above the
+    first chain's, or the estimate pooled from every chain's samples lies that far from it on either
+    side, is flagged (`flagged`), and its estimate is the pooled one (importance sampling from the
+    mixture of the chains' fitted Gaussians, `mcmc.marginal_likelihood_app_d`).
 
     Args:
         model: a model with `encoder`, `decoder`, `prior` (e.g. a `VAE`).
@@ -182,7 +185,7 @@ def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, n
     Returns:
         An `mcmc.AppD` of float32 arrays of shape (n,): the estimates, each datapoint's HMC
         acceptance rate (its first chain's), its chains' disagreement in nats and the first
-        chain's own estimate (the paper's single-chain estimator).
+        chain's own estimate.
     """
     settings = [check_positive_int(name, value) for name, value in (
         ("num_samples", num_samples), ("num_burnin", num_burnin), ("num_leapfrog_steps", num_leapfrog_steps),
@@ -225,9 +228,12 @@ def _log_joint(model, x):
 
 
 def chain_starts(model, x, seed, num_chains: int = 1) -> tf.Tensor:
-    """Chain starts per datapoint: the most probable (by log p(x, z)) of the encoder's mean and
-    HMC_START_DRAWS prior draws; each further start the most probable of another HMC_START_DRAWS
-    prior draws (so each can land in another mode).
+    """Chain starts per datapoint, from the encoder's mean and HMC_START_DRAWS prior draws. One
+    chain starts at the most probable (by log p(x, z)) of them, as the paper's estimator did. Several
+    start at distinct modes (`mcmc.mode_search`, the first at the highest) reached by climbing
+    log p(x, z) from every one of them: a posterior's main mode can lie where no draw is probable
+    (in the prior's tail, 3.6 standard deviations out on one training image of a final Figure 3
+    model), reached only from draws that start low.
 
     Args:
         model: a model with `encoder`, `decoder`, `prior`.
@@ -239,18 +245,14 @@ def chain_starts(model, x, seed, num_chains: int = 1) -> tf.Tensor:
         z of shape (num_chains, batch, latent_dim).
     """
     log_joint = _log_joint(model, x)
-
-    def most_probable(candidates):  # (K, batch, Z) -> (batch, Z)
-        best = tf.argmax(log_joint(candidates), axis=0)
-        return tf.gather(tf.transpose(candidates, [1, 0, 2]), best, batch_dims=1)
-
-    def draws(i):
-        return tf.random.stateless_normal([HMC_START_DRAWS, tf.shape(x)[0], model.latent_dim],
-                                          seed=tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1 + i),
-                                          dtype=x.dtype, alg=RNG)
-
-    starts = [most_probable(tf.concat([model.encoder(x).mean()[None], draws(0)], axis=0))]
-    return tf.stack(starts + [most_probable(draws(i)) for i in range(1, num_chains)])
+    draws = tf.random.stateless_normal([HMC_START_DRAWS, tf.shape(x)[0], model.latent_dim],
+                                       seed=tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1),
+                                       dtype=x.dtype, alg=RNG)
+    candidates = tf.concat([model.encoder(x).mean()[None], draws], axis=0)  # (K, batch, Z)
+    if num_chains > 1:
+        return mcmc.mode_search(log_joint, candidates, num_chains, MODE_SEARCH_STEPS)
+    best = tf.argmax(log_joint(candidates), axis=0)
+    return tf.gather(tf.transpose(candidates, [1, 0, 2]), best, batch_dims=1)[None]
 
 
 # Traced per batch shape (the full batches and the last): with a relaxed batch dimension, TFP's step-size

@@ -98,8 +98,9 @@ class Settings:
     ml_burnin: int = 100
     ml_leapfrog: int = 4  # App. E measured MCEM's marginal likelihood with 4 leapfrog steps
     # The App. D sampler's version: 2 adapts a step size per chain and jitters it (points of version 1,
-    # one shared step size, are not comparable and are not continued); 3 runs APP_D_CHAINS chains per
-    # image from distinct starts and records their disagreement (a missed mode shows).
+    # one shared step size, are not comparable and are not continued); 4 runs APP_D_CHAINS chains per
+    # image from distinct posterior modes and records their disagreement (a missed mode shows). (3 started
+    # them from prior draws and missed modes that 4 finds: not continued either.)
     ml_estimator: int = 2
 
     @property
