@@ -262,6 +262,11 @@ def test_a_rerun_from_the_seed_never_shortens_a_published_curve_and_says_how_it_
     # keeps what it replaced, and every later check still compares with the first published run.
     differing = record([10, 100, 1000], [-150.0, -131.0, -121.0])
     assert reproduce.merged(published, differing)["points"] == published["points"]
+    # Unless its points carry the standard errors the published points lack: every point needs its own.
+    with_errors = {**differing, "points": [{**p, "train_se": 0.3, "test_se": 0.4} for p in differing["points"]]}
+    replacing = reproduce.merged(published, with_errors)
+    assert replacing["points"] == with_errors["points"] and replacing["replaced"]["points"] == published["points"]
+    assert reproduce.merged(replacing, with_errors) == {**replacing, "rerun_check": replacing["rerun_check"]}
     first = reproduce.merged(published, record([10, 100, 1000, 10000], [-150.0, -131.0, -121.0, -111.0]))
     assert first["samples"] == 10000 and first["replaced"]["points"] == published["points"]
     later = reproduce.merged(first, record([10, 100, 1000, 10000, 20000], [-150.0, -131.0, -121.0, -111.0, -105.0]))

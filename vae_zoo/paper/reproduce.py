@@ -230,11 +230,13 @@ def train_curve(curve: Curve, settings: Settings, samples: int, workdir: Path, v
 def merged(published: dict | None, rerun: dict) -> dict:
     """The record to publish when `rerun` (a curve rerun from its seed, e.g. on a machine without its
     checkpoints) meets the `published` one: the published record until the rerun goes further, so a
-    rerun never shortens or replaces a curve of equal length, with `rerun_check` saying how the points
-    both measured compare (same samples: the largest absolute difference of train and test; 0 when
-    the rerun reproduces them exactly). The check is always against the first published run: a rerun
-    that goes further and differs keeps what it replaced under `replaced`. A published point the
-    rerun reproduces exactly gains the rerun's diagnostics it lacks (e.g. standard errors)."""
+    rerun never shortens a curve, with `rerun_check` saying how the points both measured compare
+    (same samples: the largest absolute difference of train and test; 0 when the rerun reproduces
+    them exactly). A rerun of equal length replaces the published curve only where its points carry
+    standard errors that the published points lack (a point needs its own). The check is always
+    against the first published run: a rerun that replaces a curve and differs keeps what it
+    replaced under `replaced`. A published point the rerun reproduces exactly gains the rerun's
+    diagnostics it lacks (e.g. standard errors)."""
     if published is None:
         return rerun
     reference = published.get("replaced", published)
@@ -244,7 +246,9 @@ def merged(published: dict | None, rerun: dict) -> dict:
     check = {"points": len(shared), "rerun_samples": rerun["samples"], "rerun_learning_rate": rerun["learning_rate"],
              "max_abs_difference": max((abs(a[k] - b[k]) for a, b in shared for k in ("train", "test")),
                                        default=None)}
-    if rerun["samples"] <= published["samples"]:
+    gains_errors = (any("test_se" not in p for p in published["points"])
+                    and all("test_se" in p for p in rerun["points"]))
+    if rerun["samples"] < published["samples"] or (rerun["samples"] == published["samples"] and not gains_errors):
         points = _with_diagnostics(published["points"], rerun["points"]) if same_step else published["points"]
         return {**published, "points": points, "rerun_check": check}
     if check["max_abs_difference"] == 0 and check["points"] == len(reference["points"]):
