@@ -68,3 +68,14 @@ def test_a_stored_table_is_rendered_under_its_command_and_a_figure_table_needs_c
         report.render("<!-- fig-rows -->\nstale\n<!-- /fig-rows -->", results)
     with pytest.raises(InvalidArgumentError, match="no curve"):
         report.render("<!--=check:a:test@end-->1<!--/-->", results)
+    # A cell of a stored table is quoted by its row's first two cells and its column's name.
+    results["check"] = {**results["check"], "columns": ["model", "images", "error"],
+                        "rows": [["a", "test", 0.5], ["b", "test", -1]]}
+    assert report.render("<!--=check:[b / test]:error|+.1f-->x<!--/--> "
+                         "<!--=check:[a / test]:error - check:[b / test]:error|.1f-->x<!--/-->", results) == (
+        "<!--=check:[b / test]:error|+.1f-->-1.0<!--/--> "
+        "<!--=check:[a / test]:error - check:[b / test]:error|.1f-->1.5<!--/-->")
+    for quote, message in (("check:[c / test]:error", "rows are"), ("check:[a / test]:worst", "columns"),
+                           ("check:[a / test]:images", "'test' is not a number")):
+        with pytest.raises(InvalidArgumentError, match=message):
+            report.render(f"<!--={quote}-->1<!--/-->", results)

@@ -13,8 +13,10 @@ A document marks what is generated:
   point measured nearest to SAMPLES, which must lie within 10 % of it; points also have
   train_median, test_median, train_se and test_se where they were measured with them),
   `STEM:CURVE:rerun_check.FIELD` (a field of the curve's rerun check), `STEM:CURVE:minutes_per_million`
-  (its wall time per 10^6 training samples), or the difference of two (`REF - REF`), optionally
-  followed by `|FORMAT` (a Python format spec, default `.2f`; `+.1f` for a signed difference).
+  (its wall time per 10^6 training samples), `STEM:[ROW]:COLUMN` (a cell of a rows table: ROW its
+  first two cells joined by " / ", COLUMN the column's name), or the difference of two
+  (`REF - REF`), optionally followed by `|FORMAT` (a Python format spec, default `.2f`; `+.1f` for a
+  signed difference).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ BLOCK = re.compile(r"(<!-- (?P<name>[\w.-]+)-(?P<kind>table|steps|leads|reruns|r
 QUOTE = re.compile(r"(<!--=(?P<quote>[^>]*?)-->)(?P<value>.*?)(<!--/-->)", re.S)
 REFERENCE = re.compile(r"^(?P<stem>[\w.-]+):(?P<curve>[\w.-]+):(?:(?P<field>(?:train|test)(?:_median|_se)?)@"
                        r"(?P<at>end|[0-9.e+]+)|rerun_check\.(?P<check>\w+)|(?P<rate>minutes_per_million))$")
+ROW_REFERENCE = re.compile(r"^(?P<stem>[\w.-]+):\[(?P<row>[^\]]+)\]:(?P<column>.+)$")
 MILESTONES = (1e6, 1e7, 1e8)  # the samples at which lead_table compares the methods
 
 
@@ -70,11 +73,15 @@ def value(quote: str, results: Mapping[str, dict]) -> str:
 
 
 def _point(reference: str, results: Mapping[str, dict]) -> float:
+    cell = ROW_REFERENCE.match(reference)
+    if cell:
+        return _cell(reference, _results(results, cell["stem"]), cell["row"], cell["column"])
     match = REFERENCE.match(reference)
     if match is None:
         raise InvalidArgumentError(f"Quote reference {reference!r}: expected STEM:CURVE:FIELD@SAMPLES "
                                    "(FIELD train or test, optionally with _median or _se; SAMPLES a number such as "
-                                   "1e7, or end), STEM:CURVE:rerun_check.FIELD or STEM:CURVE:minutes_per_million.")
+                                   "1e7, or end), STEM:CURVE:rerun_check.FIELD, STEM:CURVE:minutes_per_million or "
+                                   "STEM:[ROW]:COLUMN.")
     curves = _results(results, match["stem"]).get("curves", {})
     if match["curve"] not in curves:
         raise InvalidArgumentError(f"Quote reference {reference!r}: no curve {match['curve']} in {match['stem']}.")
@@ -95,6 +102,20 @@ def _point(reference: str, results: Mapping[str, dict]) -> float:
         raise InvalidArgumentError(f"Quote reference {reference!r}: the point at {point['samples']:,} samples has no "
                                    f"{match['field']}.")
     return float(point[match["field"]])
+
+
+def _cell(reference: str, table: dict, row: str, column: str) -> float:
+    """The number in `column` of the row of a rows table (see `rows_table`) whose first two cells,
+    joined by " / ", are `row`."""
+    columns, rows = table.get("columns", []), table.get("rows", [])
+    found = [r for r in rows if " / ".join(map(str, r[:2])) == row]
+    if column not in columns or len(found) != 1:
+        raise InvalidArgumentError(f"Quote reference {reference!r}: the table's rows are "
+                                   f"{[' / '.join(map(str, r[:2])) for r in rows]} and its columns {columns}.")
+    number = found[0][columns.index(column)]
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise InvalidArgumentError(f"Quote reference {reference!r}: {number!r} is not a number.")
+    return float(number)
 
 
 def _near(points: list[dict], samples: float) -> dict | None:
