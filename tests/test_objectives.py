@@ -185,6 +185,30 @@ def test_mode_search_starts_chains_at_distinct_modes_the_highest_first():
     np.testing.assert_array_equal(starts[2], starts[0])  # no third mode: the highest again
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 8), st.integers(1, 3), st.integers(1, 4), st.integers(0, 2**31 - 1))
+def test_mode_search_never_starts_below_its_best_candidate_and_keeps_its_starts_apart(components, k, batch, modes,
+                                                                                      seed):
+    rng = np.random.default_rng(seed)
+    means, scales = rng.uniform(-3, 3, (components, 2)), rng.uniform(0.05, 1.0, (components, 2))
+    weights = rng.normal(0, 3, components)
+
+    mixture = tfd.MixtureSameFamily(tfd.Categorical(logits=tf.constant(weights)),
+                                    tfd.MultivariateNormalDiag(tf.constant(means), tf.constant(scales)))
+    log_joint = mixture.log_prob  # the same for every datapoint
+
+    candidates = tf.constant(rng.normal(0, 2, (k, batch, 2)))
+    starts = mcmc.mode_search(log_joint, candidates, modes, num_steps=20).numpy()  # the contract holds at any length
+    assert starts.shape == (modes, batch, 2) and np.all(np.isfinite(starts))
+    values = log_joint(tf.constant(starts)).numpy()
+    assert np.all(values[0] >= log_joint(candidates).numpy().max(axis=0) - 1e-9)  # never below the best candidate
+    assert np.all(values <= values[0] + 1e-9)  # the highest first
+    for i in range(1, modes):  # each further start is another mode, or the highest again
+        for b in range(batch):
+            apart = all(np.max(np.abs(starts[i, b] - starts[j, b])) > 0.05 for j in range(i))
+            assert apart or np.array_equal(starts[i, b], starts[0, b]), (i, b, starts[:, b])
+
+
 def test_ais_matches_the_exact_marginal_likelihood(linear_gaussian):
     w, b, x = linear_gaussian
     decode, prior = decoder_fn(w, b), tfd.MultivariateNormalDiag(tf.zeros(Z, tf.float64))

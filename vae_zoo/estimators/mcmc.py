@@ -98,7 +98,8 @@ def mode_search(log_joint: LogJoint, candidates: tf.Tensor, num_modes: int, num_
     """Starts for `num_modes` chains per datapoint, at distinct modes of p(z|x).
 
     Each candidate climbs log p(x, z) by `num_steps` steps of Adam (step size `learning_rate`,
-    decayed to 0 on a cosine); of the points reached, the highest is the first start and each
+    decayed to 0 on a cosine; a climb that ends lower than it began keeps its start); of the points
+    reached, the highest is the first start and each
     further start is the highest that lies more than `separation` (on some latent axis) from
     every start chosen before it. A datapoint with fewer distinct modes than chains starts the
     rest at its highest. A chain started at the posterior's highest mode does not depend on
@@ -133,7 +134,10 @@ def mode_search(log_joint: LogJoint, candidates: tf.Tensor, num_modes: int, num_
 
     zeros = tf.zeros_like(candidates)
     _, z, _, _ = tf.while_loop(lambda i, *_: i < num_steps, climb, (0, candidates, zeros, zeros))
-    value = log_joint(z)
+    value, start_value = log_joint(z), log_joint(candidates)
+    # A climb that ended lower than it began (an overshoot) keeps its start: no start is worse than its candidate.
+    better = tf.math.is_finite(value) & ~(value < start_value)
+    z, value = tf.where(better[..., None], z, candidates), tf.where(better, value, start_value)
     available = tf.math.is_finite(value)  # (K, batch)
     by_datapoint = tf.transpose(z, [1, 0, 2])  # (batch, K, Z)
     starts = []
