@@ -1,5 +1,6 @@
-"""docs/paper.md cannot drift from results/: its tables and every number marked in its prose are
-regenerated from results/*.json (python docs/make_paper.py) and must equal what the file says."""
+"""docs/paper.md and README.md cannot drift from results/: their tables and every number marked in
+their prose are regenerated from results/*.json (python docs/make_paper.py) and must equal what the
+files say."""
 
 import difflib
 from pathlib import Path
@@ -10,14 +11,15 @@ from vae_zoo.core.errors import InvalidArgumentError
 from vae_zoo.paper import report
 
 REPO = Path(__file__).resolve().parents[1]
-DOCUMENT = REPO / "docs" / "paper.md"
 
 
-def test_paper_md_says_what_the_results_say():
-    current, rendered = DOCUMENT.read_text(), report.render_file(DOCUMENT, REPO / "results")
+@pytest.mark.parametrize("document, quotes", [("docs/paper.md", 90), ("README.md", 6)])
+def test_the_documents_say_what_the_results_say(document, quotes):
+    path = REPO / document
+    current, rendered = path.read_text(), report.render_file(path, REPO / "results")
     diff = "".join(difflib.unified_diff(current.splitlines(True), rendered.splitlines(True), n=0))
     assert current == rendered, f"run `python docs/make_paper.py`:\n{diff[:3000]}"
-    assert current.count("<!--=") >= 90  # the prose's numbers are quoted through the generator
+    assert current.count("<!--=") >= quotes  # the prose's numbers are quoted through the generator
 
 
 def _results():
