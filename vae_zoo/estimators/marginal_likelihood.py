@@ -164,13 +164,13 @@ def app_d(model, x: np.ndarray, num_samples: int = 500, num_burnin: int = 300, n
     encoder's mean, MCEM's chains stayed in a poor mode: 30 nats lower on the training images of
     Figure 3's N = 1,000 model). One chain (`num_chains=1`, the paper's estimator) starts at the
     most probable of them and can stay in a minor mode: 8.3 nats low on one of ten mnist-z2 test
-    images, 18.5 on one of the 20 lowest-scoring training images of a final Figure 3 model, with
+    images, about 18 on one of the 20 lowest-scoring training images of a final Figure 3 model, with
     nothing in its samples to show it. With several, the chains start at distinct modes found by
-    climbing log p(x, z) from the most probable candidates (`mcmc.mode_search`), the first at the
-    highest; a datapoint where another chain's estimate lies more than DISAGREEMENT_NATS above the
-    first chain's, or the estimate pooled from every chain's samples lies that far from it on either
-    side, is flagged (`flagged`), and its estimate is the pooled one (importance sampling from the
-    mixture of the chains' fitted Gaussians, `mcmc.marginal_likelihood_app_d`).
+    climbing log p(x, z) from every candidate (`mcmc.mode_search`), the first at the highest; a
+    datapoint where another chain's estimate lies more than DISAGREEMENT_NATS above the first
+    chain's, or the estimate pooled from every chain's samples lies that far from it on either side,
+    is flagged (`flagged`), and its estimate is the pooled one (importance sampling from the mixture
+    of the chains' fitted Gaussians, `mcmc.marginal_likelihood_app_d`).
 
     Args:
         model: a model with `encoder`, `decoder`, `prior` (e.g. a `VAE`).
